@@ -1,0 +1,169 @@
+"""INR files: safetensors tensors plus a JSON metadata block. Loading never unpickles.
+
+A single-INR file holds the `SirenNet` state-dict tensors under their own names
+(`layers.0.weight`, ..., `last_layer.bias`), so `safetensors.torch.load_file` gives a
+state dict that a plain `siren_pytorch.SirenNet` loads directly. Its metadata (all strings,
+as safetensors requires) is:
+
+    format       "gmn-inr"        (stacks: "gmn-inr-stack", leading axis N on every tensor)
+    version      "1"
+    arch         JSON of SirenArch: dim_in, hidden, layers, dim_out, w0, w0_initial
+    coords       the coordinate convention (pixel centres on [-1,1]², (row, col))
+    output       "net(x) + 0.5, values in [0,1]"
+    image_size   JSON [H, W] of the image it was fitted to
+    channels     "1" or "3"
+    source       free text (file name, dataset and index, ...)
+    psnr         PSNR in dB at image_size (stacks: tensor `psnr`)
+
+Stacks (zoo shards) add tensors `images` (N, H, W, C) and `psnr` (N,).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .errors import InrFileError
+from .siren import Params, SirenArch, check_params
+
+COORDS = "pixel centres on [-1,1]^2, last axis (row, col), row -1 at the top"
+OUTPUT = "net(x) + 0.5, values in [0,1]"
+MAX_FILE_BYTES = 2 << 30
+
+
+@dataclass
+class Inr:
+    """Parameters (leading axis N), architecture and metadata of one INR or a stack."""
+
+    params: Params
+    arch: SirenArch
+    meta: dict = field(default_factory=dict)
+    tensors: dict[str, Tensor] = field(default_factory=dict)  # extra tensors of a stack
+
+    @property
+    def n(self) -> int:
+        return self.params[0].shape[0]
+
+
+def _atomic_save(tensors: dict[str, Tensor], meta: dict[str, str], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def _meta(arch: SirenArch, fmt: str, meta: dict) -> dict[str, str]:
+    out = {"format": fmt, "version": "1", "arch": json.dumps(arch.to_dict()), "coords": COORDS, "output": OUTPUT}
+    for k, v in meta.items():
+        out[k] = v if isinstance(v, str) else json.dumps(v)
+    return out
+
+
+def save_inr(path: str | os.PathLike, params: Params, arch: SirenArch, **meta) -> None:
+    """Save one INR (params with N = 1) atomically. Extra keyword metadata: image_size, channels,
+    source, psnr, ... (non-strings are stored as JSON)."""
+    n = check_params(params, arch)
+    if n != 1:
+        raise ValueError(f"save_inr saves one INR, got a stack of {n}; use save_stack")
+    meta.setdefault("channels", arch.dim_out)
+    tensors = {name: t[0].float() for name, t in zip(arch.param_names(), params)}
+    _atomic_save(tensors, _meta(arch, "gmn-inr", meta), Path(path))
+
+
+def save_stack(path: str | os.PathLike, params: Params, arch: SirenArch, tensors: dict | None = None, **meta) -> None:
+    """Save a stack of N INRs (and extra tensors such as images and psnr) atomically."""
+    check_params(params, arch)
+    out = {name: t.float() for name, t in zip(arch.param_names(), params)}
+    out.update(tensors or {})
+    _atomic_save(out, _meta(arch, "gmn-inr-stack", meta), Path(path))
+
+
+def _read(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    name = path.name
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as e:
+        raise InrFileError(f"cannot read {name}: {e.strerror or e}") from None
+    if size == 0:
+        raise InrFileError(f"{name} is empty (0 bytes)")
+    looks_safetensors = len(head) >= 9 and head[8:9] == b"{"
+    pickled = head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in b"\x02\x03\x04\x05")
+    if pickled and not looks_safetensors:
+        raise InrFileError(f"{name} looks like a pickled PyTorch file; only safetensors INR files are accepted")
+    if size > MAX_FILE_BYTES:
+        raise InrFileError(f"{name} is {size / 2**30:.1f} GiB, too large for an INR file")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as e:  # safetensors raises its own error types for every malformed header
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InrFileError(f"{name} is not a valid safetensors file ({reason})") from None
+    return tensors, meta
+
+
+def load_inr(path: str | os.PathLike, *, allow_stack: bool = True) -> Inr:
+    """Load and validate an INR file (single or stack). Raises InrFileError on any problem:
+    not safetensors, pickled, missing or wrong metadata, wrong shapes, NaN/Inf weights."""
+    path = Path(path)
+    tensors, meta = _read(path)
+    name = path.name
+    fmt = meta.get("format")
+    if fmt is None:
+        raise InrFileError(
+            f"{name} has no INR metadata (format/arch); for a plain SirenNet state dict use inr.files.load_sirennet"
+        )
+    if fmt not in ("gmn-inr", "gmn-inr-stack") or (fmt == "gmn-inr-stack" and not allow_stack):
+        raise InrFileError(f"{name} has format {fmt!r}, expected 'gmn-inr'")
+    try:
+        arch = SirenArch.from_dict(json.loads(meta["arch"]))
+    except KeyError:
+        raise InrFileError(f"{name} metadata lacks 'arch'") from None
+    except (ValueError, TypeError) as e:
+        raise InrFileError(f"{name} has malformed 'arch' metadata: {e}") from None
+    missing = [k for k in arch.param_names() if k not in tensors]
+    if missing:
+        raise InrFileError(f"{name} lacks tensor {missing[0]!r} for its {arch.depth}-layer architecture")
+    stack = fmt == "gmn-inr-stack"
+    params = [tensors.pop(k).float() for k in arch.param_names()]
+    if not stack:
+        params = [t.unsqueeze(0) for t in params]
+    try:
+        check_params(params, arch)
+    except ValueError as e:
+        raise InrFileError(f"{name}: {e}") from None
+    for pname, t in zip(arch.param_names(), params):
+        if not torch.isfinite(t).all():
+            raise InrFileError(f"{name} has NaN or Inf values in {pname}")
+    parsed = {}
+    for k, v in meta.items():
+        try:
+            parsed[k] = json.loads(v) if k in ("image_size", "channels", "psnr", "arch") else v
+        except ValueError:
+            parsed[k] = v
+    return Inr(params, arch, parsed, tensors)
+
+
+def load_sirennet(path: str | os.PathLike, *, w0: float = 30.0, w0_initial: float = 30.0) -> Inr:
+    """Load a plain `SirenNet` state dict saved with safetensors (no metadata needed)."""
+    from .siren import from_state_dict
+
+    path = Path(path)
+    tensors, _ = _read(path)
+    try:
+        params, arch = from_state_dict(tensors, w0=w0, w0_initial=w0_initial)
+    except ValueError as e:
+        raise InrFileError(f"{path.name}: {e}") from None
+    return Inr(params, arch, {"source": path.name})
