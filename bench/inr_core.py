@@ -1,0 +1,174 @@
+"""INR core figures for BENCHMARKS.md (expected run time: about 10 minutes on 2 cores).
+
+    python -m bench.inr_core            # everything (builds the 5,000-INR MNIST zoo)
+    python -m bench.inr_core --no-zoo   # skip the zoo build (about 3 minutes)
+
+Sections written: inr-lr (learning-rate sweep), inr-zoo (MNIST-5k zoo build, batched vs
+one at a time), inr-photo (64×64 colour photo), inr-render (render time and memory).
+The zoo is built into zoo/mnist5k-{train,val,test} (reused by the editor benchmarks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.report import ROOT, table, write_section
+from inr.datasets import mnist5k
+from inr.fit import LR, fit
+from inr.images import to_square
+from inr.siren import SirenArch, init_params, render
+from inr.zoo import ZOO_LR, ZOO_STEPS
+
+
+def lr_sweep() -> None:
+    imgs = mnist5k("val")[:100]
+    rows = []
+    for steps in (150, 500):
+        for lr in (3e-4, 1e-3, 3e-3, 5e-3):
+            r = fit(imgs, SirenArch(), steps=steps, lr=lr, seed=0)
+            rows.append([steps, f"{lr:g}", f"{r.psnr.mean():.2f}", f"{r.psnr.min():.2f}", f"{r.seconds:.1f}"])
+            print("lr", rows[-1], flush=True)
+    body = (
+        "Adam on 100 MNIST-5k **validation** digits, SIREN 2→32→32→1, all 784 pixels per step, "
+        "fitted as one batch. The library default `inr.fit.LR` = "
+        f"{LR:g} (safe for larger SIRENs and photos); the zoo uses lr {ZOO_LR:g} for {ZOO_STEPS} steps "
+        "(`inr.zoo.ZOO_LR`, `ZOO_STEPS`).\n\n"
+        + table(["steps", "lr", "mean PSNR (dB)", "min PSNR (dB)", "time (s)"], rows)
+    )
+    write_section("inr-lr", "INR core: fitting learning rate", body, command="python -m bench.inr_core")
+
+
+def zoo() -> None:
+    out_root = ROOT / "zoo"
+    rows = []
+    total = 0.0
+    psnrs = []
+    for split in ("train", "val", "test"):
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            cmd = [
+                str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2",
+                "-m", "inr", "zoo", "--dataset", "mnist5k", "--split", split, "--out", tmp, "--threads", "1", "-q",
+            ]
+            subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            secs = time.perf_counter() - t0
+            index = json.loads((Path(tmp) / "zoo.json").read_text())
+            from inr.zoo import load_zoo
+
+            psnrs.append(load_zoo(tmp)[3])
+            dest = out_root / f"mnist5k-{split}"
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(tmp, dest)
+        total += secs
+        p = index["psnr"]
+        rows.append([split, index["count"], f"{p['mean']:.2f}", f"{p['min']:.2f}", f"{secs:.0f}"])
+        print("zoo", rows[-1], flush=True)
+    allp = torch.cat(psnrs)
+    rows.append(["**all**", len(allp), f"{allp.mean():.2f}", f"{allp.min():.2f}", f"**{total:.0f}**"])
+
+    # the same fit one image at a time, on the first 40 training digits, 2 threads
+    imgs = mnist5k("train")[:40]
+    t0 = time.perf_counter()
+    for i in range(len(imgs)):
+        fit(imgs[i], SirenArch(), steps=ZOO_STEPS, lr=ZOO_LR, seed=i)
+    one = (time.perf_counter() - t0) / len(imgs)
+    batched = total / len(allp)
+    body = (
+        f"5,000 MNIST-5k digits → SIREN 2→32→32→1, Adam lr {ZOO_LR:g}, {ZOO_STEPS} full-image steps, shards of 250 "
+        "fitted as batches, built with `torchrun --standalone --nproc_per_node 2 -m inr zoo --threads 1` "
+        "(one process per core). Goal: mean ≥ 35 dB, min ≥ 30 dB, ≤ 10 minutes.\n\n"
+        + table(["split", "INRs", "mean PSNR (dB)", "min PSNR (dB)", "build time (s)"], rows)
+        + f"\n\nOne image at a time (same steps and lr, 2 threads, measured on 40 digits): {one * 1000:.0f} ms per "
+        f"INR, i.e. {one * len(allp) / 60:.1f} minutes for 5,000, versus {batched * 1000:.1f} ms per INR batched: "
+        f"**{one / batched:.1f}× slower**."
+    )
+    write_section("inr-zoo", "INR core: MNIST-5k zoo", body, command="python -m bench.inr_core")
+
+
+def photo() -> None:
+    import skimage.data as skd
+
+    arch = SirenArch(hidden=64, layers=3, dim_out=3)
+    rows = []
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        img = to_square(getattr(skd, name)().astype(np.float32) / 255.0, 64)
+        times, ps, steps = [], [], []
+        for seed in range(3):
+            r = fit(img, arch, steps=1000, lr=2e-3, target_psnr=28.0, seed=seed)
+            times.append(r.seconds)
+            ps.append(r.psnr.item())
+            steps.append(int(r.steps.item()))
+        rows.append([name, f"{statistics.median(ps):.2f}", statistics.median(steps), f"{statistics.median(times):.2f}"])
+        print("photo", rows[-1], flush=True)
+    body = (
+        "64×64 colour photo (scikit-image, centre-cropped, Lanczos) in a SIREN 2→64→64→64→3, Adam lr 2e-3, "
+        "all pixels per step, early stop at 28 dB. Median of 3 seeds. Goal: ≥ 28 dB in ≤ 5 s.\n\n"
+        + table(["photo", "PSNR (dB)", "steps", "time (s)"], rows)
+    )
+    write_section("inr-photo", "INR core: fitting a 64×64 photo", body, command="python -m bench.inr_core")
+
+
+_MEM_SNIPPET = """
+import resource, sys, torch
+from inr.siren import SirenArch, init_params, render
+arch = SirenArch(hidden=256, layers=3, dim_out=3)
+p = init_params(arch, 1)
+render(p, arch, 64)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+img = render(p, arch, 2048)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((peak - base) / 1024)
+"""
+
+
+def render_times() -> None:
+    rows = []
+    for arch in (SirenArch(hidden=32, layers=2, dim_out=1), SirenArch(hidden=256, layers=3, dim_out=3)):
+        p = init_params(arch, 1)
+        for size in (256, 1024):
+            render(p, arch, size)
+            ts = []
+            for _ in range(5 if size == 256 else 3):
+                t0 = time.perf_counter()
+                render(p, arch, size)
+                ts.append(time.perf_counter() - t0)
+            dims = "→".join(map(str, arch.dims))
+            rows.append([dims, f"{size}²", f"{statistics.median(ts) * 1000:.0f}"])
+            print("render", rows[-1], flush=True)
+    out = subprocess.run([sys.executable, "-c", _MEM_SNIPPET], capture_output=True, text=True, check=True)
+    mem = float(out.stdout.strip().splitlines()[-1])
+    body = (
+        "Median wall time of `inr.siren.render` (chunks of 65,536 points, no grad), one INR.\n\n"
+        + table(["SIREN", "resolution", "time (ms)"], rows)
+        + f"\n\nPeak memory added by a 2048² render of a 2→256×3→3 INR (max RSS growth, separate process): "
+        f"**{mem:.0f} MB** (goal < 1 GB; the 2048²×3 float32 output alone is 48 MB)."
+    )
+    write_section("inr-render", "INR core: render time", body, command="python -m bench.inr_core")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--no-zoo", action="store_true")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    render_times()
+    photo()
+    lr_sweep()
+    if not args.no_zoo:
+        zoo()
+
+
+if __name__ == "__main__":
+    main()

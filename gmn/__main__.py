@@ -1,0 +1,176 @@
+"""`python -m gmn`: train, apply and evaluate editors.
+
+    python -m gmn train --task dilate --data mnist5k --editor ws+gmn --minutes 30 --out DIR [--device cuda]
+    torchrun --standalone --nproc_per_node 2 -m gmn train ...            # data parallel (DDP)
+    python -m gmn edit IN.safetensors --editor NAME_OR_PATH [--points 64] [--strength 1.0]
+                      [--mask M.png --target T.png] -o OUT.safetensors
+    python -m gmn eval --editor NAME_OR_PATH [--split test] [--points 64]
+    python -m gmn editors                                                # list the registry
+
+Bad input prints one line `error: ...` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from inr.errors import InrError
+
+from .editors import KINDS, EditorError
+from .objectives import TASKS
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _cmd_train(args) -> None:
+    from .train import TrainConfig, train
+
+    model = json.loads(args.model) if args.model else {}
+    cfg = TrainConfig(
+        task=args.task, data=args.data, editor=args.editor, out=args.out, minutes=args.minutes, steps=args.steps,
+        batch=args.batch, points=args.points, lr=args.lr, seed=args.seed, val_every=args.val_every,
+        val_size=args.val_size, limit=args.limit, zoo_root=args.zoo, device=args.device or _default_device(),
+        model=model,
+    )
+    state = train(cfg, progress=not args.quiet, log=(lambda *_: None) if args.quiet else print)
+    if state.get("best_val") is not None:
+        print(f"{args.out}: best val MSE {state['best_val']:.5f} at step {state['best_step']} "
+              f"({state['step']} steps, {state['elapsed'] / 60:.1f} min)")
+
+
+def _cmd_edit(args) -> None:
+    import torch
+
+    from inr.files import load_inr, save_inr
+    from inr.images import load_image, to_square
+
+    from .edit import edit_inr, resolve_editor
+    from .editors import load_editor
+
+    inr = load_inr(args.inr, allow_stack=False)
+    editor, card = load_editor(resolve_editor(args.editor))
+    size = args.size or (inr.meta.get("image_size") or [28])[0]
+    mask = paint = None
+    if editor.config.task == "paint":
+        if not (args.mask and args.target):
+            raise EditorError("the paint editor needs --mask M.png and --target T.png")
+        m = load_image(args.mask, channels=1)
+        mask = (to_square(m, size) > 0.5).float()
+        paint = to_square(load_image(args.target, channels=inr.arch.dim_out), size)
+    elif args.mask or args.target:
+        raise EditorError(f"--mask/--target are for paint editors; '{args.editor}' is a {editor.config.task} editor")
+    res = edit_inr(inr.params, inr.arch, editor, points=args.points, strength=args.strength, size=size,
+                   mask=mask, paint=paint, seed=args.seed)
+    if not all(torch.isfinite(t).all() for t in res.params):
+        raise EditorError("the edited INR has NaN or Inf weights; refused")
+    save_inr(args.output, res.params, inr.arch, image_size=[size, size],
+             source=f"{inr.meta.get('source', Path(args.inr).name)} + {editor.config.task} ({args.editor})",
+             edit={"editor": str(args.editor), "points": int(res.points.shape[0]), "strength": args.strength})
+    print(f"{args.output}: {editor.config.task} edit, MSE to target {res.mse:.5f}, {res.seconds * 1000:.1f} ms "
+          f"({res.points.shape[0]} points)")
+
+
+def _cmd_eval(args) -> None:
+    from .data import EditData
+    from .edit import resolve_editor
+    from .editors import load_editor
+    from .evaluate import eval_set, no_edit, run_adam, run_editor
+
+    editor, card = load_editor(resolve_editor(args.editor))
+    dataset = args.data or card.get("data", {}).get("dataset", "mnist5k")
+    data = EditData.from_zoo(dataset, args.split, editor.config.task, root=args.zoo, limit=args.limit)
+    es = eval_set(data)
+    points = args.points or editor.config.points
+    r = run_editor(editor, es, points=points)
+    print(f"{dataset} {args.split} ({len(data)} INRs), task {editor.config.task}, {points} points")
+    print(f"  no edit           MSE {no_edit(es):.5f}")
+    print(f"  editor            MSE {r['mse']:.5f}   {r['seconds_per_inr'] * 1000:.2f} ms/INR")
+    for k in (10, 100):
+        a = run_adam(es, points=points, steps=k, lr=args.adam_lr)
+        print(f"  Adam on points K={k:<4} MSE {a['mse']:.5f}   {a['seconds_per_inr'] * 1000:.2f} ms/INR")
+    for k in (10, 100):
+        a = run_adam(es, points=None, steps=k, lr=args.adam_lr)
+        print(f"  Adam on full   K={k:<4} MSE {a['mse']:.5f}   {a['seconds_per_inr'] * 1000:.2f} ms/INR")
+
+
+def _cmd_editors(args) -> None:
+    from .edit import list_editors
+
+    for name, path in list_editors().items():
+        card = path.with_suffix(".json")
+        info = json.loads(card.read_text()) if card.exists() else {}
+        val = info.get("metrics", {}).get("test_mse") or info.get("metrics", {}).get("val_mse")
+        print(f"{name:24s} {info.get('task', '?'):9s} {info.get('editor', '?'):13s} "
+              f"{'' if val is None else f'MSE {val:.4f}'}  {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m gmn", description="GradMetaNet editors: train, edit, evaluate")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("train", help="train an editor (resumes from DIR/last.safetensors)")
+    p.add_argument("--task", choices=TASKS, default="dilate")
+    p.add_argument("--data", choices=["mnist5k", "patches", "lfw"], default="mnist5k")
+    p.add_argument("--editor", choices=KINDS, default="ws+gmn")
+    p.add_argument("--out", required=True)
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--steps", type=int, default=None, help="step budget (overrides --minutes)")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--points", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-every", type=int, default=None)
+    p.add_argument("--val-size", type=int, default=500)
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--zoo", default=None, help="zoo root folder (default: ./zoo, built when missing)")
+    p.add_argument("--model", default=None, help='JSON of EditorConfig overrides, e.g. \'{"hidden": 64}\'')
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(run=_cmd_train)
+
+    p = sub.add_parser("edit", help="edit an INR file")
+    p.add_argument("inr")
+    p.add_argument("--editor", required=True, help="registry name or .safetensors path")
+    p.add_argument("--points", type=int, default=None)
+    p.add_argument("--strength", type=float, default=1.0)
+    p.add_argument("--size", type=int, default=None, help="grid of the objective (default: the INR's image size)")
+    p.add_argument("--mask", default=None)
+    p.add_argument("--target", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(run=_cmd_edit)
+
+    p = sub.add_parser("eval", help="evaluate an editor against the baselines")
+    p.add_argument("--editor", required=True)
+    p.add_argument("--data", default=None)
+    p.add_argument("--split", default="test", choices=["val", "test"])
+    p.add_argument("--points", type=int, default=None)
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--adam-lr", type=float, default=1e-3)
+    p.add_argument("--zoo", default=None)
+    p.set_defaults(run=_cmd_eval)
+
+    p = sub.add_parser("editors", help="list the editor registry")
+    p.set_defaults(run=_cmd_editors)
+
+    args = ap.parse_args(argv)
+    try:
+        args.run(args)
+    except (InrError, EditorError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (training resumes from its last checkpoint)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Edit datasets: a zoo split of fitted INRs with the objective of one task, and batches of
+(params, sampled points, objective at the points, objective on the full grid).
+
+Zoos live in `zoo/{dataset}-{split}` (built on first use with `inr.zoo.build_zoo`, a few
+minutes for MNIST-5k). Filter targets are computed from each INR's own render, as at edit
+time in the app; paint objectives are drawn fresh (synthetic strokes, blobs and colours)
+for every batch from a seeded generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from inr.siren import Params, SirenArch, coordinate_grid, render, select
+from inr.zoo import build_zoo, load_zoo
+
+from .objectives import FILTERS, TASKS, EditTarget, filter_target, paint_target, random_paint, sample_points
+
+ZOO_ROOT = Path(__file__).resolve().parent.parent / "zoo"
+DATA_ARCH = {"mnist5k": SirenArch(dim_out=1), "patches": SirenArch(dim_out=3), "lfw": SirenArch(dim_out=1)}
+
+
+def zoo_path(dataset: str, split: str, root: str | Path | None = None) -> Path:
+    return Path(root or ZOO_ROOT) / f"{dataset}-{split}"
+
+
+def ensure_zoo(dataset: str, split: str, root: str | Path | None = None, *, log=print) -> Path:
+    """Path of the zoo of dataset/split, building it first if it is not there."""
+    path = zoo_path(dataset, split, root)
+    if not (path / "zoo.json").exists():
+        log(f"building zoo {path} (one-time, resumable)")
+        build_zoo(dataset, split, path, arch=DATA_ARCH.get(dataset), progress=False, log=log)
+    return path
+
+
+@dataclass
+class Batch:
+    params: Params  # N INRs
+    x: Tensor  # (N, B, 2) sampled coordinates
+    target_pts: Tensor  # (N, B, C)
+    mask_pts: Tensor | None  # (N, B, 1) paint mask at the points
+    objective: EditTarget  # on the full grid
+
+
+class EditData:
+    """INRs of one zoo split and their objectives for `task`."""
+
+    def __init__(self, params: Params, arch: SirenArch, task: str, *, images: Tensor | None = None, size: int = 0):
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        self.params, self.arch, self.task = params, arch, task
+        n = params[0].shape[0]
+        side = size or (images.shape[1] if images is not None else 28)
+        self.renders = torch.cat([render(select(params, slice(i, i + 256)), arch, side) for i in range(0, n, 256)])
+        self.images = images if images is not None else self.renders  # originals (evaluation reference)
+        self.targets = filter_target(self.renders, task) if task in FILTERS else None
+        self.grid = coordinate_grid(side, side)
+
+    @classmethod
+    def from_zoo(cls, dataset: str, split: str, task: str, *, root=None, limit: int | None = None, log=print):
+        params, arch, images, _ = load_zoo(ensure_zoo(dataset, split, root, log=log))
+        if limit is not None:
+            params, images = select(params, slice(0, limit)), images[:limit]
+        return cls(params, arch, task, images=images)
+
+    def __len__(self) -> int:
+        return self.params[0].shape[0]
+
+    @property
+    def side(self) -> int:
+        return self.renders.shape[1]
+
+    def objective(self, index: Tensor, *, rng: np.random.Generator | None = None) -> EditTarget:
+        """Objective on the full grid for INRs `index` (paint: random strokes from `rng`)."""
+        if self.targets is not None:
+            return self.targets.select(index)
+        rng = rng or np.random.default_rng(0)
+        imgs = self.renders[index]
+        mask, colour = random_paint(len(index), self.side, self.side, imgs.shape[-1], generator=rng)
+        return paint_target(imgs, mask, colour)
+
+    def batch(self, index: Tensor, points: int, *, seed: int) -> Batch:
+        """A batch for INRs `index`, every random choice drawn from `seed`."""
+        gen = torch.Generator().manual_seed(seed)
+        obj = self.objective(index, rng=np.random.default_rng(seed))
+        return make_batch(select(self.params, index), obj, self.grid, points, gen)
+
+
+def make_batch(params: Params, obj: EditTarget, grid: Tensor, points: int, gen: torch.Generator) -> Batch:
+    """Sample B points per INR (inside/outside the mask for paint) and gather the objective there."""
+    n, h, w, c = obj.target.shape
+    idx = sample_points(n, h, w, points, generator=gen, mask=obj.mask)  # (N, B)
+    t_flat, _ = obj.flat()
+    t_pts = torch.gather(t_flat, 1, idx.unsqueeze(-1).expand(-1, -1, c))
+    m_pts = None
+    if obj.mask is not None:
+        m_pts = torch.gather(obj.mask.reshape(n, h * w, 1), 1, idx.unsqueeze(-1))
+    return Batch(params, grid[idx], t_pts, m_pts, obj)

@@ -1,0 +1,265 @@
+"""Editors: one interface (INR params, objective at sampled points) → Δθ, for every model.
+
+    editor = Editor(EditorConfig(kind="ws+gmn", task="dilate", arch=SirenArch().to_dict()))
+    dtheta = editor(params, arch, x, target_pts, mask_pts)      # Params, θ' = θ + s·Δθ
+
+Kinds (all equivariant to hidden-neuron permutations except "mlp"; all see θ):
+- "gmn":          GradMetaNet on the decomposed gradients (a, g) + weight-derived neuron features.
+- "gmnpp":        GradMetaNet++ on (a, g) + weight-derived neuron features.
+- "ws":           WS (NP layers) on the weights alone: no information from the points.
+- "ws+probe":     WS on θ plus Θ[f] channels of a GradMetaNet encoder fed probing features
+                  (activations a at the points only: no target information).
+- "ws+probe+res": the same fed (a, r) with the residual r = w·(f − t) at each point broadcast to
+                  all neurons: the target information of the gradient, without backpropagation.
+- "ws+gmn":       the same fed the gradients (a, g): the paper's best setup.
+- "mlp":          MLP on the flattened mean gradient and θ (non-equivariant, one width only).
+
+The three "ws+…" kinds share one architecture and differ only in what the points tell them,
+so comparing them isolates the value of the gradient input.
+
+The objective at the points is a weighted squared error w·(f − t)² with w = m + λ(1 − m)
+for a paint mask m (w = 1 for filters): see `gmn.objectives`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from inr.siren import Params, SirenArch
+
+from .baselines import FlatGradientMLP, FlatMLPConfig
+from .decompose import NeuronSet, Objective, decompose_gradients, probe_features, rank1_gradients
+from .model import GradMetaNet, GradMetaNetConfig, GradMetaNetPP, GradMetaNetPPConfig, GradMetaNetWS
+from .weightspace import WSNet, WSNetConfig
+
+KINDS = ("gmn", "gmnpp", "ws", "ws+probe", "ws+probe+res", "ws+gmn", "mlp")
+EDITOR_FORMAT = "gmn-editor"
+
+
+class EditorError(ValueError):
+    """An editor cannot be built, loaded or applied (one-line message)."""
+
+
+@dataclass
+class EditorConfig:
+    """What an editor is: its kind, the task it was trained for, the SIRENs it edits, sizes."""
+
+    kind: str = "ws+gmn"
+    task: str = "dilate"
+    arch: dict = field(default_factory=lambda: SirenArch().to_dict())  # SIRENs it was trained on
+    points: int = 64  # default number of sampled points at edit time
+    lam: float = 1.0  # paint: weight of the preservation term outside the mask
+    hidden: int = 48  # GradMetaNet width
+    interaction_layers: int = 3
+    deepsets_layers: int = 2
+    lowrank: int = 8
+    theta_channels: int = 8  # Θ[f] channels handed to WS
+    ws_hidden: int = 16
+    ws_layers: int = 3
+    pp_dim: int = 32
+    pp_blocks: int = 2
+    pp_heads: int = 4
+    mlp_hidden: int = 256
+    weight_features: bool = True
+    edit_scale_init: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise EditorError(f"unknown editor kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+
+    @property
+    def siren(self) -> SirenArch:
+        return SirenArch.from_dict(self.arch)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EditorConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class Editor(nn.Module):
+    """Δθ for a batch of INRs from their parameters and an objective at sampled points."""
+
+    def __init__(self, config: EditorConfig):
+        super().__init__()
+        self.config = cfg = config
+        arch = cfg.siren
+        scale = cfg.edit_scale_init
+        gkw = dict(hidden=cfg.hidden, interaction_layers=cfg.interaction_layers, deepsets_layers=cfg.deepsets_layers,
+                   lowrank=cfg.lowrank, decoder_hidden=cfg.hidden, weight_features=cfg.weight_features)
+        if cfg.kind == "gmn":
+            self.net = GradMetaNet(GradMetaNetConfig.for_arch(arch, in_features=2, edit_scale_init=scale, **gkw))
+        elif cfg.kind == "gmnpp":
+            self.net = GradMetaNetPP(GradMetaNetPPConfig.for_arch(
+                arch, in_features=2, dim=cfg.pp_dim, blocks=cfg.pp_blocks, heads=cfg.pp_heads, lowrank=cfg.lowrank,
+                edit_scale_init=scale, weight_features=cfg.weight_features))
+        elif cfg.kind == "ws":
+            self.net = WSNet(WSNetConfig.for_arch(arch, in_channels=1, hidden=cfg.ws_hidden, layers=cfg.ws_layers,
+                                                  edit_scale_init=scale))
+        elif cfg.kind.startswith("ws+"):
+            f = {"ws+probe": 1, "ws+probe+res": 1 + arch.dim_out, "ws+gmn": 2}[cfg.kind]
+            gcfg = GradMetaNetConfig.for_arch(arch, in_features=f, out_channels=cfg.theta_channels,
+                                              edit_scale_init=None, **gkw)
+            wcfg = WSNetConfig.for_arch(arch, in_channels=1 + cfg.theta_channels, hidden=cfg.ws_hidden,
+                                        layers=cfg.ws_layers, edit_scale_init=scale)
+            self.net = GradMetaNetWS(gcfg, wcfg)
+        else:  # mlp
+            self.net = FlatGradientMLP(arch, FlatMLPConfig(hidden=cfg.mlp_hidden, edit_scale_init=scale))
+        # Phase preconditioning: a change Δ of a sine layer's weights moves its phase by ω·Δ·a (ω = 30),
+        # while the linear output layer moves f by Δ·a. Dividing the sine layers' edits by ω puts every
+        # layer on the same footing, so early layers no longer wreck the image while the editor learns
+        # (without it the first-layer output scales collapse to ~0, SPEC §4 notes).
+        pre = [1.0 / w for w in arch.omegas for _ in range(2)] + [1.0, 1.0]
+        self.register_buffer("precond", torch.tensor(pre), persistent=False)
+
+    # inputs
+
+    def check(self, arch: SirenArch) -> None:
+        """Refuse INRs this editor cannot edit, with a message naming both."""
+        mine = self.config.siren
+        if arch.depth != mine.depth:
+            raise EditorError(
+                f"INR has {arch.depth} weight layers ({arch.layers} sine layers); editor "
+                f"'{self.config.task}/{self.config.kind}' expects {mine.depth} ({mine.layers} sine layers)"
+            )
+        if (arch.dim_in, arch.dim_out) != (mine.dim_in, mine.dim_out):
+            raise EditorError(
+                f"INR maps {arch.dim_in}→{arch.dim_out} channels; editor expects {mine.dim_in}→{mine.dim_out}"
+            )
+        if (arch.w0, arch.w0_initial) != (mine.w0, mine.w0_initial):
+            raise EditorError(f"INR has ω = ({arch.w0_initial:g}, {arch.w0:g}); editor expects "
+                              f"({mine.w0_initial:g}, {mine.w0:g})")
+        if self.config.kind == "mlp" and arch.hidden != mine.hidden:
+            raise EditorError(f"the 'mlp' editor only edits width {mine.hidden} INRs, got width {arch.hidden}")
+
+    def neurons(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None) -> NeuronSet:
+        """The per-point neuron features this editor reads (None-free for every kind but 'ws')."""
+        kind, lam = self.config.kind, self.config.lam
+        objective = _objective(target, mask, lam)
+        if kind in ("gmn", "gmnpp", "ws+gmn", "mlp"):
+            return decompose_gradients(params, arch, x, objective=objective)
+        probe = probe_features(params, arch, x)
+        if kind == "ws+probe":
+            return probe
+        # ws+probe+res: residual w·(f − t) of each point, broadcast to every neuron
+        f = probe.feats[:, :, -arch.dim_out :, 0]  # (N, B, C): the output neurons' activations
+        w = 1.0 if mask is None else mask * 1.0 + lam * (1 - mask)
+        r = (w * (f - target)).unsqueeze(2).expand(-1, -1, probe.feats.shape[2], -1)  # (N, B, n, C)
+        return NeuronSet(torch.cat([probe.feats, r], -1), probe.layer, probe.dims)
+
+    def forward(
+        self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None = None
+    ) -> Params:
+        """Δθ (Params) for N INRs.
+
+        x: (N, B, 2) sampled coordinates; target: (N, B, C) target values there; mask: (N, B, 1)
+        paint mask (None for filter edits)."""
+        self.check(arch)
+        return [d * c for d, c in zip(self._raw(params, arch, x, target, mask), self.precond)]
+
+    def _raw(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None) -> Params:
+        kind = self.config.kind
+        if kind == "ws":
+            return self.net(params)
+        neurons = self.neurons(params, arch, x, target, mask)
+        if kind in ("gmn", "gmnpp"):
+            return [t[..., 0] for t in self.net(neurons, params)]
+        if kind == "mlp":
+            return self.net(rank1_gradients(neurons, arch), params)
+        return self.net(params, neurons)
+
+    @torch.no_grad()
+    def fit_norm(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None = None) -> None:
+        """Fit the input normalisation statistics on a batch of training data."""
+        kind = self.config.kind
+        if kind == "ws":
+            self.net.fit_norm(params)
+            return
+        neurons = self.neurons(params, arch, x, target, mask)
+        if kind in ("gmn", "gmnpp"):
+            self.net.fit_norm(neurons, params)
+        elif kind == "mlp":
+            self.net.fit_norm(rank1_gradients(neurons, arch), params)
+        else:
+            self.net.gmn.fit_norm(neurons, params)
+            self.net.ws.fit_norm(params, self.net.gmn(neurons, params))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def _objective(target: Tensor, mask: Tensor | None, lam: float) -> Objective:
+    """w·(f − t)² with w = m + λ(1 − m): the helper's masked form with orig = target."""
+    if mask is None:
+        return Objective("mse", target=target)
+    return Objective("masked_mse", target=target, mask=mask, orig=target, lam=lam)
+
+
+def apply_edit(params: Params, dtheta: Params, strength: float = 1.0) -> Params:
+    """θ' = θ + s·Δθ."""
+    return [p + strength * d for p, d in zip(params, dtheta)]
+
+
+# files
+
+
+def save_editor(path: str | Path, editor: Editor, card: dict | None = None) -> None:
+    """Editor weights as safetensors (config + card in its metadata) and the card as JSON beside it."""
+    import os
+
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    card = dict(card or {})
+    card.setdefault("task", editor.config.task)
+    card.setdefault("editor", editor.config.kind)
+    card.setdefault("parameters", editor.num_parameters())
+    meta = {"format": EDITOR_FORMAT, "version": "1", "config": json.dumps(editor.config.to_dict()),
+            "card": json.dumps(card)}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in editor.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    card_path = path.with_suffix(".json")
+    tmp = card_path.with_name(f".{card_path.name}.tmp")
+    tmp.write_text(json.dumps({"config": editor.config.to_dict(), **card}, indent=2) + "\n")
+    os.replace(tmp, card_path)
+
+
+def load_editor(path: str | Path, device: torch.device | str = "cpu") -> tuple[Editor, dict]:
+    """Load an editor file (never unpickles). Returns (editor in eval mode, card)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise EditorError(f"no editor file {path}")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as e:  # malformed header or not safetensors at all
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise EditorError(f"{path.name} is not a valid editor file ({reason})") from None
+    if meta.get("format") != EDITOR_FORMAT:
+        raise EditorError(f"{path.name} is not an editor file (format {meta.get('format')!r})")
+    try:
+        config = EditorConfig.from_dict(json.loads(meta["config"]))
+        card = json.loads(meta.get("card", "{}"))
+    except (KeyError, ValueError, TypeError) as e:
+        raise EditorError(f"{path.name} has malformed editor metadata: {e}") from None
+    editor = Editor(config)
+    try:
+        editor.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise EditorError(f"{path.name} does not match its own config: {str(e).splitlines()[0]}") from None
+    return editor.to(device).eval(), card

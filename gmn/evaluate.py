@@ -1,0 +1,135 @@
+"""Evaluating edits against fair baselines (SPEC §6).
+
+Metric: per-INR MSE between the edited INR's clamped render on its pixel grid and the
+reference target — filter(original image) for filter edits, the painted colour inside the
+mask and the original image outside it for paint — averaged over INRs.
+
+Baselines, each given a stated amount of information:
+- no edit (identity);
+- `adam_on_points`: test-time Adam on the objective at the same B sampled points the editor
+  sees (K steps, lr tuned on validation);
+- `adam_on_full`: test-time Adam on the full-grid objective (the oracle; K steps, with time).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from inr.siren import Params, SirenArch, forward, render, select
+
+from .data import Batch, EditData, make_batch
+from .editors import Editor, apply_edit
+from .objectives import FILTERS, EditTarget, filter_images
+
+
+@dataclass
+class EvalSet:
+    """Test INRs with a fixed objective (target image on the grid) and fixed sampled points."""
+
+    data: EditData
+    reference: Tensor  # (N, H, W, C) target image the metric compares with
+    objectives: EditTarget  # the objective the editors optimise (from the INR's own render)
+
+    def batches(self, points: int, *, seed: int = 0, size: int = 64) -> list[Batch]:
+        out = []
+        for i in range(0, len(self.data), size):
+            idx = torch.arange(i, min(i + size, len(self.data)))
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + i)
+            out.append(make_batch(select(self.data.params, idx), self.objectives.select(idx), self.data.grid,
+                                  points, gen))
+        return out
+
+
+def eval_set(data: EditData, *, seed: int = 12345) -> EvalSet:
+    """Fix the objectives of `data` (paint strokes drawn once from `seed`)."""
+    idx = torch.arange(len(data))
+    if data.task in FILTERS:
+        ref = filter_images(data.images, data.task)
+        return EvalSet(data, ref, data.targets)
+    obj = data.objective(idx, rng=np.random.default_rng(seed))
+    ref = obj.mask * obj.target + (1 - obj.mask) * data.images  # painted colour inside, original outside
+    return EvalSet(data, ref, obj)
+
+
+def mse_to(params: Params, arch: SirenArch, reference: Tensor) -> Tensor:
+    """Per-INR MSE (N,) of the clamped render against reference (N, H, W, C)."""
+    img = render(params, arch, tuple(reference.shape[1:3]))
+    return (img - reference).pow(2).mean(dim=(1, 2, 3))
+
+
+@torch.no_grad()
+def edit_with(editor: Editor, batch: Batch, arch: SirenArch, strength: float = 1.0) -> Params:
+    editor.eval()
+    return apply_edit(batch.params, editor(batch.params, arch, batch.x, batch.target_pts, batch.mask_pts), strength)
+
+
+def _weights(batch: Batch, lam: float) -> Tensor:
+    return torch.ones_like(batch.target_pts[..., :1]) if batch.mask_pts is None else batch.mask_pts + lam * (
+        1 - batch.mask_pts)
+
+
+def adam_on_points(params: Params, arch: SirenArch, x: Tensor, target: Tensor, weight: Tensor, *, steps: int,
+                   lr: float) -> Params:
+    """Test-time Adam on mean_b w_b (f(x_b) - t_b)² at the given points only, every INR independent."""
+    p = [t.detach().clone().requires_grad_(True) for t in params]
+    opt = torch.optim.Adam(p, lr=lr)
+    for _ in range(steps):
+        err = (weight * (forward(p, arch, x) - target).pow(2)).mean(dim=(1, 2)).sum()
+        opt.zero_grad(set_to_none=True)
+        err.backward()
+        opt.step()
+    return [t.detach() for t in p]
+
+
+def adam_on_full(params: Params, arch: SirenArch, objective: EditTarget, grid: Tensor, *, steps: int,
+                 lr: float) -> Params:
+    """Test-time Adam on the objective over the full pixel grid (the oracle)."""
+    t, w = objective.flat()
+    return adam_on_points(params, arch, grid, t, w, steps=steps, lr=lr)
+
+
+def run_editor(editor: Editor, es: EvalSet, *, points: int, seed: int = 0, strength: float = 1.0) -> dict:
+    """Editor MSE per INR on an EvalSet, and its latency per INR (batched, including decomposition)."""
+    arch = es.data.arch
+    errs, secs = [], 0.0
+    for i, b in enumerate(es.batches(points, seed=seed)):
+        t0 = time.perf_counter()
+        edited = edit_with(editor, b, arch, strength)
+        secs += time.perf_counter() - t0
+        lo = i * 64
+        errs.append(mse_to(edited, arch, es.reference[lo : lo + len(b.x)]))
+    e = torch.cat(errs)
+    return {"mse": e.mean().item(), "per_inr": e, "seconds_per_inr": secs / len(e)}
+
+
+def run_adam(es: EvalSet, *, points: int | None, steps: int, lr: float, seed: int = 0, lam: float = 1.0) -> dict:
+    """Adam on the same sampled points (`points` B) or on the full grid (`points` None)."""
+    arch = es.data.arch
+    errs, secs = [], 0.0
+    for i, b in enumerate(es.batches(points or 1, seed=seed)):
+        t0 = time.perf_counter()
+        if points is None:
+            new = adam_on_full(b.params, arch, b.objective, es.data.grid, steps=steps, lr=lr)
+        else:
+            new = adam_on_points(b.params, arch, b.x, b.target_pts, _weights(b, lam), steps=steps, lr=lr)
+        secs += time.perf_counter() - t0
+        lo = i * 64
+        errs.append(mse_to(new, arch, es.reference[lo : lo + len(b.x)]))
+    e = torch.cat(errs)
+    return {"mse": e.mean().item(), "per_inr": e, "seconds_per_inr": secs / len(e)}
+
+
+def no_edit(es: EvalSet) -> float:
+    return mse_to(es.data.params, es.data.arch, es.reference).mean().item()
+
+
+def tune_adam_lr(es_val: EvalSet, *, points: int | None, steps: int,
+                 lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2)) -> tuple[float, dict[float, float]]:
+    """Pick the Adam lr with the lowest MSE on a validation EvalSet."""
+    scores = {lr: run_adam(es_val, points=points, steps=steps, lr=lr)["mse"] for lr in lrs}
+    return min(scores, key=scores.get), scores

@@ -1,0 +1,291 @@
+"""Training editors: `python -m gmn train --task dilate --data mnist5k --editor ws+gmn --minutes 30 --out DIR`.
+
+The loop, in plain sight:
+
+    for step in ...:
+        batch  = B random points on each of `batch` random training INRs (+ a random paint stroke)
+        Δθ     = editor(θ, points, objective at the points)
+        loss   = weighted MSE of the edited INR on the full pixel grid against the objective
+        AdamW step (linear warm-up, cosine decay over the step or time budget, grad-norm clip)
+        every `val_every` steps: validation MSE of the clamped render → last + best checkpoints
+
+The time budget (`minutes`) counts CPU time of the training process (all its threads), not
+wall time, so that runs sharing a machine still get equal budgets.
+
+Every random choice of step s is drawn from seed (seed, s, rank), so a run resumed from its
+last checkpoint (model, optimizer, step, elapsed time, history) continues exactly as an
+uninterrupted one would. Checkpoints are written atomically. Under `torchrun
+--nproc_per_node P` the editor is wrapped in DistributedDataParallel (gloo on CPU, NCCL on
+GPU); each rank draws its own batch and rank 0 validates and writes files.
+
+Outputs in DIR: last.safetensors (resume state), best.safetensors + best.json (the editor at
+its best validation MSE, with its card), log.jsonl (one line per validation).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from inr.siren import forward
+
+from .data import EditData
+from .editors import Editor, EditorConfig, apply_edit, save_editor
+
+
+@dataclass
+class TrainConfig:
+    task: str = "dilate"
+    data: str = "mnist5k"
+    editor: str = "ws+gmn"
+    out: str = "runs/editor"
+    minutes: float | None = 10.0  # budget in CPU-minutes of this process (ignored when steps is set)
+    steps: int | None = None  # step budget: makes the schedule (and a resumed run) deterministic
+    batch: int = 32  # INRs per step (per process)
+    points: int = 64  # sampled points per INR
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    clip: float = 1.0
+    min_lr: float = 0.05  # final lr as a fraction of lr
+    seed: int = 0
+    val_every: int | None = None  # default: one epoch of the training split
+    val_size: int = 500
+    limit: int | None = None  # use only the first `limit` training INRs (tests)
+    zoo_root: str | None = None
+    device: str = "cpu"
+    model: dict = field(default_factory=dict)  # EditorConfig overrides (hidden, lowrank, ...)
+
+
+def _commit() -> str:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _dist() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return dist.get_rank(), world
+    return 0, 1
+
+
+def edit_loss(editor, batch, arch, grid, *, clamp: bool = False) -> torch.Tensor:
+    """Per-INR weighted MSE (N,) of the edited INRs on the full grid."""
+    dtheta = editor(batch.params, arch, batch.x, batch.target_pts, batch.mask_pts)
+    f = forward(apply_edit(batch.params, dtheta), arch, grid)  # (N, H*W, C)
+    if clamp:
+        f = f.clamp(0, 1)
+    return batch.objective.error(f.reshape(batch.objective.target.shape))
+
+
+def _lr_factor(cfg: TrainConfig, step: int, progress: float) -> float:
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    return cfg.min_lr + (1 - cfg.min_lr) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+# checkpoints
+
+
+def _save_state(path: Path, editor: Editor, opt: torch.optim.Optimizer, state: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in editor.state_dict().items()}
+    osd = opt.state_dict()
+    for pid, st in osd["state"].items():
+        for k, v in st.items():
+            tensors[f"opt.{pid}.{k}"] = (v if torch.is_tensor(v) else torch.tensor(v)).detach().cpu().contiguous()
+    meta = {"format": "gmn-train-state", "state": json.dumps(state), "groups": json.dumps(osd["param_groups"])}
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+
+
+def _load_state(path: Path, editor: Editor, opt: torch.optim.Optimizer) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata()
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    editor.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, key = k.split(".", 2)
+            state.setdefault(int(pid), {})[key] = v
+    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["groups"])})
+    return json.loads(meta["state"])
+
+
+# the loop
+
+
+def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, on_val: Callable[[dict], None] | None = None,
+          should_stop: Callable[[], bool] | None = None, progress: bool = False) -> dict:
+    """Train (or resume) an editor; returns the final state (step, best_val, history, ...)."""
+    rank, world = _dist()
+    device = torch.device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    quiet = (lambda *_: None) if rank else log
+    train_data = EditData.from_zoo(cfg.data, "train", cfg.task, root=cfg.zoo_root, limit=cfg.limit, log=quiet)
+    val_data = EditData.from_zoo(cfg.data, "val", cfg.task, root=cfg.zoo_root, limit=cfg.val_size, log=quiet)
+    arch, grid = train_data.arch, train_data.grid.to(device)
+    ecfg = EditorConfig(kind=cfg.editor, task=cfg.task, arch=arch.to_dict(), points=cfg.points, **cfg.model)
+    editor = Editor(ecfg)
+    nb = train_data.batch(torch.arange(min(len(train_data), 256)), cfg.points, seed=cfg.seed)
+    editor.fit_norm(nb.params, arch, nb.x, nb.target_pts, nb.mask_pts)  # identical on every rank
+    editor.to(device)
+    opt = torch.optim.AdamW(editor.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # "elapsed": CPU seconds of this process spent training (the budget, fair under contention);
+    # "wall": wall-clock seconds. Validation counts in neither.
+    state = {"step": 0, "elapsed": 0.0, "wall": 0.0, "best_val": None, "best_step": None, "history": []}
+    last = out / "last.safetensors"
+    if last.exists():
+        state = _load_state(last, editor, opt)
+        quiet(f"resumed from {last} at step {state['step']} ({state['elapsed'] / 60:.1f} min)")
+    model = editor
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(editor, find_unused_parameters=True)
+    val_every = cfg.val_every or max(1, len(train_data) // (cfg.batch * world))
+    val_batches = [val_data.batch(torch.arange(i, min(i + 64, len(val_data))), cfg.points, seed=10**9 + i)
+                   for i in range(0, len(val_data), 64)]
+    budget = cfg.minutes * 60 if cfg.minutes else None
+
+    def done() -> bool:
+        if cfg.steps is not None:
+            return state["step"] >= cfg.steps
+        return budget is not None and state["elapsed"] >= budget
+
+    def validate() -> float:
+        editor.eval()
+        with torch.no_grad():
+            errs = [edit_loss(editor, _to(b, device), arch, grid, clamp=True) for b in val_batches]
+        editor.train()
+        return torch.cat(errs).mean().item()
+
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps or int(budget or 0), initial=state["step"] if cfg.steps else int(state["elapsed"]),
+                   unit="step" if cfg.steps else "s", desc=f"train {cfg.task}/{cfg.editor}")
+    losses: list[float] = []
+    t_last, c_last = time.perf_counter(), time.process_time()
+    while not done():
+        step = state["step"]
+        prog = step / cfg.steps if cfg.steps else state["elapsed"] / budget if budget else 0.0
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * _lr_factor(cfg, step, prog)
+        seed = (cfg.seed * 1_000_003 + step) * world + rank
+        idx = torch.randint(len(train_data), (cfg.batch,), generator=torch.Generator().manual_seed(seed))
+        batch = _to(train_data.batch(idx, cfg.points, seed=seed), device)
+        loss = edit_loss(model, batch, arch, grid).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(editor.parameters(), cfg.clip)
+        opt.step()
+        losses.append(loss.item())
+        now, cnow = time.perf_counter(), time.process_time()
+        state["wall"] = state.get("wall", 0.0) + now - t_last
+        state["elapsed"] += cnow - c_last
+        t_last, c_last = now, cnow
+        state["step"] = step + 1
+        if world > 1:  # ranks agree on the clock and on stopping
+            import torch.distributed as dist
+
+            t = torch.tensor([state["elapsed"], float(bool(should_stop and should_stop()))])
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            state["elapsed"], stop = t[0].item(), t[1].item() > 0
+        else:
+            stop = bool(should_stop and should_stop())
+        if bar is not None:
+            bar.n = state["step"] if cfg.steps else min(int(state["elapsed"]), bar.total)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            bar.refresh()
+        if state["step"] % val_every == 0 or done() or stop:
+            if rank == 0:
+                val = validate()
+                entry = {"step": state["step"], "elapsed": round(state["elapsed"], 2), "wall": round(state["wall"], 2),
+                         "train": sum(losses) / max(len(losses), 1), "val": val,
+                         "lr": opt.param_groups[0]["lr"]}
+                state["history"].append(entry)
+                if state["best_val"] is None or val < state["best_val"]:
+                    state["best_val"], state["best_step"] = val, state["step"]
+                    save_editor(out / "best.safetensors", editor, _card(cfg, state, ecfg, train_data, device))
+                _save_state(last, editor, opt, state)
+                with open(out / "log.jsonl", "a") as fh:
+                    fh.write(json.dumps(entry) + "\n")
+                quiet(f"step {state['step']}  train {entry['train']:.5f}  val {val:.5f}  "
+                      f"best {state['best_val']:.5f} @ {state['best_step']}  {state['elapsed'] / 60:.1f} min")
+                if on_val:
+                    on_val(entry)
+            losses = []
+            t_last, c_last = time.perf_counter(), time.process_time()  # validation is not counted
+            if world > 1:
+                import torch.distributed as dist
+
+                dist.barrier()
+        if stop:
+            break
+    if bar is not None:
+        bar.close()
+    if world > 1:  # DDP keeps replicas identical: check it, and record it for the tests and the card
+        import torch.distributed as dist
+
+        flat = torch.cat([p.detach().flatten().cpu() for p in editor.parameters()])
+        gathered = [torch.empty_like(flat) for _ in range(world)]
+        dist.all_gather(gathered, flat)
+        diff = max((g - gathered[0]).abs().max().item() for g in gathered)
+        if rank == 0:
+            (out / "ddp.json").write_text(json.dumps({"world": world, "max_abs_diff_between_ranks": diff}))
+            quiet(f"{world} ranks hold identical weights (max |Δ| = {diff:g})" if diff == 0 else
+                  f"warning: ranks differ by up to {diff:g}")
+    return state
+
+
+def _to(batch, device):
+    if device.type == "cpu":
+        return batch
+    from .data import Batch
+
+    o = batch.objective.to(device)
+    m = None if batch.mask_pts is None else batch.mask_pts.to(device)
+    return Batch([t.to(device) for t in batch.params], batch.x.to(device), batch.target_pts.to(device), m, o)
+
+
+def _card(cfg: TrainConfig, state: dict, ecfg: EditorConfig, data: EditData, device) -> dict:
+    return {
+        "task": cfg.task,
+        "editor": cfg.editor,
+        "data": {"dataset": cfg.data, "train": f"{cfg.data} train ({len(data)} INRs)",
+                 "val": f"{cfg.data} val (first {cfg.val_size})"},
+        "metrics": {"val_mse": state["best_val"], "best_step": state["best_step"], "steps": state["step"]},
+        "train_config": asdict(cfg),
+        "training_minutes": round(state["elapsed"] / 60, 2),  # CPU-minutes of the training process
+        "training_wall_minutes": round(state.get("wall", 0.0) / 60, 2),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "processes": int(os.environ.get("WORLD_SIZE", "1")),
+        "commit": _commit(),
+        "date": time.strftime("%Y-%m-%d"),
+    }

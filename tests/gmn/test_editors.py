@@ -1,0 +1,95 @@
+import pytest
+import torch
+
+from gmn.data import EditData
+from gmn.editors import KINDS, Editor, EditorConfig, EditorError, apply_edit, load_editor, save_editor
+from gmn.train import edit_loss
+from inr.siren import SirenArch, init_params
+
+SMALL = dict(hidden=16, interaction_layers=1, deepsets_layers=1, lowrank=4, theta_channels=4, ws_hidden=8,
+             ws_layers=2, pp_dim=16, pp_blocks=1, pp_heads=2, mlp_hidden=32)
+
+
+def _data(task, n=16, hidden=32, seed=0):
+    arch = SirenArch(hidden=hidden)
+    params = init_params(arch, n, generator=torch.Generator().manual_seed(seed))
+    return EditData(params, arch, task)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_editor_trains_and_lowers_the_loss(kind):
+    torch.manual_seed(0)
+    data = _data("paint" if kind == "ws+probe+res" else "dilate")
+    editor = Editor(EditorConfig(kind=kind, task=data.task, **SMALL))
+    batch = data.batch(torch.arange(16), 32, seed=0)
+    editor.fit_norm(batch.params, data.arch, batch.x, batch.target_pts, batch.mask_pts)
+    opt = torch.optim.Adam(editor.parameters(), lr=3e-3)
+    first = None
+    for _ in range(25):
+        loss = edit_loss(editor, batch, data.arch, data.grid).mean()
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.9 * first, (kind, first, loss.item())
+
+
+def test_invert_is_learned_to_near_zero_error(tiny_zoo):
+    # invert is exactly reachable: negate the last layer (Δ = -2 W_L, -2 b_L)
+    torch.manual_seed(0)
+    data = EditData.from_zoo("mnist5k", "train", "invert", root=tiny_zoo, limit=8)
+    editor = Editor(EditorConfig(kind="ws", task="invert"))  # the default WS editor
+    batch = data.batch(torch.arange(8), 16, seed=0)
+    editor.fit_norm(batch.params, data.arch, batch.x, batch.target_pts)
+    start = edit_loss(editor, batch, data.arch, data.grid).mean().item()
+    opt = torch.optim.Adam(editor.parameters(), lr=3e-3)
+    for _ in range(400):
+        loss = edit_loss(editor, batch, data.arch, data.grid).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        final = edit_loss(editor, batch, data.arch, data.grid, clamp=True).mean().item()
+    assert final < 0.01 * start, (start, final)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    data = _data("dilate", n=4)
+    editor = Editor(EditorConfig(kind="ws+gmn", **SMALL))
+    b = data.batch(torch.arange(4), 16, seed=0)
+    editor.fit_norm(b.params, data.arch, b.x, b.target_pts)
+    save_editor(tmp_path / "e.safetensors", editor, {"metrics": {"val_mse": 0.1}})
+    back, card = load_editor(tmp_path / "e.safetensors")
+    assert card["metrics"]["val_mse"] == 0.1 and card["editor"] == "ws+gmn"
+    assert (tmp_path / "e.json").exists()
+    with torch.no_grad():
+        a = editor.eval()(b.params, data.arch, b.x, b.target_pts)
+        c = back(b.params, data.arch, b.x, b.target_pts)
+    assert all(torch.equal(x, y) for x, y in zip(a, c))
+
+
+def test_bad_editor_files(tmp_path):
+    torch.save({"x": 1}, tmp_path / "p.safetensors")
+    with pytest.raises(EditorError, match="not a valid editor"):
+        load_editor(tmp_path / "p.safetensors")
+    with pytest.raises(EditorError, match="no editor file"):
+        load_editor(tmp_path / "missing.safetensors")
+    with pytest.raises(EditorError, match="unknown editor kind"):
+        EditorConfig(kind="transformer")
+
+
+def test_any_width_same_depth_and_depth_mismatch_is_refused():
+    editor = Editor(EditorConfig(kind="ws+gmn", **SMALL)).eval()
+    for hidden in (16, 64):
+        data = _data("dilate", n=2, hidden=hidden)
+        b = data.batch(torch.arange(2), 16, seed=0)
+        with torch.no_grad():
+            d = editor(b.params, data.arch, b.x, b.target_pts)
+        assert [t.shape for t in apply_edit(b.params, d)] == [t.shape for t in b.params]
+    deep = SirenArch(layers=3)
+    p = init_params(deep, 1)
+    with pytest.raises(EditorError, match="INR has 4 weight layers .* expects 3"):
+        editor(p, deep, torch.zeros(1, 4, 2), torch.zeros(1, 4, 1))
+    mlp = Editor(EditorConfig(kind="mlp", **SMALL))
+    with pytest.raises(EditorError, match="only edits width 32"):
+        mlp.check(SirenArch(hidden=16))
