@@ -93,3 +93,28 @@ def test_any_width_same_depth_and_depth_mismatch_is_refused():
     mlp = Editor(EditorConfig(kind="mlp", **SMALL))
     with pytest.raises(EditorError, match="only edits width 32"):
         mlp.check(SirenArch(hidden=16))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_editors_are_equivariant_and_point_invariant(kind):
+    """Every editor kind (with its preconditioning) permutes Δθ with the hidden neurons and ignores
+    point order; the flat MLP baseline must fail the neuron test."""
+    from gmn.decompose import permute_params, random_perms
+
+    arch = SirenArch(hidden=8)
+    g = torch.Generator().manual_seed(1)
+    params = init_params(arch, 2, generator=g, dtype=torch.float64)
+    x = torch.rand(2, 12, 2, generator=g, dtype=torch.float64) * 2 - 1
+    t = torch.rand(2, 12, 1, generator=g, dtype=torch.float64)
+    m = (torch.rand(2, 12, 1, generator=g) > 0.5).double()
+    editor = Editor(EditorConfig(kind=kind, task="paint", arch=arch.to_dict(), **SMALL)).double()
+    with torch.no_grad():
+        for p in editor.parameters():
+            p.copy_(torch.randn_like(p) * 0.3)
+        perms = random_perms(arch.dims, g)
+        order = torch.randperm(12, generator=g)
+        base = editor(params, arch, x, t, m)
+        permuted = editor(permute_params(params, perms), arch, x[:, order], t[:, order], m[:, order])
+    expected = permute_params(base, perms)
+    same = all(torch.allclose(a, b, rtol=1e-8, atol=1e-10) for a, b in zip(permuted, expected))
+    assert same == (kind != "mlp")
