@@ -114,7 +114,8 @@ def cmd_report(args) -> None:
     best_adam = min(v[0] for v in adam_pts.values())
     results: dict[str, list[float]] = {}
     latency: dict[str, float] = {}
-    runs = sorted(run_dir(args.data, args.task).glob("*/best.safetensors"))
+    # only finished runs (done.json): an interrupted run resumes on the next `train` and is not reported
+    runs = sorted(p.parent / "best.safetensors" for p in run_dir(args.data, args.task).glob("*/done.json"))
     budget = None
     for path in runs:
         editor, card = load_editor(path)
@@ -136,6 +137,39 @@ def cmd_report(args) -> None:
         f"({best_adam:.4f}). Latency: per INR, batched by 64, decomposition + forward (editors) or K Adam steps.\n\n"
         + table(["method", "information", "test MSE", "vs Adam on points", "ms / INR"], rows)
     )
+    # MSE against the number of points B: the best editor vs Adam on the same points
+    if results:
+        best_kind = min(results, key=lambda k: statistics.mean(results[k]))
+        best_k = min(adam_pts, key=lambda k: adam_pts[k][0])
+        best_path = min((p for p in runs if p.parent.name.startswith(best_kind + "-s")),
+                        key=lambda p: load_editor(p)[1]["metrics"]["val_mse"])
+        editor, _ = load_editor(best_path)
+        side = test.data.side
+        brows = []
+        for b in (16, 64, 256, side * side):
+            e = run_editor(editor, test, points=b)["mse"]
+            lr, _ = tune_adam_lr(val, points=b, steps=best_k)
+            a = run_adam(test, points=b, steps=best_k, lr=lr)["mse"]
+            brows.append([b if b < side * side else f"{b} (all pixels)", f"{e:.4f}", f"{a:.4f} (lr {lr:g})",
+                          f"{e / a:.2f}×"])
+            print("B", brows[-1], flush=True)
+        body += (f"\n\nMSE against the number of sampled points B: the best editor ({best_kind}, "
+                 f"`{best_path.parent.name}`) vs Adam on the same points (K={best_k}, lr tuned on val per B).\n\n"
+                 + table(["B", "editor MSE", "Adam on points MSE", "ratio"], brows))
+        wide = ROOT / "zoo" / f"{args.data}-test-w64"
+        if (wide / "zoo.json").exists():
+            wtest = eval_set(EditData.from_zoo(args.data, "test-w64", args.task))
+            wrows = []
+            for path in runs:
+                editor, _ = load_editor(path)
+                if editor.config.kind == "mlp":
+                    continue
+                m32 = run_editor(editor, test, points=B)["mse"]
+                m64 = run_editor(editor, wtest, points=B)["mse"]
+                wrows.append([path.parent.name, f"{m32:.4f}", f"{m64:.4f}", f"{m64 / m32:.2f}×"])
+            body += (f"\n\nWidth transfer: editors trained on width-32 INRs, applied to width-64 INRs of the same "
+                     f"test images (zoo `{wide.name}`, no edit {no_edit(wtest):.4f}). Goal ≤ 1.5×.\n\n"
+                     + table(["run", "width 32", "width 64", "ratio"], wrows))
     runs_json = run_dir(args.data, args.task) / "runs.json"
     if runs_json.exists():
         recs = json.loads(runs_json.read_text())

@@ -85,7 +85,9 @@ def build_zoo(
             except ValueError:
                 log(f"[rank {rank}] shard {i + 1}/{n_shards} is unreadable, rebuilding")
         chunk = images[i * shard_size : (i + 1) * shard_size]
+        cpu0 = time.process_time()
         res = fit(chunk, arch, steps=steps, lr=lr, seed=seed * 1_000_003 + i, progress=progress and rank == 0)
+        cpu = time.process_time() - cpu0
         save_stack(
             path,
             res.params,
@@ -96,6 +98,8 @@ def build_zoo(
             first_index=i * shard_size,
             image_size=list(chunk.shape[1:3]),
             channels=arch.dim_out,
+            fit_seconds=round(res.seconds, 3),
+            cpu_seconds=round(cpu, 3),
         )
         log(
             f"[rank {rank}] shard {i + 1}/{n_shards}: {len(chunk)} INRs, PSNR mean {res.psnr.mean():.2f} "

@@ -1,0 +1,128 @@
+"""The admin tab's background training worker: one job at a time, in a thread of the server.
+
+    jobs = Jobs(runs_dir, zoo_root)
+    jobs.start("dilate-1", TrainConfig(...))   # runs gmn.train.train in a thread
+    jobs.status()                               # dict: state, run, step, progress, history, log
+    jobs.stop()                                 # asks train() to stop after the current step
+
+Each run lives in runs_dir/RUN: job.json (its TrainConfig), plus what gmn.train writes
+(last.safetensors checkpoint, best.safetensors + best.json, log.jsonl). Starting a run whose
+folder already holds a checkpoint resumes it with its saved config, so a server restart loses
+only the steps since the last validation.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+from gmn.train import TrainConfig, train
+
+
+class Jobs:
+    def __init__(self, runs_dir: str | Path, zoo_root: str | Path | None = None):
+        self.runs_dir = Path(runs_dir)
+        self.zoo_root = zoo_root
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._status: dict = {"state": "idle", "run": None, "step": 0, "progress": 0.0, "history": [], "log": [],
+                              "error": None}
+
+    # control
+
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, run: str, cfg: TrainConfig | None) -> dict:
+        """Start (or resume, when runs_dir/RUN holds a checkpoint) a training job. Raises RuntimeError when busy."""
+        out = self.runs_dir / run
+        saved = out / "job.json"
+        resumed = (out / "last.safetensors").exists() and saved.exists()
+        with self._lock:
+            if self.running():
+                raise RuntimeError(f"a training job is already running ({self._status['run']}); stop it first")
+            if resumed:
+                cfg = TrainConfig(**json.loads(saved.read_text()))
+            elif cfg is None:
+                raise RuntimeError(f"no run {run!r} to resume")
+            cfg.out = str(out)
+            if self.zoo_root is not None and cfg.zoo_root is None:
+                cfg.zoo_root = str(self.zoo_root)
+            out.mkdir(parents=True, exist_ok=True)
+            saved.write_text(json.dumps(asdict(cfg), indent=2))
+            history = []
+            log = out / "log.jsonl"
+            if resumed and log.exists():
+                history = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            self._stop.clear()
+            self._status = {"state": "running", "run": run, "step": history[-1]["step"] if history else 0,
+                            "progress": 0.0, "history": history, "log": [], "error": None, "resumed": resumed,
+                            "config": asdict(cfg), "started": time.time()}
+            self._thread = threading.Thread(target=self._work, args=(cfg,), name=f"train-{run}", daemon=True)
+            self._thread.start()
+        return self.status()
+
+    def stop(self) -> dict:
+        if self.running():
+            self._stop.set()
+            self._status["state"] = "stopping"
+        return self.status()
+
+    def wait(self, timeout: float | None = None) -> dict:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.status()
+
+    def status(self) -> dict:
+        s = dict(self._status)
+        s["history"] = list(s["history"])
+        s["log"] = list(s["log"][-20:])
+        return s
+
+    def runs(self) -> list[dict]:
+        """Every run folder: name, whether it has a best editor and a checkpoint, its last log entry."""
+        out = []
+        for d in sorted(p for p in self.runs_dir.glob("*") if p.is_dir()):
+            log = d / "log.jsonl"
+            last = log.read_text().splitlines()[-1] if log.exists() and log.stat().st_size else ""
+            entry = json.loads(last) if last else {}
+            out.append({"run": d.name, "best": (d / "best.safetensors").exists(),
+                        "checkpoint": (d / "last.safetensors").exists(), "step": entry.get("step"),
+                        "val": entry.get("val")})
+        return out
+
+    # the worker
+
+    def _work(self, cfg: TrainConfig) -> None:
+        s = self._status
+        start_step = s["step"]
+        calls = 0
+
+        def should_stop() -> bool:  # called once per training step: our step counter
+            nonlocal calls
+            calls += 1
+            s["step"] = max(s["step"], start_step + calls)
+            if cfg.steps:
+                s["progress"] = min(1.0, s["step"] / cfg.steps)
+            elif cfg.minutes:
+                s["progress"] = min(1.0, (time.time() - s["started"]) / (cfg.minutes * 60))
+            return self._stop.is_set()
+
+        def on_val(entry: dict) -> None:
+            s["history"].append(entry)
+            s["step"] = entry["step"]
+
+        try:
+            train(cfg, log=lambda line: s["log"].append(line), on_val=on_val, should_stop=should_stop)
+            s["state"] = "stopped" if self._stop.is_set() else "done"
+            if s["state"] == "done":
+                s["progress"] = 1.0
+        except Exception as e:  # noqa: BLE001 - the worker reports any failure in the status
+            s["state"] = "failed"
+            s["error"] = f"{type(e).__name__}: {e}"
+            s["log"].append(traceback.format_exc(limit=3))

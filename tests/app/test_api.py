@@ -1,0 +1,263 @@
+"""Every named endpoint through gradio_client against the app launched in-process: success and failure paths."""
+
+import os
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from app_helpers import PASSWORD
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from inr.files import load_inr, save_inr
+from inr.siren import SirenArch, init_params
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGIT_PNG = ROOT / "assets" / "examples" / "mnist-test-0.png"
+DIGIT_INR = ROOT / "assets" / "examples" / "mnist-test-0.safetensors"
+pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")  # pandas deprecations inside gradio
+ENDPOINTS = ["fit", "load_inr", "edit", "apply_again", "paint", "strength", "undo", "reset", "render", "download",
+             "list_editors", "admin_login", "admin_train", "admin_status", "admin_stop", "admin_evaluate",
+             "admin_publish", "admin_delete", "admin_list"]
+
+
+@pytest.fixture
+def client(server):
+    return Client(server[0], verbose=False)
+
+
+def img(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+
+
+def load(client, path=DIGIT_INR):
+    return client.predict(handle_file(str(path)), 256, api_name="/load_inr")
+
+
+def test_named_endpoints(client):
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for name in ENDPOINTS:
+        assert f"/{name}" in api, name
+
+
+def test_file_route_is_narrow(server, tmp_path):
+    ckpt = Path(server[1].settings.runs_dir).parent / "secret.safetensors"
+    ckpt.write_bytes(b"secret")
+    for target in ("/etc/passwd", str(ckpt), str(ROOT / "pyproject.toml")):
+        try:
+            with urllib.request.urlopen(f"{server[0]}gradio_api/file={target}") as r:
+                body, code = r.read(), r.status
+        except urllib.error.HTTPError as e:
+            body, code = b"", e.code
+        assert code in (403, 404), (target, code)
+        assert b"root:" not in body and b"secret" not in body
+
+
+def test_fit_edit_strength_undo_reset_render_download(client):
+    out = client.predict(handle_file(str(DIGIT_PNG)), 32, 2, "auto", 40, "auto", 128, api_name="/fit")
+    original, _, edited, *_ , info, _canvas = out
+    assert "grid 28²" in info and "PSNR" in info
+    assert img(original).shape == (128, 128, 3)
+    out = client.predict("dilate", 32, 1.0, 128, api_name="/edit")
+    assert "MSE to target" in out[6] and "test-time Adam" in out[6]
+    assert np.abs(img(out[2]) - img(out[0])).max() > 0  # the edit changed the render
+    assert out[1] is not None and out[4] is not None and out[5] is not None  # target, points, GMN view
+    e1 = img(out[2])
+    out = client.predict(0.0, 128, api_name="/strength")  # θ + 0·Δθ = the original
+    assert np.abs(img(out[2]) - img(out[0])).max() <= 1
+    out = client.predict(1.0, 128, api_name="/strength")
+    assert np.abs(img(out[2]) - e1).max() <= 1
+    out = client.predict("dilate", 32, 1.0, 128, api_name="/apply_again")
+    assert "2 edit(s)" in out[6]
+    out = client.predict(128, api_name="/undo")
+    assert "1 edit(s)" in out[6]
+    r = client.predict(128, "edited", api_name="/render")
+    assert np.abs(img(r) - e1).max() <= 1
+    r = client.predict(512, "original", api_name="/render")
+    assert img(r).shape == (512, 512, 3)
+    inr_path, png_path = client.predict(128, api_name="/download")
+    inr = load_inr(inr_path, allow_stack=False)
+    assert inr.arch.hidden == 32 and inr.arch.layers == 2
+    assert img(png_path).shape[:2] == (128, 128)
+    out = client.predict(128, api_name="/reset")
+    assert "0 edit(s)" in out[6] and np.abs(img(out[2]) - img(out[0])).max() == 0
+    with pytest.raises(AppError, match="nothing to undo"):
+        client.predict(128, api_name="/undo")
+
+
+def test_paint(client, tmp_path):
+    load(client)
+    bg = np.zeros((256, 256, 4), np.uint8)
+    bg[..., 3] = 255
+    layer = np.zeros((256, 256, 4), np.uint8)
+    layer[96:160, 96:160] = (255, 255, 255, 255)  # a white square stroke
+    comp = bg.copy()
+    comp[96:160, 96:160] = (255, 255, 255, 255)
+    paths = {}
+    for name, arr in (("bg", bg), ("layer", layer), ("comp", comp)):
+        paths[name] = tmp_path / f"{name}.png"
+        Image.fromarray(arr, "RGBA").save(paths[name])
+    value = {"background": handle_file(str(paths["bg"])), "layers": [handle_file(str(paths["layer"]))],
+             "composite": handle_file(str(paths["comp"])), "id": None}
+    out = client.predict(value, "paint", 32, 1.0, 256, api_name="/paint")
+    diff = np.abs(img(out[2]) - img(out[0])).mean(-1)
+    assert diff[96:160, 96:160].mean() > 0
+    empty = {**value, "layers": [handle_file(str(paths["bg"]))]}
+    Image.fromarray(np.zeros((256, 256, 4), np.uint8), "RGBA").save(paths["bg"])
+    with pytest.raises(AppError, match="paint a stroke"):
+        client.predict(empty, "paint", 32, 1.0, 256, api_name="/paint")
+
+
+def test_list_editors(client):
+    rows = client.predict(api_name="/list_editors")
+    names = {r["name"]: r for r in rows}
+    assert {"dilate", "paint", "nan-dilate"} <= set(names)
+    assert names["dilate"]["task"] == "dilate" and names["dilate"]["test_mse"] == 0.05
+
+
+def test_bad_uploads(client, tmp_path):
+    bad = {
+        "notes.png": b"this is not an image at all",
+        "empty.png": b"",
+        "truncated.png": DIGIT_PNG.read_bytes()[:60],
+    }
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(AppError) as e:
+            client.predict(handle_file(str(tmp_path / name)), 32, 2, "auto", 10, "auto", 64, api_name="/fit")
+        assert name in str(e.value) or "empty" in str(e.value), str(e.value)
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (8000, 7000)).save(bomb)  # 56 MP in a few kB
+    with pytest.raises(AppError, match="megapixels|decompression"):
+        client.predict(handle_file(str(bomb)), 32, 2, "auto", 10, "auto", 64, api_name="/fit")
+    big = tmp_path / "big.png"
+    Image.new("L", (2200, 2000), 128).save(big)  # 4.4 MP: downscaled with a notice, then fitted
+    out = client.predict(handle_file(str(big)), 16, 2, "auto", 10, "auto", 64, api_name="/fit")
+    assert "big.png" in out[6] and "grid 28²" in out[6]
+
+
+def test_bad_inr_files_and_depth(client, tmp_path):
+    pickled = tmp_path / "model.safetensors"
+    torch.save({"w": torch.zeros(3)}, pickled)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(os.urandom(256))
+    for path, match in ((pickled, "pickle"), (junk, "not a valid safetensors")):
+        with pytest.raises(AppError, match=match):
+            load(client, path)
+    deep = tmp_path / "deep.safetensors"
+    arch = SirenArch(layers=3)
+    save_inr(deep, init_params(arch, 1, generator=torch.Generator().manual_seed(0)), arch, image_size=[28, 28])
+    load(client, deep)
+    with pytest.raises(AppError, match="expects 3"):
+        client.predict("dilate", 32, 1.0, 64, api_name="/edit")
+    out = load(client)  # the session stays usable
+    out = client.predict("dilate", 32, 1.0, 64, api_name="/edit")
+    assert "1 edit(s)" in out[6]
+
+
+def test_nan_edit_is_refused(client):
+    before = load(client)
+    with pytest.raises(AppError, match="NaN or Inf"):
+        client.predict("nan-dilate", 32, 1.0, 256, api_name="/edit")
+    r = client.predict(256, "edited", api_name="/render")
+    assert np.abs(img(r) - img(before[2])).max() == 0  # original kept
+    with pytest.raises(AppError, match="unknown editor"):
+        client.predict("no-such-editor", 32, 1.0, 64, api_name="/edit")
+
+
+def test_edit_before_loading(server):
+    c = Client(server[0], verbose=False)
+    with pytest.raises(AppError, match="load an image"):
+        c.predict("dilate", 32, 1.0, 64, api_name="/edit")
+
+
+ADMIN = ["/admin_status", "/admin_stop", "/admin_list", "/admin_login"]
+
+
+def test_admin_refused(client, monkeypatch):
+    for pw in ("", "wrong"):
+        for ep in ADMIN:
+            with pytest.raises(AppError, match="wrong admin password"):
+                client.predict(pw, api_name=ep)
+        with pytest.raises(AppError, match="wrong admin password"):
+            client.predict(pw, "x", "y", api_name="/admin_publish")
+        with pytest.raises(AppError, match="wrong admin password"):
+            client.predict(pw, "dilate", api_name="/admin_delete")
+        with pytest.raises(AppError, match="wrong admin password"):
+            client.predict(pw, "r", "dilate", "mnist5k", "ws", "tiny", 1, 2, 8, 8, api_name="/admin_train")
+        with pytest.raises(AppError, match="wrong admin password"):
+            client.predict(pw, "dilate", 8, api_name="/admin_evaluate")
+    monkeypatch.delenv("GMN_ADMIN_PASSWORD")
+    for ep in ADMIN:
+        with pytest.raises(AppError, match="admin is disabled"):
+            client.predict(PASSWORD, api_name=ep)
+
+
+def wait_done(client, timeout=240):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        s = client.predict(PASSWORD, api_name="/admin_status")[0]
+        if s["state"] not in ("running", "stopping"):
+            return s
+        time.sleep(0.5)
+    raise AssertionError("training did not finish")
+
+
+def test_admin_train_publish_evaluate_delete(client, server):
+    # a long job: a second one is refused while it runs, and the stop button ends it
+    s = client.predict(PASSWORD, "long-run", "dilate", "mnist5k", "ws", "tiny", 0, 100000, 16, 8,
+                       api_name="/admin_train")
+    assert s["state"] == "running"
+    with pytest.raises(AppError, match="already running"):
+        client.predict(PASSWORD, "other", "dilate", "mnist5k", "ws", "tiny", 0, 4, 16, 8, api_name="/admin_train")
+    client.predict(PASSWORD, api_name="/admin_stop")
+    assert wait_done(client)["state"] == "stopped"
+    s = client.predict(PASSWORD, "api-run", "dilate", "mnist5k", "ws", "tiny", 0, 4, 16, 8, api_name="/admin_train")
+    assert s["state"] in ("running", "done") and s["run"] == "api-run"
+    s = wait_done(client)
+    assert s["state"] == "done" and s["step"] == 4 and s["history"], s
+    rows, *_ = client.predict(PASSWORD, "api-run", "api-dilate", api_name="/admin_publish")
+    assert "api-dilate" in {r["name"] for r in rows}
+    assert "api-dilate" in {r["name"] for r in client.predict(api_name="/list_editors")}
+    load(client)
+    out = client.predict("api-dilate", 32, 1.0, 64, api_name="/edit")  # published editors edit at once
+    assert "api-dilate" in out[6]
+    table = client.predict(PASSWORD, "api-dilate", 8, api_name="/admin_evaluate")
+    methods = [r[0] for r in table["data"]]
+    assert methods[0] == "no edit" and any("K=100" in m for m in methods)
+    listing = client.predict(PASSWORD, api_name="/admin_list")
+    assert "api-run" in {r["run"] for r in listing["runs"]}
+    with pytest.raises(AppError, match="shipped"):
+        client.predict(PASSWORD, "dilate", api_name="/admin_delete")
+    with pytest.raises(AppError, match="no best.safetensors"):
+        client.predict(PASSWORD, "no-run", "x", api_name="/admin_publish")
+    with pytest.raises(AppError, match="must be"):
+        client.predict(PASSWORD, "../etc", "x", api_name="/admin_publish")
+    rows, _ = client.predict(PASSWORD, "api-dilate", api_name="/admin_delete")
+    assert "api-dilate" not in {r["name"] for r in rows}
+
+
+def test_parallel_edits_during_training(server):
+    url = server[0]
+    admin = Client(url, verbose=False)
+    admin.predict(PASSWORD, "busy-run", "dilate", "mnist5k", "ws", "tiny", 0, 30, 16, 8, api_name="/admin_train")
+
+    def one(i):
+        c = Client(url, verbose=False)
+        load(c)
+        return c.predict("dilate", 16, 1.0, 64, api_name="/edit")[6]
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(one, range(8)))
+        assert all("1 edit(s)" in r for r in results)
+        assert server[1].jobs.status()["run"] == "busy-run"
+    finally:
+        admin.predict(PASSWORD, api_name="/admin_stop")
+        wait_done(admin)

@@ -1,0 +1,147 @@
+"""Playwright driving Debian's /usr/bin/chromium against the app launched in-process.
+
+Screenshots go to tests/app/artifacts/ (git-ignored)."""
+
+import io
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from app_helpers import PASSWORD
+from PIL import Image
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+DIGIT_PNG = Path(__file__).resolve().parents[2] / "assets" / "examples" / "mnist-test-0.png"
+
+pytestmark = [pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt install chromium)"),
+              pytest.mark.filterwarnings("ignore:::gradio.queueing")]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1800})
+    pg = ctx.new_page()
+    pg.set_default_timeout(120_000)
+    pg.goto(server[0])
+    pg.wait_for_selector("#fit-btn")
+    yield pg
+    ctx.close()
+
+
+def shot(page, name):
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def image_of(page, selector) -> np.ndarray:
+    src = page.get_attribute(f"{selector} img", "src")
+    body = page.request.get(src).body()
+    return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"), dtype=np.int16)
+
+
+def canvas_shows_image(page, timeout: float) -> bool:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        shot = np.asarray(Image.open(io.BytesIO(page.locator("#paint canvas").first.screenshot())).convert("L"))
+        h, w = shot.shape
+        if shot[int(h * 0.2) : int(h * 0.8), int(w * 0.4) : int(w * 0.6)].std() > 20:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def wait_canvas_image(page):
+    """Wait until the paint canvas shows its background image (it loads asynchronously after each edit;
+    Gradio's ImageEditor sometimes stays on its spinner, then the reload button sends the image again)."""
+    page.locator("#paint").scroll_into_view_if_needed()
+    for _ in range(3):
+        if canvas_shows_image(page, 20.0):
+            return
+        page.click("#canvas-btn")
+    raise AssertionError("the paint canvas never showed the image")
+
+
+def wait_info(page, text):
+    page.wait_for_function(f"document.querySelector('#info').innerText.includes({text!r})")
+
+
+def test_upload_fit_dilate_then_paint(page):
+    page.get_by_text("INR size").click()
+    page.fill("#fit-steps input[type=number]", "100")
+    page.press("#fit-steps input[type=number]", "Enter")
+    page.set_input_files("#image-upload input[type=file]", str(DIGIT_PNG))
+    page.wait_for_selector("#image-upload >> text=mnist-test-0.png")
+    page.click("#fit-btn")
+    wait_info(page, "0 edit(s)")
+    wait_canvas_image(page)
+    shot(page, "1-fitted")
+    original = image_of(page, "#original")
+    page.click("#edit-btn")
+    wait_info(page, "1 edit(s)")
+    shot(page, "2-dilated")
+    edited = image_of(page, "#edited")
+    assert edited.shape == original.shape
+    assert np.abs(edited - original).max() > 0, "the edited image should differ from the original"
+
+    # paint a white stroke across the middle of the image (the canvas is wider than the image, centred)
+    wait_canvas_image(page)
+    page.click("#paint button[aria-label=Brush]")
+    box = page.locator("#paint canvas").first.bounding_box()
+    y = box["y"] + box["height"] * 0.5
+    x0, x1 = box["x"] + box["width"] * 0.45, box["x"] + box["width"] * 0.55
+    page.mouse.move(x0, y)
+    page.mouse.down()
+    for i in range(1, 21):
+        page.mouse.move(x0 + (x1 - x0) * i / 20, y, steps=2)
+    page.mouse.up()
+    time.sleep(1.0)
+    shot(page, "3-painted")
+    page.click("#paint-btn")
+    wait_info(page, "2 edit(s)")
+    shot(page, "4-paint-applied")
+    painted = image_of(page, "#edited")
+    h, w = painted.shape[:2]
+    change = np.abs(painted - edited).mean(-1)
+    band = change[int(h * 0.4) : int(h * 0.6), int(w * 0.35) : int(w * 0.65)]
+    assert band.mean() > 0, "the painted region should change"
+
+
+def test_admin_train_publish_appears_in_edit_dropdown(page):
+    page.get_by_role("tab", name="Admin").click()
+    page.fill("#admin-password input", PASSWORD)
+    page.click("#admin-login")
+    page.wait_for_selector("#train-btn", state="visible")
+    page.fill("#run-name textarea", "browser-run")
+    page.get_by_label("tiny").check()
+    page.fill("#train-steps input", "6")
+    page.fill("#train-limit input", "16")
+    page.fill("#val-size input", "8")
+    page.click("#train-btn")
+    page.wait_for_function("document.querySelector('#train-status').innerText.includes('browser-run')")
+    shot(page, "5-training")
+    page.wait_for_function("document.querySelector('#train-status').innerText.includes(': done')", timeout=240_000)
+    assert "step 6" in page.inner_text("#train-status")
+    shot(page, "6-trained")
+    page.fill("#pub-run textarea", "browser-run")
+    page.fill("#pub-name textarea", "browser-dilate")
+    page.click("#publish-btn")
+    page.wait_for_function("document.querySelector('#listing').innerText.includes('browser-dilate')")
+    page.get_by_role("tab", name="Edit").click()
+    page.click("#editor-dd input")
+    page.wait_for_selector("[role=option] >> text=browser-dilate")
+    shot(page, "7-published-in-dropdown")

@@ -1,0 +1,97 @@
+"""app.handlers and app.jobs called directly (no server)."""
+
+import json
+import time
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from app_helpers import PASSWORD, TINY
+from PIL import Image
+
+from app import handlers as H
+from app.jobs import Jobs
+from gmn.train import TrainConfig
+from inr.siren import SirenArch, init_params
+
+
+def test_check_admin(monkeypatch):
+    monkeypatch.delenv("GMN_ADMIN_PASSWORD", raising=False)
+    with pytest.raises(gr.Error, match="admin is disabled"):
+        H.check_admin(PASSWORD)
+    monkeypatch.setenv("GMN_ADMIN_PASSWORD", PASSWORD)
+    H.check_admin(PASSWORD)
+    for bad in ("", None, PASSWORD + "x", PASSWORD[:-1]):
+        with pytest.raises(gr.Error, match="wrong admin password"):
+            H.check_admin(bad)
+
+
+def test_paint_inputs_mask_is_layer_alpha():
+    layer = np.zeros((256, 256, 4), np.uint8)
+    layer[0:128, 0:128] = (255, 0, 0, 255)  # top-left quarter painted red
+    comp = np.zeros((256, 256, 4), np.uint8)
+    comp[..., 3] = 255
+    comp[0:128, 0:128] = (255, 0, 0, 255)
+    mask, colour = H.paint_inputs({"background": comp, "layers": [layer], "composite": comp}, 28, 3)
+    assert mask.shape == (28, 28, 1) and colour.shape == (28, 28, 3)
+    assert mask[:13, :13].min() == 1 and mask[15:, 15:].max() == 0
+    assert torch.allclose(colour[2, 2], torch.tensor([1.0, 0, 0]))
+    _, gray = H.paint_inputs({"background": comp, "layers": [layer], "composite": comp}, 28, 1)
+    assert gray.shape == (28, 28, 1) and abs(gray[2, 2, 0].item() - 0.299) < 0.01
+    with pytest.raises(gr.Error, match="paint a stroke"):
+        H.paint_inputs({"background": comp, "layers": [np.zeros_like(layer)], "composite": comp}, 28, 1)
+
+
+def test_read_image_downscales_huge(tmp_path):
+    p = tmp_path / "wide.png"
+    Image.new("RGB", (3000, 1500), (10, 200, 30)).save(p)
+    img, notice = H.read_image(p)
+    assert max(img.shape[:2]) == H.DOWNSCALE_SIDE and "downscaled" in notice
+
+
+def test_views_and_gmn_view(editors_dir):
+    settings = H.Settings(registry_dirs=[editors_dir], published_dir=editors_dir / "none")
+    st = H.load_example("mnist-test-1")
+    st = H.edit(settings, st, "dilate", 16, 1.0)
+    v = H.views(st, 64)
+    assert v["edited"].shape == (64, 64) and v["points"].shape == (64, 64, 3) and v["gmn"].ndim == 3
+    assert "test-time Adam" in v["metrics"]
+    st0 = H.restrength(st, 0.0)
+    assert all(torch.equal(a, b) for a, b in zip(st0["params"], st["base"]))
+    assert len(H.undo(st)["history"]) == 0
+
+
+def test_job_resumes_after_restart(tmp_path, tiny_zoo):
+    """A run stopped mid-way (as by a server restart) resumes from its checkpoint with its saved config."""
+    cfg = TrainConfig(task="dilate", editor="ws", steps=1000, val_every=2, limit=16, val_size=8, batch=8, points=16,
+                      model=dict(TINY))
+    jobs = Jobs(tmp_path, tiny_zoo)
+    jobs.start("r", cfg)
+    t0 = time.time()
+    while not jobs.status()["history"] and time.time() - t0 < 120:
+        time.sleep(0.2)
+    s = jobs.stop()
+    s = jobs.wait(60)
+    assert s["state"] == "stopped" and s["history"]
+    saved = s["history"][-1]["step"]
+    job = tmp_path / "r" / "job.json"
+    cfg_saved = json.loads(job.read_text())
+    cfg_saved["steps"] = saved + 2
+    job.write_text(json.dumps(cfg_saved))
+    jobs2 = Jobs(tmp_path, tiny_zoo)  # a fresh server process
+    s = jobs2.start("r", None)
+    assert s["resumed"] and s["step"] == saved
+    s = jobs2.wait(120)
+    assert s["state"] == "done" and s["history"][-1]["step"] == saved + 2, s
+    assert any(r["run"] == "r" and r["best"] for r in jobs2.runs())
+    with pytest.raises(RuntimeError, match="no run"):
+        jobs2.start("missing", None)
+
+
+def test_depth_mismatch_message(editors_dir):
+    settings = H.Settings(registry_dirs=[editors_dir], published_dir=editors_dir / "none")
+    arch = SirenArch(layers=3)
+    st = H.new_session(init_params(arch, 1), arch, 28, "deep")
+    with pytest.raises(gr.Error, match="expects 3"):
+        H.edit(settings, st, "dilate", 16)
