@@ -56,12 +56,13 @@ def _train_one(args, kind: str, seed: int) -> dict:
     if state_file.exists():
         return json.loads(state_file.read_text())
     cmd = [sys.executable, "-m", "gmn", "train", "--task", args.task, "--data", args.data, "--editor", kind,
-           "--minutes", str(args.minutes), "--seed", str(seed), "--out", str(out), "--device", "cpu", "-q"]
+           "--minutes", str(args.minutes), "--seed", str(seed), "--out", str(out.relative_to(ROOT)), "--device",
+           "cpu", "-q"]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "train.log", "a") as log:
-        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     rec = {"kind": kind, "seed": seed, "command": " ".join(cmd[1:]), "wall_seconds": round(time.time() - t0, 1),
            "threads": args.threads, "date": time.strftime("%Y-%m-%d %H:%M")}
     state_file.write_text(json.dumps(rec, indent=2))
@@ -174,7 +175,8 @@ def cmd_report(args) -> None:
     if runs_json.exists():
         recs = json.loads(runs_json.read_text())
         body += "\n\nTraining runs (command, wall time):\n\n" + "\n".join(
-            f"- `python {r['command']}` — {r['wall_seconds'] / 60:.1f} min wall, {r['threads']} thread(s), {r['date']}"
+            f"- `python {r['command'].replace(str(ROOT) + '/', '')}` — {r['wall_seconds'] / 60:.1f} min wall, "
+            f"{r['threads']} thread(s), {r['date']}"
             for r in recs)
     write_section(f"editors-{args.data}-{args.task}", f"Editors: {args.data} {args.task}", body,
                   command=f"python -m bench.editors report --task {args.task} --data {args.data}")
