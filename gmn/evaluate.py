@@ -35,13 +35,14 @@ class EvalSet:
     reference: Tensor  # (N, H, W, C) target image the metric compares with
     objectives: EditTarget  # the objective the editors optimise (from the INR's own render)
 
-    def batches(self, points: int, *, seed: int = 0, size: int = 64) -> list[Batch]:
+    def batches(self, points: int, *, seed: int = 0, size: int = 64) -> list[tuple[Tensor, Batch]]:
+        """(INR indices, batch) pairs of `size` INRs with B = `points` fixed sampled points each."""
         out = []
         for i in range(0, len(self.data), size):
             idx = torch.arange(i, min(i + size, len(self.data)))
             gen = torch.Generator().manual_seed(seed * 1_000_003 + i)
-            out.append(make_batch(select(self.data.params, idx), self.objectives.select(idx), self.data.grid,
-                                  points, gen))
+            out.append((idx, make_batch(select(self.data.params, idx), self.objectives.select(idx), self.data.grid,
+                                        points, gen)))
         return out
 
 
@@ -97,12 +98,11 @@ def run_editor(editor: Editor, es: EvalSet, *, points: int, seed: int = 0, stren
     """Editor MSE per INR on an EvalSet, and its latency per INR (batched, including decomposition)."""
     arch = es.data.arch
     errs, secs = [], 0.0
-    for i, b in enumerate(es.batches(points, seed=seed)):
+    for idx, b in es.batches(points, seed=seed):
         t0 = time.perf_counter()
         edited = edit_with(editor, b, arch, strength)
         secs += time.perf_counter() - t0
-        lo = i * 64
-        errs.append(mse_to(edited, arch, es.reference[lo : lo + len(b.x)]))
+        errs.append(mse_to(edited, arch, es.reference[idx]))
     e = torch.cat(errs)
     return {"mse": e.mean().item(), "per_inr": e, "seconds_per_inr": secs / len(e)}
 
@@ -111,15 +111,14 @@ def run_adam(es: EvalSet, *, points: int | None, steps: int, lr: float, seed: in
     """Adam on the same sampled points (`points` B) or on the full grid (`points` None)."""
     arch = es.data.arch
     errs, secs = [], 0.0
-    for i, b in enumerate(es.batches(points or 1, seed=seed)):
+    for idx, b in es.batches(points or 1, seed=seed):
         t0 = time.perf_counter()
         if points is None:
             new = adam_on_full(b.params, arch, b.objective, es.data.grid, steps=steps, lr=lr)
         else:
             new = adam_on_points(b.params, arch, b.x, b.target_pts, _weights(b, lam), steps=steps, lr=lr)
         secs += time.perf_counter() - t0
-        lo = i * 64
-        errs.append(mse_to(new, arch, es.reference[lo : lo + len(b.x)]))
+        errs.append(mse_to(new, arch, es.reference[idx]))
     e = torch.cat(errs)
     return {"mse": e.mean().item(), "per_inr": e, "seconds_per_inr": secs / len(e)}
 
