@@ -93,6 +93,8 @@ def render_image(params: list[Tensor], arch: SirenArch, size: int) -> np.ndarray
 def describe(state: dict) -> str:
     a = _arch(state)
     psnr = f" · PSNR {state['psnr']:.1f} dB" if state.get("psnr") is not None else ""
+    if state.get("fit_optimizer"):
+        psnr += f" (fitted with {state['fit_optimizer']})"
     return (f"**{state['source']}** · SIREN {'→'.join(map(str, a.dims))} ({a.num_params:,} parameters) · "
             f"grid {state['size']}²{psnr} · {len(state['history'])} edit(s) applied")
 
@@ -132,10 +134,29 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> tuple[np
         raise gr.Error(str(e).replace("image is", f"{path.name} is", 1)) from None
 
 
+FIT_OPTIMIZERS = ("Adam", "fast (learned)")
+
+
+def _learned_optimizer():
+    """The shipped learned optimizer (cached), or None when it is not installed."""
+    from gmn.optim import SHIPPED, load_optimizer
+
+    path = Path(os.environ.get("GMN_LEARNED_OPTIMIZER", SHIPPED))
+    if path not in _LEARNED:
+        _LEARNED[path] = load_optimizer(path)[0] if path.exists() else None
+    return _LEARNED[path]
+
+
+_LEARNED: dict = {}
+
+
 def fit_image(path: str | None, *, hidden: int = DEFAULT_HIDDEN, layers: int = DEFAULT_LAYERS, resolution=None,
-              steps: int = DEFAULT_STEPS, colour: str = "auto", callback=None) -> tuple[dict, str]:
+              steps: int = DEFAULT_STEPS, colour: str = "auto", callback=None,
+              optimizer: str = "Adam") -> tuple[dict, str]:
     """Fit a SIREN to an uploaded image. resolution: int or None/'auto' (28 for grayscale, 64 for colour).
-    callback(step, psnr) is forwarded to inr.fit.fit (the progress bar). Returns (session, notice)."""
+    optimizer: "Adam" or "fast (learned)" (the shipped GradMetaNet learned optimizer; Adam, with a
+    notice, where it does not apply or diverges). callback(step, psnr) is forwarded to inr.fit.fit
+    (the progress bar). Returns (session, notice)."""
     if not path:
         raise gr.Error("upload an image (PNG, JPEG or WebP) first")
     if str(path).endswith(".safetensors"):
@@ -152,10 +173,29 @@ def fit_image(path: str | None, *, hidden: int = DEFAULT_HIDDEN, layers: int = D
     arch = SirenArch(hidden=hidden, layers=layers, dim_out=c)
     target = to_square(img, res)
     lr = ZOO_LR if res <= 32 and c == 1 else LR
-    result = fit(target, arch, steps=steps, lr=lr, callback=callback)
+    if optimizer not in FIT_OPTIMIZERS:
+        raise gr.Error(f"unknown optimizer {optimizer!r}: choose {' or '.join(FIT_OPTIMIZERS)}")
+    notices = [notice] if notice else []
+    used = "Adam"
+    net = _learned_optimizer() if optimizer != "Adam" else None
+    if optimizer != "Adam" and net is None:
+        notices.append("no learned optimizer is installed; fitted with Adam")
+    elif net is not None and (arch.depth != net.config.depth or arch.dim_in != net.config.dim_in):
+        notices.append(f"the learned optimizer fits SIRENs with {net.config.depth - 1} sine layers; "
+                       f"fitted with Adam")
+        net = None
+    if net is not None:
+        from gmn.optim import fit_learned
+
+        result, used = fit_learned(target, arch, net, steps=steps, fallback_lr=lr, callback=callback,
+                                   notice=lambda m: notices.append(m.removeprefix("notice: ")))
+        used = "learned" if used == "learned" else "Adam"
+    else:
+        result = fit(target, arch, steps=steps, lr=lr, callback=callback)
     state = new_session(result.params, arch, res, Path(path).name, float(result.psnr[0]))
     state["fit_seconds"] = result.seconds
-    return state, notice
+    state["fit_optimizer"] = used
+    return state, "; ".join(notices)
 
 
 def example_names() -> list[str]:

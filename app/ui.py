@@ -17,6 +17,7 @@ from gmn.editors import KINDS  # noqa: E402
 from gmn.objectives import TASKS  # noqa: E402
 
 from . import handlers as H  # noqa: E402
+from . import sensitivity as S  # noqa: E402
 from .jobs import Jobs  # noqa: E402
 
 BRUSH_COLOURS = ["#ffffff", "#000000", "#cc3232", "#32cc70", "#3270cc", "#f0c020"]
@@ -89,6 +90,9 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                                                   elem_id="fit-steps")
                                 colour = gr.Radio(["auto", "gray", "colour"], value="auto", label="Channels",
                                                   info="shipped editors edit grayscale (1-channel) INRs")
+                                fit_opt = gr.Radio(list(H.FIT_OPTIMIZERS), value="Adam", label="Optimizer",
+                                                   info="fast (learned): the GradMetaNet learned optimizer "
+                                                        "(see BENCHMARKS.md)", elem_id="fit-optimizer")
                             fit_btn = gr.Button("Fit", variant="primary", elem_id="fit-btn")
                         with gr.Tab("Bundled example"):
                             gallery = gr.Gallery(value=thumbs, label="Examples (MNIST digits, scikit-image photos)",
@@ -136,6 +140,17 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                     with gr.Row():
                         canvas_btn = gr.Button("Reload the current image into the canvas", elem_id="canvas-btn")
                         paint_btn = gr.Button("Apply paint", variant="primary", elem_id="paint-btn")
+                with gr.Accordion("Sensitivity: which weights matter (Fisher diagonal)", open=False):
+                    with gr.Row():
+                        sens_points = gr.Slider(16, 1024, value=128, step=16, label="Points")
+                        sens_top = gr.Slider(0.5, 50, value=5, step=0.5, label="Most sensitive weights (%)")
+                        sens_btn = gr.Button("Compute sensitivity", elem_id="sensitivity-btn")
+                    with gr.Row():
+                        sens_layers = gr.Image(label="Fisher diagonal per layer (log scale)", format="png",
+                                               type="numpy", interactive=False, elem_id="sens-layers")
+                        sens_region = gr.Image(label="Where the image moves when the top weights change",
+                                               format="png", type="numpy", interactive=False, elem_id="sens-region")
+                    sens_info = gr.Markdown(elem_id="sens-info")
                 with gr.Row():
                     dl_btn = gr.Button("Prepare downloads")
                     dl_inr = gr.File(label="Edited INR (.safetensors)", interactive=False)
@@ -196,12 +211,13 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
 
         outs = [state, *views, canvas]
 
-        def do_fit(image, hidden, layers, resolution, steps, channels, display, progress=gr.Progress()):  # noqa: B008
+        def do_fit(image, hidden, layers, resolution, steps, channels, display, optimizer="Adam",
+                   progress=gr.Progress()):  # noqa: B008
             def cb(step, psnr):
                 progress((step + 1, int(steps)), desc=f"fitting · PSNR {float(psnr[0]):.1f} dB")
 
             st, notice = H.fit_image(image, hidden=hidden, layers=layers, resolution=resolution, steps=steps,
-                                     colour=channels, callback=cb)
+                                     colour=channels, callback=cb, optimizer=optimizer or "Adam")
             if notice:
                 gr.Warning(notice)
             return show(st, display)
@@ -253,7 +269,7 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
             return gr.update(choices=ch, value=value), H.card_markdown(settings, value)
 
         edit_kw = dict(concurrency_limit=4, concurrency_id="edit")
-        fit_btn.click(do_fit, [image_file, hidden, layers, resolution, steps, colour, display], outs,
+        fit_btn.click(do_fit, [image_file, hidden, layers, resolution, steps, colour, display, fit_opt], outs,
                       api_name="fit", concurrency_limit=2, concurrency_id="fit")
         gallery.select(do_example, [display], outs, api_visibility="private", **edit_kw)
         load_btn.click(do_load, [inr_file, display], outs, api_name="load_inr", **edit_kw)
@@ -270,6 +286,18 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
         display.release(do_render, [state, display, which], [render_img], api_name="render", **edit_kw)
         canvas_btn.click(do_canvas, [state, display], [canvas], api_visibility="private", **edit_kw)
         dl_btn.click(do_downloads, [state, display], [state, dl_inr, dl_png], api_name="download", **edit_kw)
+
+        def do_sensitivity(st, pts, top, disp):
+            st = H._need(st)
+            try:
+                layers_img, region, md = S.sensitivity(st["params"], H._arch(st), points=pts, top=top,
+                                                       display=H._display(disp))
+            except ValueError as e:
+                raise H._err(e) from None
+            return H.png_file(layers_img, "sens-layers"), H.png_file(region, "sens-region"), md
+
+        sens_btn.click(do_sensitivity, [state, sens_points, sens_top, display], [sens_layers, sens_region, sens_info],
+                       api_name="sensitivity", **edit_kw)
         editors_json = gr.JSON(visible=False)
         refresh.click(do_list, None, [editors_json], api_name="list_editors").then(
             do_refresh, [editor], [editor, card], api_visibility="private")

@@ -19,6 +19,9 @@ QUICK = [
 LONG = [
     ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k", "--jobs", "2"],
     ["bench.editors", "report", "--task", "dilate", "--data", "mnist5k"],
+    ["bench.optimizer", "train"],  # 2 × 30 CPU-min: meta-train the learned optimizer with and without GradMetaNet
+    ["bench.optimizer", "report"],  # ~10 min: steps to tuned Adam's 500-step PSNR
+    ["bench.curvature"],  # ~40 CPU-min on one thread: Fisher diagonal, 5 models × 4 sizes × 3 seeds (resumable)
 ]
 
 

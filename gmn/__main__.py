@@ -6,6 +6,9 @@
                       [--mask M.png --target T.png] -o OUT.safetensors
     python -m gmn eval --editor NAME_OR_PATH [--split test] [--points 64]
     python -m gmn editors                                                # list the registry
+    python -m gmn curvature INR.safetensors [--points 128] [--predictor PATH]   # Fisher diagonal per layer
+    python -m gmn fit IMAGE -o OUT.safetensors [--optimizer learned|adam] [--steps N] [--target-psnr DB]
+    python -m gmn metatrain --out DIR [--minutes 30] [--no-gmn]          # meta-train the learned optimizer
 
 Bad input prints one line `error: ...` and exits with code 2.
 """
@@ -21,6 +24,7 @@ from inr.errors import InrError
 
 from .editors import KINDS, EditorError
 from .objectives import TASKS
+from .optim import OptimizerFileError
 
 
 def _default_device() -> str:
@@ -111,6 +115,85 @@ def _cmd_editors(args) -> None:
               f"{'' if val is None else f'MSE {val:.4f}'}  {path}")
 
 
+def _cmd_fit(args) -> None:
+    from inr.files import save_inr
+    from inr.fit import fit
+    from inr.images import load_image, to_square
+    from inr.siren import SirenArch
+
+    from .optim import SHIPPED, fit_learned, load_optimizer
+
+    img = load_image(args.image, channels=args.channels)
+    target = to_square(img, args.size, aspect=args.aspect)
+    arch = SirenArch(hidden=args.hidden, layers=args.layers, dim_out=target.shape[-1])
+    used, lr = args.optimizer, args.lr
+    if args.optimizer == "learned":
+        net, _ = load_optimizer(args.learned or SHIPPED)
+        net.check(arch)
+        res, used = fit_learned(target, arch, net, steps=args.steps, target_psnr=args.target_psnr, seed=args.seed,
+                                progress=not args.quiet, device=args.device, fallback_lr=args.lr,
+                                notice=lambda m: print(m, file=sys.stderr))
+    else:
+        res = fit(target, arch, steps=args.steps, lr=args.lr, target_psnr=args.target_psnr, seed=args.seed,
+                  progress=not args.quiet, device=args.device)
+    info = {"steps": int(res.steps.item()), "seed": args.seed, "optimizer": used}
+    if used == "adam":
+        info["lr"] = lr
+    save_inr(args.output, res.params, arch, image_size=[args.size, args.size], source=Path(args.image).name,
+             psnr=round(res.psnr.item(), 3), fit=info)
+    print(f"{args.output}: PSNR {res.psnr.item():.2f} dB after {int(res.steps.item())} steps, {res.seconds:.2f} s "
+          f"({used})")
+
+
+def _cmd_metatrain(args) -> None:
+    from .metatrain import MetaTrainConfig, metatrain
+
+    opt = json.loads(args.model) if args.model else {}
+    if args.no_gmn:
+        opt["gmn"] = False
+    cfg = MetaTrainConfig(out=args.out, datasets=tuple(args.datasets.split(",")), minutes=args.minutes,
+                          meta_steps=args.meta_steps, seed=args.seed, limit=args.limit, optimizer=opt,
+                          device=args.device or _default_device())
+    state = metatrain(cfg, progress=not args.quiet, log=(lambda *_: None) if args.quiet else print)
+    print(f"{args.out}: best val PSNR {state['best_val']:.2f} dB at episode {state['best_episode']} "
+          f"({state['episode']} episodes, {state['cpu'] / 60:.1f} CPU-min)")
+
+
+def _cmd_curvature(args) -> None:
+    import torch
+
+    from inr.files import load_inr
+
+    from .curvature import default_predictor, fisher_diagonal, load_predictor, output_gradients, uniform_points
+
+    inr = load_inr(args.inr, allow_stack=False)
+    if args.points < 1:
+        raise ValueError(f"--points must be at least 1, got {args.points}")
+    model = None
+    path = None if args.plain_only else args.predictor or default_predictor(inr.arch)
+    if args.predictor and inr.arch.dim_out != 1:
+        raise ValueError(f"Fisher predictors read 1-channel SIRENs; {Path(args.inr).name} has {inr.arch.dim_out}")
+    if path is not None and inr.arch.dim_out == 1:
+        model, _ = load_predictor(path)
+    x = uniform_points(1, args.points, inr.arch.dim_in, torch.Generator().manual_seed(args.seed))
+    with torch.no_grad():
+        plain = fisher_diagonal(inr.params, inr.arch, x)  # Σ over output channels
+        pred = model(inr.params, output_gradients(inr.params, inr.arch, x)) if model is not None else None
+    print(f"{Path(args.inr).name}: SIREN {'→'.join(map(str, inr.arch.dims))}, Fisher diagonal E[(∂f/∂θ)²] from "
+          f"{args.points} points uniform in [-1,1]^{inr.arch.dim_in} (seed {args.seed})")
+    print(f"predictor: {path if model is not None else 'none (plain estimator only)'}")
+    head = f"{'tensor':18s} {'shape':>9s} {'plain mean':>11s} {'plain max':>11s}"
+    print(head + (f" {'pred mean':>11s} {'pred max':>11s} {'pred/plain':>10s}" if pred is not None else ""))
+    for i, name in enumerate(inr.arch.param_names()):
+        t = plain[i][0]
+        line = f"{name:18s} {'×'.join(map(str, t.shape)):>9s} {t.mean().item():11.4g} {t.max().item():11.4g}"
+        if pred is not None:
+            q = pred[i][0]
+            ratio = q.sum().item() / max(t.sum().item(), 1e-30)
+            line += f" {q.mean().item():11.4g} {q.max().item():11.4g} {ratio:10.3f}"
+        print(line)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gmn", description="GradMetaNet editors: train, edit, evaluate")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -160,10 +243,51 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("editors", help="list the editor registry")
     p.set_defaults(run=_cmd_editors)
 
+    from inr.fit import LR
+
+    p = sub.add_parser("fit", help="fit a SIREN to an image (learned optimizer or Adam), as `python -m inr fit`")
+    p.add_argument("image")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--optimizer", choices=["learned", "adam"], default="learned")
+    p.add_argument("--learned", default=None, help="learned-optimizer file (default: the shipped one)")
+    p.add_argument("--size", type=int, default=64, help="training resolution (square; default 64)")
+    p.add_argument("--aspect", choices=["crop", "stretch"], default="crop")
+    p.add_argument("--channels", type=int, choices=[1, 3], default=None, help="default: keep gray as gray")
+    p.add_argument("--hidden", type=int, default=32)
+    p.add_argument("--layers", type=int, default=2, help="number of sine layers")
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--lr", type=float, default=LR, help="Adam's lr (also for the fallback)")
+    p.add_argument("--target-psnr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(run=_cmd_fit)
+
+    p = sub.add_parser("metatrain", help="meta-train the learned optimizer (resumes from DIR/last.safetensors)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--minutes", type=float, default=30.0, help="budget in process CPU-minutes")
+    p.add_argument("--meta-steps", type=int, default=None, help="budget in meta-steps (with --minutes)")
+    p.add_argument("--datasets", default="mnist5k,patches")
+    p.add_argument("--no-gmn", action="store_true", help="ablation: no GradMetaNet features")
+    p.add_argument("--model", default=None, help='JSON of LearnedOptimizerConfig overrides, e.g. \'{"update": "ws"}\'')
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(run=_cmd_metatrain)
+
+    p = sub.add_parser("curvature", help="per-layer Fisher diagonal of an INR (plain and predicted)")
+    p.add_argument("inr")
+    p.add_argument("--points", type=int, default=128, help="points uniform in [-1,1]^d (default 128)")
+    p.add_argument("--predictor", default=None, help="Fisher predictor file (default: the shipped one, if any)")
+    p.add_argument("--plain-only", action="store_true", help="skip the learned predictor")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_cmd_curvature)
+
     args = ap.parse_args(argv)
     try:
         args.run(args)
-    except (InrError, EditorError, ValueError, FileNotFoundError) as e:
+    except (InrError, EditorError, OptimizerFileError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -61,8 +61,9 @@ class NeuronEmbedding(nn.Module):
 
     Equal to Linear(cat[x, onehot(layer), onehot(index if input/output neuron)]): hidden
     neurons get only their layer's code, input and output neurons also their index, so the
-    PE does not depend on the hidden width. Optional per-neuron extras (N, n, k), such as
-    weight-derived features, are lifted and added to every point.
+    PE does not depend on the hidden width. dim_out = 0: output neurons get only their layer's
+    code, so one model serves any number of outputs (gray and colour SIRENs). Optional per-neuron
+    extras (N, n, k), such as weight-derived features, are lifted and added to every point.
     """
 
     def __init__(self, in_features: int, dim: int, depth: int, dim_in: int, dim_out: int, extra_features: int = 0):
@@ -70,18 +71,20 @@ class NeuronEmbedding(nn.Module):
         self.lift = nn.Linear(in_features, dim)
         self.layer_code = nn.Parameter(torch.randn(depth + 1, dim) * 0.02)
         self.in_code = nn.Parameter(torch.randn(dim_in, dim) * 0.02)
-        self.out_code = nn.Parameter(torch.randn(dim_out, dim) * 0.02)
+        self.out_code = nn.Parameter(torch.randn(dim_out, dim) * 0.02) if dim_out else None
         self.extra = nn.Linear(extra_features, dim, bias=False) if extra_features else None
 
     def encoding(self, dims: list[int]) -> Tensor:
         """PE of every neuron: (n, dim)."""
         if len(dims) != self.layer_code.shape[0]:
             raise ValueError(f"model expects {self.layer_code.shape[0] - 1} weight layers, got {len(dims) - 1}")
-        if dims[0] != self.in_code.shape[0] or dims[-1] != self.out_code.shape[0]:
-            raise ValueError(f"model expects {self.in_code.shape[0]} inputs and {self.out_code.shape[0]} outputs")
+        n_out = dims[-1] if self.out_code is None else self.out_code.shape[0]
+        if dims[0] != self.in_code.shape[0] or dims[-1] != n_out:
+            raise ValueError(f"model expects {self.in_code.shape[0]} inputs and {n_out} outputs")
         codes = [self.layer_code[0] + self.in_code]
         codes += [self.layer_code[i].expand(d, -1) for i, d in enumerate(dims[1:-1], start=1)]
-        codes.append(self.layer_code[-1] + self.out_code)
+        out = self.layer_code[-1].expand(n_out, -1)
+        codes.append(out if self.out_code is None else out + self.out_code)
         return torch.cat(codes, 0)
 
     def forward(self, x: Tensor, dims: list[int], extra: Tensor | None = None) -> Tensor:

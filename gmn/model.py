@@ -36,7 +36,8 @@ from .weightspace import WSNet, WSNetConfig, weight_neuron_features
 
 @dataclass
 class GradMetaNetConfig:
-    """GradMetaNet sizes. dim_in / dim_out / depth describe the SIRENs (any hidden width)."""
+    """GradMetaNet sizes. dim_in / dim_out / depth describe the SIRENs (any hidden width; dim_out = 0: any
+    number of outputs, not told apart)."""
 
     dim_in: int = 2
     dim_out: int = 1

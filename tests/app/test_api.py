@@ -59,10 +59,30 @@ def test_file_route_is_narrow(server, tmp_path):
         assert b"root:" not in body and b"secret" not in body
 
 
+def test_fit_with_the_learned_optimizer(client, tmp_path, monkeypatch):
+    import math
+
+    from gmn.optim import LearnedOptimizer, LearnedOptimizerConfig, save_optimizer
+
+    def fit(layers, path):
+        monkeypatch.setenv("GMN_LEARNED_OPTIMIZER", str(path))  # the app runs in this process
+        return client.predict(handle_file(str(DIGIT_PNG)), 16, layers, "auto", 20, "auto", 64, "fast (learned)",
+                              api_name="/fit")[-2]
+
+    net = LearnedOptimizer(LearnedOptimizerConfig(points=8))
+    save_optimizer(tmp_path / "ok.safetensors", net)
+    assert "fitted with learned" in fit(2, tmp_path / "ok.safetensors")
+    assert "fitted with Adam" in fit(3, tmp_path / "ok.safetensors")  # depth 4: not applicable, Adam
+    with torch.no_grad():
+        net.log_alpha.fill_(math.log(1e4))  # diverges: the app falls back to Adam
+    save_optimizer(tmp_path / "bad.safetensors", net)
+    assert "fitted with Adam" in fit(2, tmp_path / "bad.safetensors")
+
+
 def test_fit_edit_strength_undo_reset_render_download(client):
     out = client.predict(handle_file(str(DIGIT_PNG)), 32, 2, "auto", 40, "auto", 128, api_name="/fit")
     original, _, edited, *_ , info, _canvas = out
-    assert "grid 28²" in info and "PSNR" in info
+    assert "grid 28²" in info and "PSNR" in info and "fitted with Adam" in info
     assert img(original).shape == (128, 128, 3)
     out = client.predict("dilate", 32, 1.0, 128, api_name="/edit")
     assert "MSE to target" in out[6] and "test-time Adam" in out[6]

@@ -1,0 +1,178 @@
+"""The learned optimizer: Adam as its F = 0 special case, equivariance of the update, meta-training
+lowers the meta-loss, the fallback on divergence, files and the `python -m gmn fit` CLI."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gmn.__main__ import main
+from gmn.decompose import permute_params, random_perms
+from gmn.metatrain import MetaTrainConfig, fit_loss, metatrain, run_learned
+from gmn.optim import (
+    GradMetaNetOptimizer,
+    LearnedOptimizer,
+    LearnedOptimizerConfig,
+    OptimizerFileError,
+    fit_learned,
+    load_optimizer,
+    save_optimizer,
+)
+from inr.datasets import load_dataset
+from inr.fit import fit
+from inr.siren import SirenArch, coordinate_grid, init_params
+
+ARCH = SirenArch(hidden=12, dim_out=1)
+
+
+def _images(n=3, side=10, c=1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, side, side, c, generator=g)
+
+
+def test_zero_beta_is_adam():
+    """With β = 0 the update is Adam (lr α, betas (µ, 0.999), eps 1e-8): compare with torch.optim.Adam."""
+    torch.manual_seed(0)
+    net = LearnedOptimizer(LearnedOptimizerConfig(gmn=False)).double()
+    with torch.no_grad():  # α, µ in float64 (the float32 init rounds them)
+        net.beta.zero_()
+        net.log_alpha.fill_(math.log(3e-3))
+        net.mu_logit.fill_(math.log(0.9 / 0.1))
+    imgs = _images().double()
+    for factory in (lambda ps: torch.optim.Adam(ps, lr=3e-3), lambda ps: GradMetaNetOptimizer(ps, net, ARCH)):
+        init = [p.double() for p in init_params(ARCH, 3, generator=torch.Generator().manual_seed(1))]
+        ps = [p.clone().requires_grad_(True) for p in init]
+        opt = factory(ps)
+        grid = coordinate_grid(10, 10, dtype=torch.float64)
+        for _ in range(6):
+            opt.zero_grad()
+            fit_loss(ps, ARCH, grid, imgs.reshape(3, 100, 1)).sum().backward()
+            opt.step()
+        if isinstance(opt, torch.optim.Adam):
+            ref = [p.detach().clone() for p in ps]
+    for a, b in zip(ps, ref):
+        torch.testing.assert_close(a.detach(), b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("update", ["mlp", "ws"])
+def test_update_is_permutation_equivariant(update):
+    """Permuting hidden neurons of θ (and of the gradients and state) permutes the update the same way."""
+    torch.manual_seed(0)
+    net = LearnedOptimizer(LearnedOptimizerConfig(update=update, points=16)).double()
+    with torch.no_grad():
+        net.beta.fill_(1.0)  # make F matter
+    n = 2
+    params = [p.double() for p in init_params(ARCH, n, generator=torch.Generator().manual_seed(2))]
+    imgs = _images(n).double()
+    grid, target = coordinate_grid(10, 10, dtype=torch.float64), imgs.reshape(n, 100, 1)
+    x = torch.rand(n, 16, 2, dtype=torch.float64) * 2 - 1
+    t = torch.rand(n, 16, 1, dtype=torch.float64)
+
+    def run(ps):
+        state = net.init_state(ps)
+        for _ in range(3):  # a few steps so momenta and time features are non-trivial
+            q = [p.detach().requires_grad_(True) for p in ps]
+            grads = torch.autograd.grad(fit_loss(q, ARCH, grid, target).sum(), q)
+            ps, state = net.step(ps, list(grads), state, net.gradient_features(ps, ARCH, x, t))
+        return ps
+
+    perms = random_perms(ARCH.dims, torch.Generator().manual_seed(3))
+    out = run(params)
+    out_p = run(permute_params(params, perms))
+    for a, b in zip(permute_params(out, perms), out_p):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+    # and F really depends on the GradMetaNet features (a non-vacuous check)
+    base = run(params)
+    with torch.no_grad():
+        for p in net.gmn.parameters():
+            p.add_(0.1)
+    assert max((a - b).abs().max().item() for a, b in zip(run(params), base)) > 1e-8
+
+
+def test_tiny_metatraining_lowers_the_meta_loss(tmp_path):
+    """Meta-loss (mean log10 MSE over 30 steps) on held-out val digits, before and after 40 meta-steps."""
+    torch.manual_seed(0)
+    val = load_dataset("mnist5k", "val")[:4]
+    arch = SirenArch(hidden=16, dim_out=1)
+
+    def meta_loss(net):
+        _, curve = run_learned(net, val, arch, 30, seed=5, record=True)
+        return (-curve[1:] / 10).mean().item()  # mean log10 MSE
+
+    cfg = MetaTrainConfig(out=str(tmp_path / "lopt"), datasets=("mnist5k",), hidden=16, batch=4, unroll=10,
+                          horizon=30, meta_lr=1e-2, minutes=None, meta_steps=40, val_every=100, val_size=2,
+                          val_steps=10, limit=64, optimizer={"points": 8})
+    before = meta_loss(LearnedOptimizer(LearnedOptimizerConfig(points=8)))
+    state = metatrain(cfg, log=lambda *_: None)
+    assert state["meta_step"] == 40
+    net, card = load_optimizer(tmp_path / "lopt" / "best.safetensors")
+    assert card["meta_steps"] == 40
+    after = meta_loss(net)
+    assert after < before - 0.05, (before, after)
+    # resume: asking for more meta-steps continues from the checkpoint
+    cfg.meta_steps = 43
+    assert metatrain(cfg, log=lambda *_: None)["meta_step"] == 43
+
+
+def test_divergence_falls_back_to_adam():
+    net = LearnedOptimizer(LearnedOptimizerConfig(points=8))
+    with torch.no_grad():
+        net.log_alpha.fill_(math.log(1e4))  # absurd step size
+    notes = []
+    imgs = _images(1)
+    res, used = fit_learned(imgs, ARCH, net, steps=30, notice=notes.append)
+    assert used == "adam" and notes and "Adam" in notes[0]
+    assert all(torch.isfinite(p).all() for p in res.params)
+    adam = fit(imgs, ARCH, steps=30)
+    torch.testing.assert_close(res.psnr, adam.psnr)
+
+
+def test_learned_optimizer_in_inr_fit():
+    """The optimizer drops into inr.fit through optimizer_factory and fits (PSNR rises)."""
+    net = LearnedOptimizer(LearnedOptimizerConfig(points=8))
+    imgs = _images(2)
+    res, used = fit_learned(imgs, ARCH, net, steps=40, notice=lambda m: None)
+    assert used == "learned"
+    short = fit(imgs, ARCH, steps=1)
+    assert (res.psnr > short.psnr + 3).all()
+    # the same optimizer fits colour SIRENs (its GradMetaNet does not tell output neurons apart)
+    colour, arch3 = _images(2, c=3), SirenArch(hidden=12, dim_out=3)
+    res, used = fit_learned(colour, arch3, net, steps=40, notice=lambda m: None)
+    assert used == "learned" and (res.psnr > fit(colour, arch3, steps=1).psnr + 1).all()
+
+
+def test_optimizer_errors():
+    net = LearnedOptimizer(LearnedOptimizerConfig())
+    ps = [p.requires_grad_(True) for p in init_params(ARCH, 1)]
+    with pytest.raises(ValueError, match="images"):
+        GradMetaNetOptimizer(ps, net, ARCH)
+    with pytest.raises(OptimizerFileError, match="3 weight layers"):
+        GradMetaNetOptimizer(ps, net, SirenArch(hidden=8, layers=3), _images(1))
+
+
+def test_fit_cli(tmp_path, capsys):
+    from PIL import Image
+
+    from inr.files import load_inr
+
+    img = tmp_path / "img.png"
+    Image.fromarray((np.random.default_rng(0).random((20, 20)) * 255).astype(np.uint8)).save(img)
+    lopt = tmp_path / "lopt.safetensors"
+    save_optimizer(lopt, LearnedOptimizer(LearnedOptimizerConfig(points=8)), {"note": "untrained"})
+    out = tmp_path / "out.safetensors"
+    assert main(["fit", str(img), "-o", str(out), "--learned", str(lopt), "--steps", "20", "--size", "16",
+                 "--hidden", "8", "-q"]) == 0
+    assert "learned" in capsys.readouterr().out
+    inr = load_inr(out)
+    assert json.loads(inr.meta["fit"])["optimizer"] == "learned" and inr.arch.hidden == 8
+    assert main(["fit", str(img), "-o", str(out), "--optimizer", "adam", "--steps", "5", "--size", "16", "-q"]) == 0
+    # errors: one line, exit 2
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a file")
+    assert main(["fit", str(img), "-o", str(out), "--learned", str(bad), "-q"]) == 2
+    assert main(["fit", str(img), "-o", str(out), "--learned", str(lopt), "--layers", "3", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(e.startswith("error: ") for e in err)
+    assert "weight layers" in err[1]
