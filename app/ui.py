@@ -91,8 +91,9 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                                 colour = gr.Radio(["auto", "gray", "colour"], value="auto", label="Channels",
                                                   info="shipped editors edit grayscale (1-channel) INRs")
                                 fit_opt = gr.Radio(list(H.FIT_OPTIMIZERS), value="Adam", label="Optimizer",
-                                                   info="fast (learned): the GradMetaNet learned optimizer "
-                                                        "(see BENCHMARKS.md)", elem_id="fit-optimizer")
+                                                   info="fast (learned): the GradMetaNet learned optimizer; so far "
+                                                        "no faster than Adam in steps (BENCHMARKS.md)",
+                                                   elem_id="fit-optimizer")
                             fit_btn = gr.Button("Fit", variant="primary", elem_id="fit-btn")
                         with gr.Tab("Bundled example"):
                             gallery = gr.Gallery(value=thumbs, label="Examples (MNIST digits, scikit-image photos)",
