@@ -3,11 +3,15 @@ split against no edit, test-time Adam on the same points and Adam on the full ta
 
     python -m bench.editors train  --task dilate --data mnist5k --minutes 10 [--kinds ws,gmn --seeds 0,1,2 --jobs 2]
     python -m bench.editors report --task dilate --data mnist5k
+    python -m bench.editors train  --task paint --data mnist5k --minutes 10 --kinds gmn,ws+probe+res,ws+gmn,ws --seeds 0
+    python -m bench.editors report --task paint --data mnist5k
 
 `train` runs `python -m gmn train` once per (editor, seed) into runs/bench/{data}-{task}/{kind}-s{seed}
 (resumable: finished runs are skipped, interrupted ones resume), and logs each run's command
 and wall time in runs.json there. `report` evaluates every finished run's best-validation
-checkpoint on the test split and writes the section `editors-{data}-{task}` of BENCHMARKS.md.
+checkpoint on the test split and writes the section `editors-{data}-{task}` of BENCHMARKS.md;
+for paint the test strokes are drawn once from a fixed seed and the MSE is reported inside the
+mask, outside it and in total.
 Expected time: train = minutes × runs / jobs; report about 5 minutes.
 """
 
@@ -82,38 +86,81 @@ def cmd_train(args) -> None:
     (run_dir(args.data, args.task) / "runs.json").write_text(json.dumps(runs, indent=2))
 
 
+def sci(x: float) -> str:
+    """An MSE in scientific notation with 3 significant digits: 3.25e-2."""
+    if x == 0:
+        return "0"
+    mant, exp = f"{x:.2e}".split("e")
+    return f"{mant}e{int(exp)}"
+
+
 def _fmt(values: list[float]) -> str:
     if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+        return sci(values[0])
+    return f"{sci(statistics.mean(values))} ± {sci(statistics.stdev(values))}"
+
+
+def _mse_cells(rs: list[dict], paint: bool) -> list[str]:
+    """Cells for one method: [total] for filters, [inside, outside, total] for paint (mean ± std over rs)."""
+    keys = ("inside", "outside", "mse") if paint else ("mse",)
+    return [_fmt([r[k] for r in rs]) for k in keys]
+
+
+def _info(kind: str, task: str) -> str:
+    if task == "paint" and kind == "ws":
+        return "θ only (no paint information: the floor)"
+    return INFO[kind]
+
+
+def _checks(task: str, results: dict[str, list[dict]], none: float, best_adam: float) -> list[str]:
+    """The figures issue 4 asks for, computed from the table (mean test MSE)."""
+    m = {k: statistics.mean(r["mse"] for r in rs) for k, rs in results.items()}
+    if not m:
+        return []
+    best = min(m, key=m.get)
+    out = [f"every learned editor beats no edit ({sci(none)}): "
+           + ("yes" if all(v < none for v in m.values()) else
+              "no, not " + ", ".join(k for k, v in m.items() if v >= none)),
+           f"best editor {best} at {m[best] / best_adam:.2f}× the best Adam on the same points (goal ≤ 0.45×)"]
+    others = ("ws", "ws+probe+res") if task == "paint" else ("ws", "ws+probe", "ws+probe+res")
+    for grad in ("ws+gmn", "gmn"):
+        for other in others:
+            if grad in m and other in m:
+                pct = (1 - m[grad] / m[other]) * 100
+                verdict = (f"beats {other} ({pct:.0f}% lower)" if pct > 0 else
+                           f"does not beat {other} ({-pct:.0f}% higher)")
+                out.append(f"{grad} {verdict}: {sci(m[grad])} vs {sci(m[other])}")
+    return out
 
 
 def cmd_report(args) -> None:
     from gmn.data import EditData
     from gmn.editors import load_editor
-    from gmn.evaluate import eval_set, no_edit, run_adam, run_editor, tune_adam_lr
+    from gmn.evaluate import eval_set, no_edit_errors, run_adam, run_editor, tune_adam_lr
 
     torch.manual_seed(0)
+    paint = args.task == "paint"
     test = eval_set(EditData.from_zoo(args.data, "test", args.task))
     val = eval_set(EditData.from_zoo(args.data, "val", args.task, limit=200))
     B = args.points
-    rows = [["no edit", "—", f"{no_edit(test):.4f}", "—", "—"]]
+    none = no_edit_errors(test)
+    rows = [["no edit", "—", *_mse_cells([none], paint), "—", "—"]]
     adam_pts = {}
     for k in (1, 10, 100):
         lr, _ = tune_adam_lr(val, points=B, steps=k)
         r = run_adam(test, points=B, steps=k, lr=lr)
         adam_pts[k] = (r["mse"], lr)
-        rows.append([f"Adam on the same {B} points, K={k} (lr {lr:g})", f"target at {B} points", f"{r['mse']:.4f}",
-                     "", f"{r['seconds_per_inr'] * 1000:.2f}"])
+        rows.append([f"Adam on the same {B} points, K={k} (lr {lr:g})", f"target at {B} points",
+                     *_mse_cells([r], paint), "", f"{r['seconds_per_inr'] * 1000:.2f}"])
         print(rows[-1], flush=True)
     for k in (1, 10, 100):
         lr, _ = tune_adam_lr(val, points=None, steps=k)
         r = run_adam(test, points=None, steps=k, lr=lr)
-        rows.append([f"Adam on the full target, K={k} (lr {lr:g})", "full target (oracle)", f"{r['mse']:.4f}",
+        rows.append([f"Adam on the full target, K={k} (lr {lr:g})", "full target (oracle)", *_mse_cells([r], paint),
                      "", f"{r['seconds_per_inr'] * 1000:.2f}"])
         print(rows[-1], flush=True)
     best_adam = min(v[0] for v in adam_pts.values())
-    results: dict[str, list[float]] = {}
+    results: dict[str, list[dict]] = {}
     latency: dict[str, float] = {}
     # only finished runs (done.json): an interrupted run resumes on the next `train` and is not reported
     runs = sorted(p.parent / "best.safetensors" for p in run_dir(args.data, args.task).glob("*/done.json"))
@@ -121,26 +168,43 @@ def cmd_report(args) -> None:
     for path in runs:
         editor, card = load_editor(path)
         r = run_editor(editor, test, points=B)
-        results.setdefault(editor.config.kind, []).append(r["mse"])
+        results.setdefault(editor.config.kind, []).append(r)
         latency[editor.config.kind] = r["seconds_per_inr"]
         budget = card.get("train_config", {}).get("minutes")
         print(path.parent.name, r["mse"], flush=True)
     for kind in KINDS:
         if kind in results:
-            m = statistics.mean(results[kind])
-            rows.append([f"**{kind}** ({len(results[kind])} seed{'s' if len(results[kind]) > 1 else ''})", INFO[kind],
-                         _fmt(results[kind]), f"{m / best_adam:.2f}×", f"{latency[kind] * 1000:.2f}"])
+            m = statistics.mean(r["mse"] for r in results[kind])
+            n = len(results[kind])
+            rows.append([f"**{kind}** ({n} seed{'s' if n > 1 else ''})", _info(kind, args.task),
+                         *_mse_cells(results[kind], paint), f"{m / best_adam:.2f}×", f"{latency[kind] * 1000:.2f}"])
+    mse_cols = ["inside mask MSE", "outside MSE", "total MSE"] if paint else ["test MSE"]
+    if paint:
+        intro = (
+            f"Paint on test INRs with synthetic strokes: each test INR gets 1–3 brush strokes or ellipse blobs "
+            f"(`gmn.objectives.random_paint`, drawn once from seed 12345, so every method sees the same masks) "
+            f"in one random gray level. Metric per INR on the 28×28 grid, clamped render: *inside* = MSE to the "
+            f"painted colour over the mask's pixels, *outside* = MSE to the INR's original render over the other "
+            f"pixels, *total* = MSE over all pixels to the painted image (the paint objective with λ = 1), "
+            f"averaged over INRs. {B} sampled points per INR, half inside the mask and half outside, the same "
+            f"points for editors and Adam-on-points (objective m(f − c)² + λ(1 − m)(f − f_orig)² at the points). "
+        )
+    else:
+        intro = (f"Test split, {B} sampled points per INR (the same points for editors and Adam-on-points), MSE of "
+                 f"the clamped render against the reference target. ")
     body = (
-        f"Test split ({len(test.data)} INRs), {B} sampled points per INR (the same points for editors and "
-        f"Adam-on-points), MSE of the clamped render against the reference target; learned editors at their "
-        f"best-validation checkpoint after {budget} CPU-minutes of training each (1 process, "
-        f"`python -m bench.editors train`). Ratio: editor MSE / best Adam-on-the-same-points MSE "
-        f"({best_adam:.4f}). Latency: per INR, batched by 64, decomposition + forward (editors) or K Adam steps.\n\n"
-        + table(["method", "information", "test MSE", "vs Adam on points", "ms / INR"], rows)
+        f"{intro}{len(test.data)} test INRs; learned editors at their best-validation checkpoint after {budget} "
+        f"CPU-minutes of training each (1 process, 1 thread, `python -m bench.editors train`), mean ± std over "
+        f"seeds where there are several. Ratio: editor total MSE / best Adam-on-the-same-points MSE "
+        f"({sci(best_adam)}). Latency: per INR, batched by 64, decomposition + forward (editors) or K Adam steps.\n\n"
+        + table(["method", "information", *mse_cols, "vs Adam on points", "ms / INR"], rows)
     )
+    checks = _checks(args.task, results, none["mse"], best_adam)
+    if checks:
+        body += "\n\nFigures (mean test MSE from the table above):\n\n" + "\n".join(f"- {c}" for c in checks)
     # MSE against the number of points B: the best editor vs Adam on the same points
     if results:
-        best_kind = min(results, key=lambda k: statistics.mean(results[k]))
+        best_kind = min(results, key=lambda k: statistics.mean(r["mse"] for r in results[k]))
         best_k = min(adam_pts, key=lambda k: adam_pts[k][0])
         best_path = min((p for p in runs if p.parent.name.startswith(best_kind + "-s")),
                         key=lambda p: load_editor(p)[1]["metrics"]["val_mse"])
@@ -148,15 +212,17 @@ def cmd_report(args) -> None:
         side = test.data.side
         brows = []
         for b in (16, 64, 256, side * side):
-            e = run_editor(editor, test, points=b)["mse"]
+            e = run_editor(editor, test, points=b)
             lr, _ = tune_adam_lr(val, points=b, steps=best_k)
-            a = run_adam(test, points=b, steps=best_k, lr=lr)["mse"]
-            brows.append([b if b < side * side else f"{b} (all pixels)", f"{e:.4f}", f"{a:.4f} (lr {lr:g})",
-                          f"{e / a:.2f}×"])
+            a = run_adam(test, points=b, steps=best_k, lr=lr)
+            inside = [sci(e["inside"]), sci(a["inside"])] if paint else []
+            brows.append([b if b < side * side else f"{b} (all pixels)", sci(e["mse"]), f"{sci(a['mse'])} (lr {lr:g})",
+                          *inside, f"{e['mse'] / a['mse']:.2f}×"])
             print("B", brows[-1], flush=True)
+        inside_cols = ["editor inside MSE", "Adam inside MSE"] if paint else []
         body += (f"\n\nMSE against the number of sampled points B: the best editor ({best_kind}, "
                  f"`{best_path.parent.name}`) vs Adam on the same points (K={best_k}, lr tuned on val per B).\n\n"
-                 + table(["B", "editor MSE", "Adam on points MSE", "ratio"], brows))
+                 + table(["B", "editor MSE", "Adam on points MSE", *inside_cols, "ratio"], brows))
         wide = ROOT / "zoo" / f"{args.data}-test-w64"
         if (wide / "zoo.json").exists():
             wtest = eval_set(EditData.from_zoo(args.data, "test-w64", args.task))
@@ -167,10 +233,10 @@ def cmd_report(args) -> None:
                     continue
                 m32 = run_editor(editor, test, points=B)["mse"]
                 m64 = run_editor(editor, wtest, points=B)["mse"]
-                wrows.append([path.parent.name, f"{m32:.4f}", f"{m64:.4f}", f"{m64 / m32:.2f}×"])
+                wrows.append([path.parent.name, sci(m32), sci(m64), f"{m64 / m32:.2f}×"])
             body += (f"\n\nWidth transfer: editors trained on width-32 INRs, applied to width-64 INRs of the same "
-                     f"test images (zoo `{wide.name}`, no edit {no_edit(wtest):.4f}). Goal ≤ 1.5×.\n\n"
-                     + table(["run", "width 32", "width 64", "ratio"], wrows))
+                     f"test images (zoo `{wide.name}`, no edit {sci(no_edit_errors(wtest)['mse'])}). "
+                     f"Goal ≤ 1.5×.\n\n" + table(["run", "width 32 MSE", "width 64 MSE", "ratio"], wrows))
     runs_json = run_dir(args.data, args.task) / "runs.json"
     if runs_json.exists():
         recs = json.loads(runs_json.read_text())

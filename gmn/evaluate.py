@@ -2,7 +2,10 @@
 
 Metric: per-INR MSE between the edited INR's clamped render on its pixel grid and the
 reference target — filter(original image) for filter edits, the painted colour inside the
-mask and the original image outside it for paint — averaged over INRs.
+mask and the INR's original render outside it for paint — averaged over INRs. For paint the
+two parts are reported too: "inside" (MSE to the colour over the mask's pixels) and
+"outside" (MSE to the original render over the rest); the total is the plain MSE over all
+pixels, which is the paint objective with λ = 1.
 
 Baselines, each given a stated amount of information:
 - no edit (identity);
@@ -34,6 +37,7 @@ class EvalSet:
     data: EditData
     reference: Tensor  # (N, H, W, C) target image the metric compares with
     objectives: EditTarget  # the objective the editors optimise (from the INR's own render)
+    mask: Tensor | None = None  # (N, H, W, 1) paint mask: the metric is also split inside/outside it
 
     def batches(self, points: int, *, seed: int = 0, size: int = 64) -> list[tuple[Tensor, Batch]]:
         """(INR indices, batch) pairs of `size` INRs with B = `points` fixed sampled points each."""
@@ -47,20 +51,41 @@ class EvalSet:
 
 
 def eval_set(data: EditData, *, seed: int = 12345) -> EvalSet:
-    """Fix the objectives of `data` (paint strokes drawn once from `seed`)."""
+    """Fix the objectives of `data`. Paint: the strokes and colours are drawn once from `seed`,
+    so every method is scored on the same masks (the same INRs get the same strokes on every run)."""
     idx = torch.arange(len(data))
     if data.task in FILTERS:
         ref = filter_images(data.images, data.task)
         return EvalSet(data, ref, data.targets)
     obj = data.objective(idx, rng=np.random.default_rng(seed))
-    ref = obj.mask * obj.target + (1 - obj.mask) * data.images  # painted colour inside, original outside
-    return EvalSet(data, ref, obj)
+    # painted colour inside, the INR's original render outside: what the user painted on and wants kept
+    return EvalSet(data, obj.target, obj, obj.mask)
 
 
 def mse_to(params: Params, arch: SirenArch, reference: Tensor) -> Tensor:
     """Per-INR MSE (N,) of the clamped render against reference (N, H, W, C)."""
-    img = render(params, arch, tuple(reference.shape[1:3]))
-    return (img - reference).pow(2).mean(dim=(1, 2, 3))
+    return errors_to(params, arch, reference)["mse"]
+
+
+def errors_to(params: Params, arch: SirenArch, reference: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
+    """Per-INR errors (N,) of the clamped render against reference (N, H, W, C): "mse" over all
+    pixels, and with a paint mask (N, H, W, 1) also "inside" and "outside" (MSE over the mask's
+    pixels and over the others; 0 where a side has no pixels)."""
+    sq = (render(params, arch, tuple(reference.shape[1:3])) - reference).pow(2)  # (N, H, W, C)
+    out = {"mse": sq.mean(dim=(1, 2, 3))}
+    if mask is not None:
+        c = sq.shape[-1]
+        for name, m in (("inside", mask), ("outside", 1 - mask)):
+            out[name] = (m * sq).sum(dim=(1, 2, 3)) / (m.sum(dim=(1, 2, 3)) * c).clamp_min(1)
+    return out
+
+
+def _summary(errs: list[dict[str, Tensor]], secs: float) -> dict:
+    """{"mse", "per_inr", "seconds_per_inr"} (+ "inside", "outside" for paint) from per-batch errors."""
+    e = {k: torch.cat([d[k] for d in errs]) for k in errs[0]}
+    out = {"mse": e["mse"].mean().item(), "per_inr": e["mse"], "seconds_per_inr": secs / len(e["mse"])}
+    out.update({k: v.mean().item() for k, v in e.items() if k != "mse"})
+    return out
 
 
 @torch.no_grad()
@@ -94,17 +119,21 @@ def adam_on_full(params: Params, arch: SirenArch, objective: EditTarget, grid: T
     return adam_on_points(params, arch, grid, t, w, steps=steps, lr=lr)
 
 
+def _errors(es: EvalSet, params: Params, idx: Tensor) -> dict[str, Tensor]:
+    return errors_to(params, es.data.arch, es.reference[idx], None if es.mask is None else es.mask[idx])
+
+
 def run_editor(editor: Editor, es: EvalSet, *, points: int, seed: int = 0, strength: float = 1.0) -> dict:
-    """Editor MSE per INR on an EvalSet, and its latency per INR (batched, including decomposition)."""
+    """Editor MSE per INR on an EvalSet (+ inside/outside the mask for paint), and its latency per
+    INR (batched, including decomposition)."""
     arch = es.data.arch
     errs, secs = [], 0.0
     for idx, b in es.batches(points, seed=seed):
         t0 = time.perf_counter()
         edited = edit_with(editor, b, arch, strength)
         secs += time.perf_counter() - t0
-        errs.append(mse_to(edited, arch, es.reference[idx]))
-    e = torch.cat(errs)
-    return {"mse": e.mean().item(), "per_inr": e, "seconds_per_inr": secs / len(e)}
+        errs.append(_errors(es, edited, idx))
+    return _summary(errs, secs)
 
 
 def run_adam(es: EvalSet, *, points: int | None, steps: int, lr: float, seed: int = 0, lam: float = 1.0) -> dict:
@@ -118,13 +147,17 @@ def run_adam(es: EvalSet, *, points: int | None, steps: int, lr: float, seed: in
         else:
             new = adam_on_points(b.params, arch, b.x, b.target_pts, _weights(b, lam), steps=steps, lr=lr)
         secs += time.perf_counter() - t0
-        errs.append(mse_to(new, arch, es.reference[idx]))
-    e = torch.cat(errs)
-    return {"mse": e.mean().item(), "per_inr": e, "seconds_per_inr": secs / len(e)}
+        errs.append(_errors(es, new, idx))
+    return _summary(errs, secs)
 
 
 def no_edit(es: EvalSet) -> float:
     return mse_to(es.data.params, es.data.arch, es.reference).mean().item()
+
+
+def no_edit_errors(es: EvalSet) -> dict:
+    """The identity's errors, as `run_editor` reports them (latency 0)."""
+    return _summary([_errors(es, es.data.params, torch.arange(len(es.data)))], 0.0)
 
 
 def tune_adam_lr(es_val: EvalSet, *, points: int | None, steps: int,

@@ -1,7 +1,7 @@
 import torch
 
 from gmn.data import EditData
-from gmn.evaluate import eval_set, mse_to, no_edit, run_adam
+from gmn.evaluate import errors_to, eval_set, mse_to, no_edit, no_edit_errors, run_adam
 
 
 def test_eval_batches_line_up_with_references(tiny_zoo):
@@ -15,3 +15,25 @@ def test_eval_batches_line_up_with_references(tiny_zoo):
     torch.testing.assert_close(zero, mse_to(es.data.params, es.data.arch, es.reference))
     assert abs(zero.mean().item() - no_edit(es)) < 1e-7
     assert run_adam(es, points=None, steps=20, lr=3e-3)["mse"] < 0.5 * no_edit(es)  # the oracle improves
+
+
+def test_paint_eval_is_seeded_and_split_inside_outside(tiny_zoo):
+    data = EditData.from_zoo("mnist5k", "test", "paint", root=tiny_zoo)
+    es, again = eval_set(data), eval_set(data)
+    assert torch.equal(es.mask, again.mask) and torch.equal(es.reference, again.reference)  # same strokes every run
+    assert not torch.equal(es.mask, eval_set(data, seed=1).mask)
+    m = es.mask
+    assert ((m == 0) | (m == 1)).all() and (m.sum(dim=(1, 2, 3)) > 0).all()
+    # reference: the painted colour inside the mask, the INR's own render outside
+    torch.testing.assert_close(es.reference * (1 - m), data.renders * (1 - m))
+    e = errors_to(data.params, data.arch, es.reference, m)
+    assert torch.all(e["outside"] == 0) and torch.all(e["inside"] > 0)  # no edit keeps the outside exactly
+    n_in = m.sum(dim=(1, 2, 3))
+    n = m[0].numel()
+    torch.testing.assert_close(e["mse"], (e["inside"] * n_in + e["outside"] * (n - n_in)) / n)
+    ne = no_edit_errors(es)
+    assert abs(ne["mse"] - no_edit(es)) < 1e-7 and ne["outside"] == 0
+    zero = run_adam(es, points=16, steps=0, lr=1e-3)
+    assert abs(zero["inside"] - ne["inside"]) < 1e-7  # zero steps: the identity, split the same way
+    full = run_adam(es, points=None, steps=30, lr=3e-3)
+    assert full["mse"] < 0.5 * ne["mse"] and full["inside"] < ne["inside"]  # the oracle paints
