@@ -31,9 +31,13 @@ def _delete_state(state) -> None:
         H.cleanup_session(state["dir"])
 
 
-def _plot_frame(history: list[dict]) -> pd.DataFrame:
+def _plot_frame(history: list[dict]) -> pd.DataFrame | None:
+    """Loss history as a long frame (step, loss, split), or None while there is none: a LinePlot with a
+    colour field that is ever given an empty frame keeps drawing axes without lines (Gradio 6, seen in
+    Chromium), so the plot starts empty (value None) and only ever receives non-empty frames."""
     rows = [{"step": e["step"], "loss": e[k], "split": k} for e in history for k in ("train", "val") if k in e]
-    # explicit dtypes: an empty frame would be object-typed and the plot would treat loss as categories
+    if not rows:
+        return None
     return pd.DataFrame(rows, columns=["step", "loss", "split"]).astype({"step": "int64", "loss": "float64",
                                                                          "split": "object"})
 
@@ -183,8 +187,8 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                         stop_btn = gr.Button("Stop", variant="stop")
                         status_btn = gr.Button("Refresh status")
                     status = gr.Markdown("no training job yet", elem_id="train-status")
-                    curve = gr.LinePlot(_plot_frame([]), x="step", y="loss", color="split", label="Train / val loss",
-                                        height=260)
+                    curve = gr.LinePlot(None, x="step", y="loss", color="split", label="Train / val loss",
+                                        elem_id="loss-plot", height=260)
                     status_json = gr.JSON(label="Job status", visible=False)
                     gr.Markdown("### Evaluate, publish, delete")
                     with gr.Row():

@@ -137,6 +137,14 @@ def test_admin_train_publish_appears_in_edit_dropdown(page):
     page.wait_for_function("document.querySelector('#train-status').innerText.includes(': done')", timeout=240_000)
     assert "step 6" in page.inner_text("#train-status")
     shot(page, "6-trained")
+    # the loss plot draws its lines (coloured pixels; an empty chart is only grey grid and text)
+    for _ in range(20):  # the chart renders asynchronously after the last status update
+        plot = np.asarray(Image.open(io.BytesIO(page.locator("#loss-plot").screenshot())).convert("RGB"), dtype=int)
+        coloured = ((plot.max(-1) - plot.min(-1)) > 80).sum()
+        if coloured > 50:
+            break
+        page.wait_for_timeout(500)
+    assert coloured > 50, "the train/val loss plot shows no lines"
     page.fill("#pub-run textarea", "browser-run")
     page.fill("#pub-name textarea", "browser-dilate")
     page.click("#publish-btn")
