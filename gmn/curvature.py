@@ -44,6 +44,7 @@ from inr.siren import Params, SirenArch, select
 from .baselines import FlatGradientMLP, FlatMLPConfig
 from .decompose import NeuronSet, decompose_gradients, output, rank1_gradients
 from .model import GradMetaNet, GradMetaNetConfig, GradMetaNetPP, GradMetaNetPPConfig
+from .modelfile import read_module, save_module
 from .weightspace import WSNet, WSNetConfig
 
 KINDS = ("gmn", "gmnpp", "ws", "mlp")
@@ -381,42 +382,18 @@ def train_predictor(model: CurvaturePredictor, train: FisherSets, val: FisherSet
 
 def save_predictor(path: str | os.PathLike, model: CurvaturePredictor, card: dict | None = None) -> None:
     """Predictor weights as safetensors (config + card in its metadata), the card as JSON beside it; atomic."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     card = {"parameters": model.num_parameters(), **(card or {})}
-    meta = {"format": PREDICTOR_FORMAT, "version": "1", "config": json.dumps(model.config.to_dict()),
-            "card": json.dumps(card)}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata=meta)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    card_path = path.with_suffix(".json")
-    tmp = card_path.with_name(f".{card_path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"config": model.config.to_dict(), **card}, indent=2) + "\n")
-    os.replace(tmp, card_path)
+    save_module(path, model, PREDICTOR_FORMAT, model.config.to_dict(), card)
 
 
 def load_predictor(path: str | os.PathLike) -> tuple[CurvaturePredictor, dict]:
     """Load a predictor file (never unpickles): (model in eval mode, card). ValueError with one line on problems."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no predictor file {path}")
+    config, card, tensors = read_module(path, PREDICTOR_FORMAT, "Fisher predictor", ValueError)
     try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except Exception as e:  # malformed header or not safetensors at all
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(f"{path.name} is not a valid predictor file ({reason})") from None
-    if meta.get("format") != PREDICTOR_FORMAT:
-        raise ValueError(f"{path.name} is not a Fisher predictor file (format {meta.get('format')!r})")
-    try:
-        model = CurvaturePredictor(PredictorConfig.from_dict(json.loads(meta["config"])))
-        card = json.loads(meta.get("card", "{}"))
+        model = CurvaturePredictor(PredictorConfig.from_dict(config))
         model.load_state_dict(tensors)
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
         raise ValueError(f"{path.name} has a malformed predictor: {str(e).splitlines()[0]}") from None

@@ -23,7 +23,6 @@ for a paint mask m (w = 1 for filters): see `gmn.objectives`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from inr.siren import Params, SirenArch
 from .baselines import FlatGradientMLP, FlatMLPConfig
 from .decompose import NeuronSet, Objective, decompose_gradients, probe_features, rank1_gradients
 from .model import GradMetaNet, GradMetaNetConfig, GradMetaNetPP, GradMetaNetPPConfig, GradMetaNetWS
+from .modelfile import read_module, save_module
 from .weightspace import WSNet, WSNetConfig
 
 KINDS = ("gmn", "gmnpp", "ws", "ws+probe", "ws+probe+res", "ws+gmn", "mlp")
@@ -213,48 +213,19 @@ def apply_edit(params: Params, dtheta: Params, strength: float = 1.0) -> Params:
 
 def save_editor(path: str | Path, editor: Editor, card: dict | None = None) -> None:
     """Editor weights as safetensors (config + card in its metadata) and the card as JSON beside it."""
-    import os
-
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     card = dict(card or {})
     card.setdefault("task", editor.config.task)
     card.setdefault("editor", editor.config.kind)
     card.setdefault("parameters", editor.num_parameters())
-    meta = {"format": EDITOR_FORMAT, "version": "1", "config": json.dumps(editor.config.to_dict()),
-            "card": json.dumps(card)}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in editor.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    card_path = path.with_suffix(".json")
-    tmp = card_path.with_name(f".{card_path.name}.tmp")
-    tmp.write_text(json.dumps({"config": editor.config.to_dict(), **card}, indent=2) + "\n")
-    os.replace(tmp, card_path)
+    save_module(path, editor, EDITOR_FORMAT, editor.config.to_dict(), card)
 
 
 def load_editor(path: str | Path, device: torch.device | str = "cpu") -> tuple[Editor, dict]:
     """Load an editor file (never unpickles). Returns (editor in eval mode, card)."""
-    from safetensors import safe_open
-
     path = Path(path)
-    if not path.exists():
-        raise EditorError(f"no editor file {path}")
+    raw, card, tensors = read_module(path, EDITOR_FORMAT, "editor", EditorError)
     try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except Exception as e:  # malformed header or not safetensors at all
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise EditorError(f"{path.name} is not a valid editor file ({reason})") from None
-    if meta.get("format") != EDITOR_FORMAT:
-        raise EditorError(f"{path.name} is not an editor file (format {meta.get('format')!r})")
-    try:
-        config = EditorConfig.from_dict(json.loads(meta["config"]))
-        card = json.loads(meta.get("card", "{}"))
+        config = EditorConfig.from_dict(raw)
     except (KeyError, ValueError, TypeError) as e:
         raise EditorError(f"{path.name} has malformed editor metadata: {e}") from None
     editor = Editor(config)

@@ -25,9 +25,7 @@ is a `torch.optim.Optimizer` with them frozen, to drop into any loop (e.g. `inr.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -38,6 +36,7 @@ from inr.siren import Params, SirenArch, coordinate_grid
 
 from .decompose import NeuronSet, decompose_gradients, mse
 from .model import GradMetaNet, GradMetaNetConfig
+from .modelfile import read_module, save_module
 from .weightspace import WSNet, WSNetConfig
 
 OPTIMIZER_FORMAT = "gmn-learned-optimizer"
@@ -254,44 +253,15 @@ def sample_pixels(images: Tensor, points: int, generator: torch.Generator | None
 
 def save_optimizer(path: str | Path, net: LearnedOptimizer, card: dict | None = None) -> None:
     """Meta-parameters as safetensors (config + card in its metadata) and the card as JSON beside it."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    card = dict(card or {})
-    card.setdefault("parameters", net.num_parameters())
-    meta = {"format": OPTIMIZER_FORMAT, "config": json.dumps(net.config.to_dict()), "card": json.dumps(card)}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    card_path = path.with_suffix(".json")
-    tmp = card_path.with_name(f".{card_path.name}.tmp")
-    tmp.write_text(json.dumps({"config": net.config.to_dict(), **card}, indent=2) + "\n")
-    os.replace(tmp, card_path)
+    save_module(path, net, OPTIMIZER_FORMAT, net.config.to_dict(), {"parameters": net.num_parameters(), **(card or {})})
 
 
 def load_optimizer(path: str | Path) -> tuple[LearnedOptimizer, dict]:
     """Load a learned-optimizer file (never unpickles). Returns (LearnedOptimizer in eval mode, card)."""
-    from safetensors import safe_open
-
     path = Path(path)
-    if not path.exists():
-        raise OptimizerFileError(f"no learned-optimizer file {path}")
+    config, card, tensors = read_module(path, OPTIMIZER_FORMAT, "learned-optimizer", OptimizerFileError)
     try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except Exception as e:  # malformed header or not safetensors at all
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise OptimizerFileError(f"{path.name} is not a valid learned-optimizer file ({reason})") from None
-    if meta.get("format") != OPTIMIZER_FORMAT:
-        raise OptimizerFileError(f"{path.name} is not a learned-optimizer file (format {meta.get('format')!r})")
-    try:
-        config = LearnedOptimizerConfig.from_dict(json.loads(meta["config"]))
-        card = json.loads(meta.get("card", "{}"))
-        net = LearnedOptimizer(config)
+        net = LearnedOptimizer(LearnedOptimizerConfig.from_dict(config))
         net.load_state_dict(tensors)
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
         raise OptimizerFileError(f"{path.name} has malformed metadata: {str(e).splitlines()[0]}") from None
