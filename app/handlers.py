@@ -282,6 +282,8 @@ def list_editors(settings: Settings) -> list[dict]:
             "val_mse": metrics.get("val_mse"),
             "parameters": card.get("parameters"),
             "siren": f"{arch.get('layers', '?')} sine layers, {arch.get('dim_out', '?')} channel(s)",
+            "layers": arch.get("layers"),
+            "channels": arch.get("dim_out"),
             "published": path.resolve().parent == published,
         })
     return rows
@@ -487,11 +489,14 @@ def paint(settings: Settings, state: dict | None, value: dict | None, editor_nam
           points: int = 64, strength: float = 1.0) -> dict:
     """Turn a painted stroke into a weight edit with a paint editor (the chosen one, else the first installed)."""
     state = _need(state)
-    names = [r["name"] for r in list_editors(settings) if r["task"] == "paint"]
-    if editor_name not in names:
-        if not names:
+    arch = _arch(state)
+    rows = [r for r in list_editors(settings) if r["task"] == "paint"]
+    if editor_name not in [r["name"] for r in rows]:
+        if not rows:
             raise gr.Error("no paint editor installed: train and publish one in the admin tab")
-        editor_name = names[0]
+        # the first paint editor made for this INR's depth and channels (gray or colour), else the first one
+        fits = [r["name"] for r in rows if (r["layers"], r["channels"]) == (arch.layers, arch.dim_out)]
+        editor_name = (fits or [rows[0]["name"]])[0]
     mask, colours = paint_inputs(value, state["size"], _arch(state).dim_out)
     out = _run_edit(settings, state, editor_name, points, strength, mask=mask, paint=colours)
     return _commit_edit(state, out, strength)

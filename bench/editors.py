@@ -5,6 +5,7 @@ split against no edit, test-time Adam on the same points and Adam on the full ta
     python -m bench.editors report --task dilate --data mnist5k
     python -m bench.editors train  --task paint --data mnist5k --minutes 10 --kinds gmn,ws+probe+res,ws+gmn,ws --seeds 0
     python -m bench.editors report --task paint --data mnist5k
+    python -m bench.editors ship   --task dilate --data mnist5k --run ws-s0 --name dilate   # -> assets/editors
 
 `train` runs `python -m gmn train` once per (editor, seed) into runs/bench/{data}-{task}/{kind}-s{seed}
 (resumable: finished runs are skipped, interrupted ones resume), and logs each run's command
@@ -54,20 +55,31 @@ def _plan(args) -> list[tuple[str, int]]:
     return [(k, s) for k in kinds for s in (seeds if k in SEEDED else seeds[:1])]
 
 
+def run_name(kind: str, seed: int, tag: str | None = None) -> str:
+    """kind[-tag]-sSEED: a tag names a model variant (--model overrides)."""
+    return f"{kind}{'-' + tag if tag else ''}-s{seed}"
+
+
+def method_of(run: str) -> str:
+    """The method (table row) of a run folder name: its name without the seed."""
+    return run.rsplit("-s", 1)[0]
+
+
 def _train_one(args, kind: str, seed: int) -> dict:
-    out = run_dir(args.data, args.task) / f"{kind}-s{seed}"
+    out = run_dir(args.data, args.task) / run_name(kind, seed, args.tag)
     state_file = out / "done.json"
     if state_file.exists():
         return json.loads(state_file.read_text())
     cmd = [sys.executable, "-m", "gmn", "train", "--task", args.task, "--data", args.data, "--editor", kind,
            "--minutes", str(args.minutes), "--seed", str(seed), "--out", str(out.relative_to(ROOT)), "--device",
-           "cpu", "-q"]
+           "cpu", "-q"] + (["--model", args.model] if args.model else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "train.log", "a") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    rec = {"kind": kind, "seed": seed, "command": " ".join(cmd[1:]), "wall_seconds": round(time.time() - t0, 1),
+    shown = [f"'{c}'" if c.startswith("{") else c for c in cmd[1:]]
+    rec = {"kind": kind, "seed": seed, "command": " ".join(shown), "wall_seconds": round(time.time() - t0, 1),
            "threads": args.threads, "date": time.strftime("%Y-%m-%d %H:%M")}
     state_file.write_text(json.dumps(rec, indent=2))
     return rec
@@ -168,16 +180,29 @@ def cmd_report(args) -> None:
     for path in runs:
         editor, card = load_editor(path)
         r = run_editor(editor, test, points=B)
-        results.setdefault(editor.config.kind, []).append(r)
-        latency[editor.config.kind] = r["seconds_per_inr"]
+        results.setdefault(method_of(path.parent.name), []).append(r)
+        latency[method_of(path.parent.name)] = r["seconds_per_inr"]
         budget = card.get("train_config", {}).get("minutes")
         print(path.parent.name, r["mse"], flush=True)
-    for kind in KINDS:
+    for kind in [k for k in KINDS if k in results] + sorted(k for k in results if k not in KINDS):
         if kind in results:
             m = statistics.mean(r["mse"] for r in results[kind])
             n = len(results[kind])
-            rows.append([f"**{kind}** ({n} seed{'s' if n > 1 else ''})", _info(kind, args.task),
+            rows.append([f"**{kind}** ({n} seed{'s' if n > 1 else ''})", _info(kind.split("-")[0], args.task),
                          *_mse_cells(results[kind], paint), f"{m / best_adam:.2f}×", f"{latency[kind] * 1000:.2f}"])
+    # the shipped editors of this task and dataset (assets/editors), as their own rows
+    for card_path in sorted((ROOT / "assets" / "editors").glob("*.json")):
+        card = json.loads(card_path.read_text())
+        if card.get("task") != args.task or card.get("data", {}).get("dataset") != args.data:
+            continue
+        editor, _ = load_editor(card_path.with_suffix(".safetensors"))
+        if editor.config.siren.layers != test.data.arch.layers:
+            continue
+        r = run_editor(editor, test, points=B)
+        rows.append([f"shipped `{card_path.stem}` ({card.get('editor')}, {card.get('training_minutes')} CPU-min)",
+                     _info(editor.config.kind, args.task), *_mse_cells([r], paint), f"{r['mse'] / best_adam:.2f}×",
+                     f"{r['seconds_per_inr'] * 1000:.2f}"])
+        print(rows[-1], flush=True)
     mse_cols = ["inside mask MSE", "outside MSE", "total MSE"] if paint else ["test MSE"]
     if paint:
         intro = (
@@ -206,7 +231,7 @@ def cmd_report(args) -> None:
     if results:
         best_kind = min(results, key=lambda k: statistics.mean(r["mse"] for r in results[k]))
         best_k = min(adam_pts, key=lambda k: adam_pts[k][0])
-        best_path = min((p for p in runs if p.parent.name.startswith(best_kind + "-s")),
+        best_path = min((p for p in runs if method_of(p.parent.name) == best_kind),
                         key=lambda p: load_editor(p)[1]["metrics"]["val_mse"])
         editor, _ = load_editor(best_path)
         side = test.data.side
@@ -248,9 +273,50 @@ def cmd_report(args) -> None:
                   command=f"python -m bench.editors report --task {args.task} --data {args.data}")
 
 
+def cmd_ship(args) -> None:
+    """Copy a finished run's best checkpoint to assets/editors/NAME with a card holding its test figures and the
+    commands that reproduce it."""
+    from gmn.data import EditData
+    from gmn.editors import load_editor, save_editor
+    from gmn.evaluate import eval_set, no_edit_errors, run_editor
+
+    if not args.run or not args.name:
+        raise SystemExit("ship needs --run RUN_DIR_OR_NAME and --name NAME")
+    run = Path(args.run) if Path(args.run).is_dir() else run_dir(args.data, args.task) / args.run
+    run = run.resolve()
+    done = run / "done.json"
+    if not done.exists():
+        raise SystemExit(f"{run} has not finished (no done.json)")
+    editor, card = load_editor(run / "best.safetensors")
+    if card.get("task") != args.task:
+        raise SystemExit(f"{run} is a {card.get('task')} editor, not {args.task}")
+    torch.manual_seed(0)
+    test = eval_set(EditData.from_zoo(args.data, "test", args.task))
+    r, none = run_editor(editor, test, points=args.points), no_edit_errors(test)
+    metrics = dict(card.get("metrics", {}))
+    metrics["test_mse"] = round(r["mse"], 5)
+    if args.task == "paint":
+        metrics["test_inside_mse"], metrics["test_outside_mse"] = round(r["inside"], 5), round(r["outside"], 5)
+    metrics["test"] = (f"{args.data} test split, {len(test.data)} INRs, {args.points} points"
+                       + (", seeded synthetic strokes (seed 12345)" if args.task == "paint" else "")
+                       + f"; no edit {sci(none['mse'])} (BENCHMARKS.md, editors-{args.data}-{args.task})")
+    card["metrics"] = metrics
+    train_cmd = "python " + json.loads(done.read_text())["command"].replace(str(ROOT) + "/", "")
+    card["reproduce"] = (f"{train_cmd} && python -m bench.editors ship --task {args.task} --data {args.data} "
+                         f"--run {run.relative_to(ROOT) if run.is_relative_to(ROOT) else run} --name {args.name}")
+    if args.note:
+        card["note"] = args.note
+    else:
+        card.pop("note", None)
+    out = ROOT / "assets" / "editors" / f"{args.name}.safetensors"
+    save_editor(out, editor, card)
+    print(f"shipped {out.relative_to(ROOT)} ({out.stat().st_size / 1e3:.0f} kB): test MSE {sci(r['mse'])}, "
+          f"no edit {sci(none['mse'])}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("phase", choices=["train", "report"])
+    ap.add_argument("phase", choices=["train", "report", "ship"])
     ap.add_argument("--task", default="dilate")
     ap.add_argument("--data", default="mnist5k")
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -259,8 +325,13 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--points", type=int, default=64)
+    ap.add_argument("--model", default=None, help='train: JSON of EditorConfig overrides, e.g. \'{"ws_hidden": 32}\'')
+    ap.add_argument("--tag", default=None, help="train: names the variant (run folders KIND-TAG-sSEED)")
+    ap.add_argument("--run", default=None, help="ship: a run folder, or a run name under runs/bench/DATA-TASK")
+    ap.add_argument("--name", default=None, help="ship: the file name in assets/editors")
+    ap.add_argument("--note", default=None, help="ship: a note for the card")
     args = ap.parse_args()
-    (cmd_train if args.phase == "train" else cmd_report)(args)
+    {"train": cmd_train, "report": cmd_report, "ship": cmd_ship}[args.phase](args)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,16 @@ QUICK = [
 LONG = [
     ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k", "--jobs", "2"],
     ["bench.editors", "report", "--task", "dilate", "--data", "mnist5k"],
+    ["bench.editors", "train", "--task", "erode", "--data", "mnist5k", "--kinds", "ws", "--seeds", "0"],
+    ["bench.editors", "report", "--task", "erode", "--data", "mnist5k"],
+    ["bench.editors", "train", "--task", "paint", "--data", "mnist5k", "--kinds", "gmn,ws+probe+res,ws+gmn,ws",
+     "--seeds", "0", "--jobs", "2"],
+    ["bench.editors", "report", "--task", "paint", "--data", "mnist5k"],
+    ["bench.editors", "train", "--task", "contrast", "--data", "patches", "--jobs", "2"],
+    ["bench.editors", "report", "--task", "contrast", "--data", "patches"],
+    ["bench.editors", "train", "--task", "paint", "--data", "patches", "--kinds", "ws+gmn", "--seeds", "0"],
+    ["bench.editors", "report", "--task", "paint", "--data", "patches"],
+    ["bench.large_inr"],  # ~25 CPU-min the first time: deep patches zoo, contrast editor, photo fit, Adam curves
     ["bench.optimizer", "train"],  # 2 × 30 CPU-min: meta-train the learned optimizer with and without GradMetaNet
     ["bench.optimizer", "report"],  # ~10 min: steps to tuned Adam's 500-step PSNR
     ["bench.curvature"],  # ~40 CPU-min on one thread: Fisher diagonal, 5 models × 4 sizes × 3 seeds (resumable)

@@ -17,15 +17,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tiny_editor(task: str, kind: str = "ws+gmn", *, scale: float = 0.01, seed: int = 0) -> Editor:
+def tiny_editor(task: str, kind: str = "ws+gmn", *, scale: float = 0.01, seed: int = 0, channels: int = 1) -> Editor:
     """A randomly initialised editor (untrained: its edits are arbitrary but finite and visible)."""
     torch.manual_seed(seed)
-    cfg = EditorConfig(kind=kind, task=task, arch=SirenArch(dim_out=1).to_dict(), points=32, edit_scale_init=scale,
-                       **TINY)
+    arch = SirenArch(dim_out=channels)
+    cfg = EditorConfig(kind=kind, task=task, arch=arch.to_dict(), points=32, edit_scale_init=scale, **TINY)
     ed = Editor(cfg)
-    params = init_params(SirenArch(), 8, generator=torch.Generator().manual_seed(seed))
+    params = init_params(arch, 8, generator=torch.Generator().manual_seed(seed))
     x = torch.rand(8, 32, 2) * 2 - 1
-    t = torch.rand(8, 32, 1)
+    t = torch.rand(8, 32, channels)
     mask = (torch.rand(8, 32, 1) > 0.5).float() if task == "paint" else None
-    ed.fit_norm(params, SirenArch(), x, t, mask)
+    ed.fit_norm(params, arch, x, t, mask)
     return ed.eval()

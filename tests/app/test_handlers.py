@@ -7,11 +7,12 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from app_helpers import PASSWORD, TINY
+from app_helpers import PASSWORD, TINY, tiny_editor
 from PIL import Image
 
 from app import handlers as H
 from app.jobs import Jobs
+from gmn.editors import save_editor
 from gmn.train import TrainConfig
 from inr.siren import SirenArch, init_params
 
@@ -95,3 +96,19 @@ def test_depth_mismatch_message(editors_dir):
     st = H.new_session(init_params(arch, 1), arch, 28, "deep")
     with pytest.raises(gr.Error, match="expects 3"):
         H.edit(settings, st, "dilate", 16)
+
+
+def test_paint_picks_the_editor_for_the_inrs_channels(tmp_path):
+    """Without a chosen paint editor, a colour INR is painted by the colour paint editor and a gray one by the
+    gray editor, whichever comes first in the registry."""
+    save_editor(tmp_path / "paint-color.safetensors", tiny_editor("paint", channels=3), {"data": {"dataset": "x"}})
+    save_editor(tmp_path / "paint.safetensors", tiny_editor("paint"), {"data": {"dataset": "x"}})
+    settings = H.Settings(registry_dirs=[tmp_path], published_dir=tmp_path / "none")
+    layer = np.zeros((64, 64, 4), np.uint8)
+    layer[10:30, 10:30] = (255, 0, 0, 255)
+    value = {"background": layer, "layers": [layer], "composite": layer}
+    for channels, expected in ((1, "paint"), (3, "paint-color")):
+        arch = SirenArch(dim_out=channels)
+        st = H.new_session(init_params(arch, 1), arch, 28, "x")
+        out = H.paint(settings, st, value, "some-filter-editor", 16, 1.0)
+        assert out["edit"]["editor"] == expected and out["edit"]["task"] == "paint"
