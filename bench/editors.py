@@ -174,6 +174,7 @@ def cmd_report(args) -> None:
     best_adam = min(v[0] for v in adam_pts.values())
     results: dict[str, list[dict]] = {}
     latency: dict[str, float] = {}
+    overrides: dict[str, dict] = {}  # EditorConfig overrides of a variant (--model)
     # only finished runs (done.json): an interrupted run resumes on the next `train` and is not reported
     runs = sorted(p.parent / "best.safetensors" for p in run_dir(args.data, args.task).glob("*/done.json"))
     budget = None
@@ -181,6 +182,7 @@ def cmd_report(args) -> None:
         editor, card = load_editor(path)
         r = run_editor(editor, test, points=B)
         results.setdefault(method_of(path.parent.name), []).append(r)
+        overrides[method_of(path.parent.name)] = card.get("train_config", {}).get("model") or {}
         latency[method_of(path.parent.name)] = r["seconds_per_inr"]
         budget = card.get("train_config", {}).get("minutes")
         print(path.parent.name, r["mse"], flush=True)
@@ -188,7 +190,10 @@ def cmd_report(args) -> None:
         if kind in results:
             m = statistics.mean(r["mse"] for r in results[kind])
             n = len(results[kind])
-            rows.append([f"**{kind}** ({n} seed{'s' if n > 1 else ''})", _info(kind.split("-")[0], args.task),
+            info = _info(kind.split("-")[0], args.task)
+            if overrides.get(kind):
+                info += " (" + ", ".join(f"{k} = {v}" for k, v in overrides[kind].items()) + ")"
+            rows.append([f"**{kind}** ({n} seed{'s' if n > 1 else ''})", info,
                          *_mse_cells(results[kind], paint), f"{m / best_adam:.2f}×", f"{latency[kind] * 1000:.2f}"])
     # the shipped editors of this task and dataset (assets/editors), as their own rows
     for card_path in sorted((ROOT / "assets" / "editors").glob("*.json")):
@@ -234,20 +239,29 @@ def cmd_report(args) -> None:
         best_path = min((p for p in runs if method_of(p.parent.name) == best_kind),
                         key=lambda p: load_editor(p)[1]["metrics"]["val_mse"])
         editor, _ = load_editor(best_path)
+        # when the best editor reads no points (ws), also show the best one that reads gradients
+        grads = [k for k in results if k.split("-")[0] in ("gmn", "ws+gmn", "gmnpp")]
+        grad_kind = min(grads, key=lambda k: statistics.mean(r["mse"] for r in results[k])) if grads else None
+        grad_editor = None
+        if grad_kind and best_kind.split("-")[0] == "ws":
+            grad_editor = load_editor(min((p for p in runs if method_of(p.parent.name) == grad_kind),
+                                          key=lambda p: load_editor(p)[1]["metrics"]["val_mse"]))[0]
         side = test.data.side
         brows = []
         for b in (16, 64, 256, side * side):
             e = run_editor(editor, test, points=b)
+            g = [sci(run_editor(grad_editor, test, points=b)["mse"])] if grad_editor else []
             lr, _ = tune_adam_lr(val, points=b, steps=best_k)
             a = run_adam(test, points=b, steps=best_k, lr=lr)
             inside = [sci(e["inside"]), sci(a["inside"])] if paint else []
-            brows.append([b if b < side * side else f"{b} (all pixels)", sci(e["mse"]), f"{sci(a['mse'])} (lr {lr:g})",
-                          *inside, f"{e['mse'] / a['mse']:.2f}×"])
+            brows.append([b if b < side * side else f"{b} (all pixels)", sci(e["mse"]), *g,
+                          f"{sci(a['mse'])} (lr {lr:g})", *inside, f"{e['mse'] / a['mse']:.2f}×"])
             print("B", brows[-1], flush=True)
         inside_cols = ["editor inside MSE", "Adam inside MSE"] if paint else []
+        grad_cols = [f"{grad_kind} MSE (reads the gradients)"] if grad_editor else []
         body += (f"\n\nMSE against the number of sampled points B: the best editor ({best_kind}, "
                  f"`{best_path.parent.name}`) vs Adam on the same points (K={best_k}, lr tuned on val per B).\n\n"
-                 + table(["B", "editor MSE", "Adam on points MSE", *inside_cols, "ratio"], brows))
+                 + table(["B", "editor MSE", *grad_cols, "Adam on points MSE", *inside_cols, "ratio"], brows))
         wide = ROOT / "zoo" / f"{args.data}-test-w64"
         if (wide / "zoo.json").exists():
             wtest = eval_set(EditData.from_zoo(args.data, "test-w64", args.task))
