@@ -1,0 +1,50 @@
+"""The shipped editors in assets/editors: small, carded, and they do their edit on the bundled examples
+(the MNIST examples are test digits the editors never saw; test-split figures are in BENCHMARKS.md)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from gmn.edit import edit_inr
+from gmn.editors import load_editor
+from gmn.objectives import FILTERS
+from inr.files import load_inr
+from inr.siren import render
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+SHIPPED = sorted((ASSETS / "editors").glob("*.safetensors"))
+EXAMPLES = [load_inr(p, allow_stack=False) for p in sorted((ASSETS / "examples").glob("*.safetensors"))]
+
+
+def test_there_are_shipped_editors():
+    tasks = {json.loads(p.with_suffix(".json").read_text())["task"] for p in SHIPPED}
+    assert {"dilate", "erode", "paint"} <= tasks
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_editor_is_small_carded_and_edits(path):
+    assert path.stat().st_size < 5e6
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["reproduce"].startswith("python -m") and card["metrics"]["test_mse"] > 0
+    editor, _ = load_editor(path)
+    arch = editor.config.siren
+    examples = [e for e in EXAMPLES if (e.arch.layers, e.arch.dim_out) == (arch.layers, arch.dim_out)]
+    if not examples:
+        pytest.skip(f"no bundled example with {arch.layers} sine layers and {arch.dim_out} channels")
+    before, after = [], []
+    for i, ex in enumerate(examples):
+        size = ex.meta["image_size"][0]
+        if editor.config.task in FILTERS:
+            res = edit_inr(ex.params, ex.arch, editor, points=64, size=size, seed=i)
+        else:  # paint a centred square in a colour far from the image there
+            mask = torch.zeros(size, size, 1)
+            mask[size // 4: size // 2, size // 4: 3 * size // 4] = 1
+            colour = torch.full((ex.arch.dim_out,), 0.9)
+            res = edit_inr(ex.params, ex.arch, editor, points=64, size=size, mask=mask, paint=colour, seed=i)
+        orig = render(ex.params, ex.arch, size)[0].clamp(0, 1)
+        assert all(torch.isfinite(t).all() for t in res.params)
+        before.append((orig - res.target).pow(2).mean().item())
+        after.append(res.mse)
+    assert sum(after) < 0.8 * sum(before), (before, after)
