@@ -134,7 +134,7 @@ def _checks(task: str, results: dict[str, list[dict]], none: float, best_adam: f
            + ("yes" if all(v < none for v in m.values()) else
               "no, not " + ", ".join(k for k, v in m.items() if v >= none)),
            f"best editor {best} at {m[best] / best_adam:.2f}× the best Adam on the same points (goal ≤ 0.45×)"]
-    others = ("ws", "ws+probe+res") if task == "paint" else ("ws", "ws+probe", "ws+probe+res")
+    others = ("ws", "ws+probe", "ws+probe+res")
     for grad in ("ws+gmn", "gmn"):
         for other in others:
             if grad in m and other in m:
