@@ -213,7 +213,8 @@ def cmd_report(args) -> None:
         intro = (
             f"Paint on test INRs with synthetic strokes: each test INR gets 1–3 brush strokes or ellipse blobs "
             f"(`gmn.objectives.random_paint`, drawn once from seed 12345, so every method sees the same masks) "
-            f"in one random gray level. Metric per INR on the 28×28 grid, clamped render: *inside* = MSE to the "
+            f"in one random {'gray level' if test.data.arch.dim_out == 1 else 'RGB colour'}. Metric per INR on the "
+            f"{test.data.side}×{test.data.side} grid, clamped render: *inside* = MSE to the "
             f"painted colour over the mask's pixels, *outside* = MSE to the INR's original render over the other "
             f"pixels, *total* = MSE over all pixels to the painted image (the paint objective with λ = 1), "
             f"averaged over INRs. {B} sampled points per INR, half inside the mask and half outside, the same "
