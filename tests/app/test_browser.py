@@ -44,6 +44,21 @@ def page(browser, server):
     ctx.close()
 
 
+def upload(page, path: Path, tries: int = 3) -> None:
+    """Upload a file into #image-upload. Once, on a machine at load 6, the file name never appeared within
+    120 s (cause not captured): each try waits 40 s and leaves a screenshot before the next."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for i in range(tries):
+        page.set_input_files("#image-upload input[type=file]", str(path))
+        try:
+            page.wait_for_selector(f"#image-upload >> text={path.name}", timeout=40_000)
+            return
+        except PlaywrightTimeout:
+            shot(page, f"0-upload-try-{i + 1}-failed")
+    raise AssertionError(f"{path.name} never showed as uploaded after {tries} tries")
+
+
 def shot(page, name):
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
@@ -84,8 +99,7 @@ def test_upload_fit_dilate_then_paint(page):
     page.get_by_text("INR size").click()
     page.fill("#fit-steps input[type=number]", "100")
     page.press("#fit-steps input[type=number]", "Enter")
-    page.set_input_files("#image-upload input[type=file]", str(DIGIT_PNG))
-    page.wait_for_selector("#image-upload >> text=mnist-test-0.png")
+    upload(page, DIGIT_PNG)
     page.click("#fit-btn")
     wait_info(page, "0 edit(s)")
     wait_canvas_image(page)
