@@ -20,7 +20,7 @@ EXAMPLES = [load_inr(p, allow_stack=False) for p in sorted((ASSETS / "examples")
 
 def test_there_are_shipped_editors():
     tasks = {json.loads(p.with_suffix(".json").read_text())["task"] for p in SHIPPED}
-    assert {"dilate", "erode", "paint"} <= tasks
+    assert {"dilate", "erode", "contrast", "paint"} <= tasks
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
