@@ -69,8 +69,9 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
     def editor_choices():
         return [r["name"] for r in H.list_editors(settings)]
 
-    def filter_choices():
-        return [r["name"] for r in H.list_editors(settings) if r["task"] != "paint"] or editor_choices()
+    def filter_choices():  # the shipped `dilate` first: the default edit of the default (gray digit) INR
+        names = [r["name"] for r in H.list_editors(settings) if r["task"] != "paint"] or editor_choices()
+        return sorted(names, key=lambda n: n != "dilate")
 
     with gr.Blocks(title="GradMetaNet INR editor") as demo:
         demo.settings, demo.jobs = settings, jobs  # for tests and the benchmark
