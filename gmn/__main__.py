@@ -243,24 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("editors", help="list the editor registry")
     p.set_defaults(run=_cmd_editors)
 
-    from inr.fit import LR
+    from inr.__main__ import add_fit_arguments
 
     p = sub.add_parser("fit", help="fit a SIREN to an image (learned optimizer or Adam), as `python -m inr fit`")
-    p.add_argument("image")
-    p.add_argument("-o", "--output", required=True)
+    add_fit_arguments(p)  # the options of `python -m inr fit` (its --lr is also the fallback's)
     p.add_argument("--optimizer", choices=["learned", "adam"], default="learned")
     p.add_argument("--learned", default=None, help="learned-optimizer file (default: the shipped one)")
-    p.add_argument("--size", type=int, default=64, help="training resolution (square; default 64)")
-    p.add_argument("--aspect", choices=["crop", "stretch"], default="crop")
-    p.add_argument("--channels", type=int, choices=[1, 3], default=None, help="default: keep gray as gray")
-    p.add_argument("--hidden", type=int, default=32)
-    p.add_argument("--layers", type=int, default=2, help="number of sine layers")
-    p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--lr", type=float, default=LR, help="Adam's lr (also for the fallback)")
-    p.add_argument("--target-psnr", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(run=_cmd_fit)
 
     p = sub.add_parser("metatrain", help="meta-train the learned optimizer (resumes from DIR/last.safetensors)")

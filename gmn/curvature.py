@@ -44,7 +44,7 @@ from inr.siren import Params, SirenArch, select
 from .baselines import FlatGradientMLP, FlatMLPConfig
 from .decompose import NeuronSet, decompose_gradients, output, rank1_gradients
 from .model import GradMetaNet, GradMetaNetConfig, GradMetaNetPP, GradMetaNetPPConfig
-from .modelfile import read_module, save_module
+from .modelfile import load_module, save_module
 from .weightspace import WSNet, WSNetConfig
 
 KINDS = ("gmn", "gmnpp", "ws", "mlp")
@@ -391,13 +391,8 @@ def load_predictor(path: str | os.PathLike) -> tuple[CurvaturePredictor, dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no predictor file {path}")
-    config, card, tensors = read_module(path, PREDICTOR_FORMAT, "Fisher predictor", ValueError)
-    try:
-        model = CurvaturePredictor(PredictorConfig.from_dict(config))
-        model.load_state_dict(tensors)
-    except (KeyError, ValueError, TypeError, RuntimeError) as e:
-        raise ValueError(f"{path.name} has a malformed predictor: {str(e).splitlines()[0]}") from None
-    return model.eval(), card
+    return load_module(path, PREDICTOR_FORMAT, "Fisher predictor", ValueError,
+                       lambda config: CurvaturePredictor(PredictorConfig.from_dict(config)))
 
 
 def default_predictor(arch: SirenArch) -> Path | None:

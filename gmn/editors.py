@@ -34,7 +34,7 @@ from inr.siren import Params, SirenArch
 from .baselines import FlatGradientMLP, FlatMLPConfig
 from .decompose import NeuronSet, Objective, decompose_gradients, probe_features, rank1_gradients
 from .model import GradMetaNet, GradMetaNetConfig, GradMetaNetPP, GradMetaNetPPConfig, GradMetaNetWS
-from .modelfile import read_module, save_module
+from .modelfile import load_module, save_module
 from .weightspace import WSNet, WSNetConfig
 
 KINDS = ("gmn", "gmnpp", "ws", "ws+probe", "ws+probe+res", "ws+gmn", "mlp")
@@ -222,15 +222,6 @@ def save_editor(path: str | Path, editor: Editor, card: dict | None = None) -> N
 
 def load_editor(path: str | Path, device: torch.device | str = "cpu") -> tuple[Editor, dict]:
     """Load an editor file (never unpickles). Returns (editor in eval mode, card)."""
-    path = Path(path)
-    raw, card, tensors = read_module(path, EDITOR_FORMAT, "editor", EditorError)
-    try:
-        config = EditorConfig.from_dict(raw)
-    except (KeyError, ValueError, TypeError) as e:
-        raise EditorError(f"{path.name} has malformed editor metadata: {e}") from None
-    editor = Editor(config)
-    try:
-        editor.load_state_dict(tensors)
-    except RuntimeError as e:
-        raise EditorError(f"{path.name} does not match its own config: {str(e).splitlines()[0]}") from None
-    return editor.to(device).eval(), card
+    editor, card = load_module(path, EDITOR_FORMAT, "editor", EditorError,
+                               lambda config: Editor(EditorConfig.from_dict(config)))
+    return editor.to(device), card

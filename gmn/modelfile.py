@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from torch import nn
@@ -50,3 +51,17 @@ def read_module(path: str | os.PathLike, fmt: str, what: str, error: type[Except
         return json.loads(meta["config"]), json.loads(meta.get("card", "{}")), tensors
     except (KeyError, ValueError, TypeError) as e:
         raise error(f"{path.name} has malformed {what} metadata: {e}") from None
+
+
+def load_module(path: str | os.PathLike, fmt: str, what: str, error: type[Exception],
+                build: Callable[[dict], nn.Module]) -> tuple[nn.Module, dict]:
+    """(module in eval mode, card): `read_module`, then `build(config)` and its weights; a config or
+    weights that do not fit give `error(one line)` too."""
+    config, card, tensors = read_module(path, fmt, what, error)
+    try:
+        module = build(config)
+        module.load_state_dict(tensors)
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise error(f"{Path(path).name} has a malformed {what} file: {reason}") from None
+    return module.eval(), card

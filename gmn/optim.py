@@ -36,7 +36,7 @@ from inr.siren import Params, SirenArch, coordinate_grid
 
 from .decompose import NeuronSet, decompose_gradients, mse
 from .model import GradMetaNet, GradMetaNetConfig
-from .modelfile import read_module, save_module
+from .modelfile import load_module, save_module
 from .weightspace import WSNet, WSNetConfig
 
 OPTIMIZER_FORMAT = "gmn-learned-optimizer"
@@ -258,16 +258,11 @@ def save_optimizer(path: str | Path, net: LearnedOptimizer, card: dict | None = 
 
 def load_optimizer(path: str | Path) -> tuple[LearnedOptimizer, dict]:
     """Load a learned-optimizer file (never unpickles). Returns (LearnedOptimizer in eval mode, card)."""
-    path = Path(path)
-    config, card, tensors = read_module(path, OPTIMIZER_FORMAT, "learned-optimizer", OptimizerFileError)
-    try:
-        net = LearnedOptimizer(LearnedOptimizerConfig.from_dict(config))
-        net.load_state_dict(tensors)
-    except (KeyError, ValueError, TypeError, RuntimeError) as e:
-        raise OptimizerFileError(f"{path.name} has malformed metadata: {str(e).splitlines()[0]}") from None
+    net, card = load_module(path, OPTIMIZER_FORMAT, "learned-optimizer", OptimizerFileError,
+                            lambda config: LearnedOptimizer(LearnedOptimizerConfig.from_dict(config)))
     for p in net.parameters():
         p.requires_grad_(False)
-    return net.eval(), card
+    return net, card
 
 
 SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "optimizers" / "learned.safetensors"

@@ -80,14 +80,10 @@ def _cmd_zoo(args) -> None:
         print(f"{args.out}: {index['count']} INRs, PSNR mean {p['mean']:.2f} min {p['min']:.2f} dB")
 
 
-def main(argv: list[str] | None = None) -> int:
+def add_fit_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `fit` (shared with `python -m gmn fit`, which takes the same ones and more)."""
     from .fit import LR
-    from .zoo import ZOO_LR, ZOO_STEPS
 
-    ap = argparse.ArgumentParser(prog="python -m inr", description="SIREN INRs: fit, render, inspect, build zoos")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-
-    p = sub.add_parser("fit", help="fit a SIREN to an image")
     p.add_argument("image")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--size", type=int, default=64, help="training resolution (square; default 64)")
@@ -96,11 +92,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--layers", type=int, default=2, help="number of sine layers")
     p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--lr", type=float, default=LR)
+    p.add_argument("--lr", type=float, default=LR, help="Adam's lr")
     p.add_argument("--target-psnr", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("-q", "--quiet", action="store_true")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .zoo import ZOO_LR, ZOO_STEPS
+
+    ap = argparse.ArgumentParser(prog="python -m inr", description="SIREN INRs: fit, render, inspect, build zoos")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("fit", help="fit a SIREN to an image")
+    add_fit_arguments(p)
     p.set_defaults(run=_cmd_fit)
 
     p = sub.add_parser("render", help="render an INR file to PNG")
