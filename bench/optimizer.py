@@ -4,6 +4,7 @@ Adam reaches in 500 steps, on held-out test digits and test patches.
     python -m bench.optimizer train  [--minutes 30]     # meta-train with and without GradMetaNet (resumable)
     python -m bench.optimizer report [--test 100]       # evaluate, write the `optimizer` section
     python -m bench.optimizer ship                      # copy the GradMetaNet run's best (+ its test figures)
+    python -m bench.optimizer variants [--val 32]       # hand-made Adam variants vs tuned Adam (val images)
 
 `train` runs `python -m gmn metatrain --out runs/lopt/{gmn,nogmn} --minutes M` (one after the
 other; a finished run is skipped, an interrupted one resumes) and logs command and wall time in
@@ -71,6 +72,84 @@ def adam_curve(images: torch.Tensor, arch: SirenArch, steps: int, lr: float, see
         curve.append(-10 * torch.log10(err.detach().clamp_min(1e-12)))
         opt.step()
     return torch.stack(curve)
+
+
+def adam_variant_curve(images: torch.Tensor, arch: SirenArch, steps: int, lr: float, *, betas=(0.9, 0.999),
+                       layer_lr=None, schedule=None, seed: int = 0) -> torch.Tensor:
+    """`adam_curve` for a hand-made variant: Adam's betas, per-tensor lr factors (`layer_lr(i, n)` for
+    tensor i of n: weights and biases alternate) and an lr factor per step (`schedule(t)`)."""
+    n, h, w, c = images.shape
+    params = [p.requires_grad_(True) for p in init_params(arch, n, generator=torch.Generator().manual_seed(seed))]
+    factors = [layer_lr(i, len(params)) if layer_lr else 1.0 for i in range(len(params))]
+    opt = torch.optim.Adam([{"params": [p], "lr": lr * f} for p, f in zip(params, factors)], lr=lr, betas=betas)
+    grid, target = coordinate_grid(h, w), images.reshape(n, h * w, c)
+    curve = []
+    for t in range(steps + 1):
+        with torch.enable_grad():
+            err = fit_loss(params, arch, grid, target)
+            opt.zero_grad()
+            err.sum().backward()
+        curve.append(-10 * torch.log10(err.detach().clamp_min(1e-12)))
+        for group, f in zip(opt.param_groups, factors):
+            group["lr"] = lr * f * (schedule(t) if schedule else 1.0)
+        opt.step()
+    return torch.stack(curve)
+
+
+# Hand-made Adam variants (relative to the tuned lr): what tuning Adam further, without learning, buys.
+ADAM_VARIANTS = {
+    "lr × 1.5": dict(lr=1.5),
+    "lr × 0.7": dict(lr=0.7),
+    "β1 = 0.95": dict(betas=(0.95, 0.999)),
+    "β2 = 0.99": dict(betas=(0.9, 0.99)),
+    "β1 = 0.95, β2 = 0.99": dict(betas=(0.95, 0.99)),
+    "lr decays ×0.1 over 500 steps": dict(schedule=lambda t: 0.1 ** min(t / 500, 1.0)),
+    "lr × 2 decaying to × 0.5 over 500": dict(schedule=lambda t: 2 * 0.25 ** min(t / 500, 1.0)),
+    "50-step warm-up to lr × 1.5": dict(schedule=lambda t: 1.5 * min(1.0, (t + 1) / 50)),
+    "first layer lr ÷ 3": dict(layer_lr=lambda i, n: 1 / 3 if i < 2 else 1.0),
+    "last layer lr × 3": dict(layer_lr=lambda i, n: 3.0 if i >= n - 2 else 1.0),
+}
+
+
+def _variants(args) -> None:
+    """Steps to tuned Adam's 500-step PSNR for hand-made Adam variants, on val images (a search, so val)."""
+    torch.set_num_threads(1)
+    rows, summary = [], {}
+    for dataset in ("mnist5k", "patches"):
+        lr, _ = _tune_lr(dataset, 32, args.val)
+        val = load_dataset(dataset, "val")[: args.val]
+        arch = SirenArch(hidden=32, dim_out=val.shape[-1])
+        ref = adam_curve(val, arch, 500, lr)
+        target = ref.max(0).values
+        base = steps_to(ref, target)
+        rows.append([dataset, f"Adam, tuned lr {lr:g}", "100%", f"{base.median().item():.0f}", "1.00×",
+                     f"{target.clamp(max=100).mean().item():.2f}"])
+        for name, v in ADAM_VARIANTS.items():
+            t0 = time.perf_counter()
+            curve = adam_variant_curve(val, arch, 500, lr * v.get("lr", 1.0), betas=v.get("betas", (0.9, 0.999)),
+                                       layer_lr=v.get("layer_lr"), schedule=v.get("schedule"))
+            s = steps_to(curve, target)
+            med, reached = s.median().item(), (s < math.inf).float().mean().item()
+            speed = (base / s).median().item()
+            summary[f"{dataset}/{name}"] = {"reached": reached, "median_steps": None if math.isinf(med) else med,
+                                            "speedup": speed}
+            rows.append([dataset, name, f"{reached * 100:.0f}%", "—" if math.isinf(med) else f"{med:.0f}",
+                         f"{speed:.2f}×", f"{curve.max(0).values.clamp(max=100).mean().item():.2f}"])
+            print(rows[-1], f"{time.perf_counter() - t0:.1f}s", flush=True)
+    (RUNS / "variants.json").parent.mkdir(parents=True, exist_ok=True)
+    (RUNS / "variants.json").write_text(json.dumps(summary, indent=2) + "\n")
+    body = "\n".join([
+        f"Validation images ({args.val} per dataset; this is a search, so no test images), SIRENs 2→32→32→C "
+        "from the same initialisations, 500 steps. Target per image: the best PSNR tuned Adam reaches in 500 "
+        "steps, as in the table above. Each variant changes one thing of tuned Adam (lr factors are relative "
+        "to the tuned lr). Columns: share of images reaching the target within 500 steps, median steps, "
+        "median per-image speed-up over tuned Adam (0 where never reached), mean best PSNR within 500 steps "
+        "(capped at 100 dB). It measures how much of the ≥ 2× goal hand-tuning alone could give.",
+        "",
+        table(["data", "variant", "reached", "median steps", "speed-up (steps)", "best PSNR @500 (dB)"], rows),
+    ])
+    write_section("optimizer-variants", "Learned optimizer: what hand-tuned Adam variants reach", body,
+                  command=f"python -m bench.optimizer variants --val {args.val}")
 
 
 def steps_to(curve: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -247,13 +326,13 @@ def _ship(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("phase", choices=["train", "report", "ship"])
+    ap.add_argument("phase", choices=["train", "report", "ship", "variants"])
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--test", type=int, default=100)
     ap.add_argument("--val", type=int, default=32)
     ap.add_argument("--max-steps", type=int, default=1000)
     args = ap.parse_args()
-    {"train": _train, "report": _report, "ship": _ship}[args.phase](args)
+    {"train": _train, "report": _report, "ship": _ship, "variants": _variants}[args.phase](args)
 
 
 if __name__ == "__main__":

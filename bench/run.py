@@ -31,6 +31,7 @@ LONG = [
     ["bench.large_inr"],  # ~25 CPU-min the first time: deep patches zoo, contrast editor, photo fit, Adam curves
     ["bench.optimizer", "train"],  # 2 × 30 CPU-min: meta-train the learned optimizer with and without GradMetaNet
     ["bench.optimizer", "report"],  # ~10 min: steps to tuned Adam's 500-step PSNR
+    ["bench.optimizer", "variants"],  # ~6 min: hand-made Adam variants vs tuned Adam (val images)
     ["bench.curvature"],  # ~40 CPU-min on one thread: Fisher diagonal, 5 models × 4 sizes × 3 seeds (resumable)
 ]
 

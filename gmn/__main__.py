@@ -153,7 +153,10 @@ def _cmd_metatrain(args) -> None:
         opt["gmn"] = False
     cfg = MetaTrainConfig(out=args.out, datasets=tuple(args.datasets.split(",")), minutes=args.minutes,
                           meta_steps=args.meta_steps, seed=args.seed, limit=args.limit, optimizer=opt,
-                          device=args.device or _default_device())
+                          device=args.device or _default_device(), estimator=args.estimator,
+                          es_pairs=args.es_pairs, es_sigma=args.es_sigma, es_params=args.es_params, init=args.init,
+                          **{k: v for k, v in (("horizon", args.horizon), ("meta_lr", args.meta_lr),
+                                               ("val_every", args.val_every)) if v is not None})
     state = metatrain(cfg, progress=not args.quiet, log=(lambda *_: None) if args.quiet else print)
     print(f"{args.out}: best val PSNR {state['best_val']:.2f} dB at episode {state['best_episode']} "
           f"({state['episode']} episodes, {state['cpu'] / 60:.1f} CPU-min)")
@@ -258,6 +261,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datasets", default="mnist5k,patches")
     p.add_argument("--no-gmn", action="store_true", help="ablation: no GradMetaNet features")
     p.add_argument("--model", default=None, help='JSON of LearnedOptimizerConfig overrides, e.g. \'{"update": "ws"}\'')
+    p.add_argument("--estimator", choices=["tbptt", "es"], default="tbptt",
+                   help="truncated backpropagation (default) or evolution strategies over whole fits")
+    p.add_argument("--es-pairs", type=int, default=8, help="ES: antithetic pairs per episode")
+    p.add_argument("--es-sigma", type=float, default=0.1, help="ES: perturbation scale")
+    p.add_argument("--es-params", choices=["schedule", "all"], default="schedule",
+                   help="ES: perturb α, its schedule, per-layer factors and µ only, or every meta-parameter")
+    p.add_argument("--horizon", type=int, default=None, help="steps per episode (ES: the fit length scored)")
+    p.add_argument("--meta-lr", type=float, default=None)
+    p.add_argument("--val-every", type=int, default=None, help="validate every N episodes")
+    p.add_argument("--init", default=None, help="start from this learned-optimizer file (same config)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")

@@ -61,6 +61,7 @@ class EditorConfig:
     theta_channels: int = 8  # Θ[f] channels handed to WS
     ws_hidden: int = 16
     ws_layers: int = 3
+    ws_residual: bool = False  # residual connections between WS's hidden layers
     pp_dim: int = 32
     pp_blocks: int = 2
     pp_heads: int = 4
@@ -103,13 +104,13 @@ class Editor(nn.Module):
                 edit_scale_init=scale, weight_features=cfg.weight_features))
         elif cfg.kind == "ws":
             self.net = WSNet(WSNetConfig.for_arch(arch, in_channels=1, hidden=cfg.ws_hidden, layers=cfg.ws_layers,
-                                                  edit_scale_init=scale))
+                                                  edit_scale_init=scale, residual=cfg.ws_residual))
         elif cfg.kind.startswith("ws+"):
             f = {"ws+probe": 1, "ws+probe+res": 1 + arch.dim_out, "ws+gmn": 2}[cfg.kind]
             gcfg = GradMetaNetConfig.for_arch(arch, in_features=f, out_channels=cfg.theta_channels,
                                               edit_scale_init=None, **gkw)
             wcfg = WSNetConfig.for_arch(arch, in_channels=1 + cfg.theta_channels, hidden=cfg.ws_hidden,
-                                        layers=cfg.ws_layers, edit_scale_init=scale)
+                                        layers=cfg.ws_layers, edit_scale_init=scale, residual=cfg.ws_residual)
             self.net = GradMetaNetWS(gcfg, wcfg)
         else:  # mlp
             self.net = FlatGradientMLP(arch, FlatMLPConfig(hidden=cfg.mlp_hidden, edit_scale_init=scale))

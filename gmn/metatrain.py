@@ -9,6 +9,13 @@ into the meta-parameters (first order: the gradients and GradMetaNet features fe
 are treated as inputs; the dependence of the loss on θ through the updates is exact) and AdamW
 takes a step. The state carries over (detached) between truncations of an episode.
 
+With `estimator="es"` the meta-gradient is instead estimated by antithetic evolution strategies
+over whole fits (no truncation bias): each episode draws `es_pairs` Gaussian directions ε in the
+space of the meta-parameters named by `es_params` ("schedule": α, its schedule, the per-layer
+factors and µ; "all": every meta-parameter), fits the episode's INRs for `horizon` steps at
+θ ± σε from the same initialisations, and steps Adam along Σ (f₊ − f₋) ε / (2σ·pairs), where the
+fitness f is the mean best PSNR (capped at 100 dB) the fits reach within the horizon.
+
 Budget: `minutes` of process CPU time (validation excluded), or `meta_steps`. Outputs in DIR:
 last.safetensors (resume state, saved after every episode), best.safetensors + best.json (the
 optimizer with the best validation PSNR: 8 val images per dataset fitted for `val_steps`),
@@ -52,6 +59,11 @@ class MetaTrainConfig:
     device: str = "cpu"
     limit: int | None = None  # first `limit` training images per dataset (tests)
     optimizer: dict = field(default_factory=dict)  # LearnedOptimizerConfig overrides, e.g. {"gmn": false}
+    estimator: str = "tbptt"  # "tbptt" (truncated backpropagation) or "es" (evolution strategies, whole fits)
+    es_pairs: int = 8
+    es_sigma: float = 0.1
+    es_params: str = "schedule"  # "schedule" or "all"
+    init: str | None = None  # start from this learned-optimizer file's meta-parameters (same config)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -107,6 +119,42 @@ def run_learned(net: LearnedOptimizer, images: torch.Tensor, arch: SirenArch, st
     return best, (torch.stack(curve) if record else None)
 
 
+ES_SCHEDULE = ("log_alpha", "schedule", "log_layer_alpha", "mu_logit")
+
+
+def es_parameters(net: LearnedOptimizer, which: str) -> list[torch.nn.Parameter]:
+    """The meta-parameters evolution strategies perturbs."""
+    if which == "all":
+        return list(net.parameters())
+    if which != "schedule":
+        raise ValueError(f"es_params must be 'schedule' or 'all', got {which!r}")
+    return [p for name, p in net.named_parameters() if name in ES_SCHEDULE]
+
+
+@torch.no_grad()
+def es_gradient(net: LearnedOptimizer, params: list[torch.nn.Parameter], images: torch.Tensor, arch: SirenArch,
+                cfg: MetaTrainConfig, gen: torch.Generator, seed: int) -> tuple[list[torch.Tensor], float]:
+    """Antithetic ES estimate of ∇ fitness for `params` (same images and initialisations for every
+    evaluation). Returns (gradient per parameter, mean fitness of the evaluations)."""
+    base = [p.detach().clone() for p in params]
+    grad = [torch.zeros_like(p) for p in params]
+    scores = []
+    for _ in range(cfg.es_pairs):
+        eps = [torch.randn(p.shape, generator=gen).to(p) for p in params]
+        f = []
+        for sign in (1.0, -1.0):
+            for p, b, e in zip(params, base, eps):
+                p.copy_(b + sign * cfg.es_sigma * e)
+            best, _ = run_learned(net, images, arch, cfg.horizon, seed=seed)
+            f.append(torch.nan_to_num(best, nan=0.0, neginf=0.0).clamp(max=100).mean().item())
+        scores += f
+        for g, e in zip(grad, eps):
+            g.add_(e, alpha=(f[0] - f[1]) / (2 * cfg.es_sigma * cfg.es_pairs))
+    for p, b in zip(params, base):
+        p.copy_(b)
+    return grad, sum(scores) / len(scores)
+
+
 def _validate(net: LearnedOptimizer, val: dict, cfg: MetaTrainConfig) -> float:
     scores = []
     for imgs in val.values():
@@ -124,7 +172,17 @@ def metatrain(cfg: MetaTrainConfig, *, log: Callable[[str], None] = print, progr
     ocfg = LearnedOptimizerConfig(**cfg.optimizer)
     torch.manual_seed(cfg.seed)
     net = LearnedOptimizer(ocfg).to(device)
-    meta_opt = torch.optim.AdamW(net.parameters(), lr=cfg.meta_lr, weight_decay=0.0)
+    if cfg.estimator not in ("tbptt", "es"):
+        raise ValueError(f"estimator must be 'tbptt' or 'es', got {cfg.estimator!r}")
+    if cfg.init:
+        from .optim import load_optimizer
+
+        start, _ = load_optimizer(cfg.init)
+        if start.config != ocfg:
+            raise ValueError(f"{cfg.init} has a different optimizer config than this run")
+        net.load_state_dict(start.state_dict())
+    es_params = es_parameters(net, cfg.es_params) if cfg.estimator == "es" else []
+    meta_opt = torch.optim.AdamW(es_params or net.parameters(), lr=cfg.meta_lr, weight_decay=0.0)
     state = {"episode": 0, "meta_step": 0, "cpu": 0.0, "wall": 0.0, "best_val": None, "best_episode": None}
     last = out / "last.safetensors"
     if last.exists():
@@ -155,7 +213,16 @@ def metatrain(cfg: MetaTrainConfig, *, log: Callable[[str], None] = print, progr
         grid, target = coordinate_grid(h, w, device=device), imgs.reshape(n, h * w, c)
         ost = net.init_state(params)
         losses, ok = [], True
-        for _ in range(0, cfg.horizon, cfg.unroll):
+        if cfg.estimator == "es":
+            fit_seed = cfg.seed * 1_000_003 + state["episode"]
+            grad, fitness = es_gradient(net, es_params, imgs, arch, cfg, gen, seed=fit_seed)
+            meta_opt.zero_grad(set_to_none=True)
+            for p, g in zip(es_params, grad):
+                p.grad = -g  # ascent on the fitness
+            meta_opt.step()
+            state["meta_step"] += 1
+            losses.append(-fitness / 10)  # in the TBPTT loss's units: −PSNR/10
+        for _ in range(0, cfg.horizon if cfg.estimator == "tbptt" else 0, cfg.unroll):
             theta = [p.detach().requires_grad_(True) for p in params]
             ost = ost.detach()
             terms = []
@@ -192,6 +259,10 @@ def metatrain(cfg: MetaTrainConfig, *, log: Callable[[str], None] = print, progr
                "final_psnr": -10 * losses[-1] if losses else None, "finite": ok,
                "alpha": net.alpha.item(), "beta": net.beta.item(), "mu": net.mu.item(),
                "cpu_min": state["cpu"] / 60, "meta_step": state["meta_step"]}
+        if net.schedule is not None:
+            rec["schedule"] = [round(x, 4) for x in net.schedule.tolist()]
+        if net.log_layer_alpha is not None:
+            rec["layer_log_alpha"] = [round(x, 4) for x in net.log_layer_alpha.tolist()]
         if state["episode"] % cfg.val_every == 0 or done():
             v = _validate(net, val, cfg)
             rec["val_psnr"] = v

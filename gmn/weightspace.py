@@ -192,6 +192,7 @@ class WSNetConfig:
     hidden: int = 16
     layers: int = 3
     edit_scale_init: float | None = 0.01
+    residual: bool = False  # hidden → hidden layers add to their input (lets deeper WS networks train)
 
     @classmethod
     def for_arch(cls, arch: SirenArch, **kw) -> WSNetConfig:
@@ -239,9 +240,14 @@ class WSNet(nn.Module):
     def forward(self, params: Params, extra: list[Tensor] | None = None) -> Params:
         """params: N INRs; extra: Params-layout channels (N, d_l, d_{l-1}, c') / (N, d_l, c'). Returns Δθ."""
         x = [t / s.to(t.dtype) for t, s in zip(self.inputs(params, extra), self.in_scale, strict=True)]
+        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = [self.act(t) for t in x]
+            y = layer(x)
+            if i == last:
+                x = y
+            elif self.config.residual and 0 < i:  # hidden → hidden
+                x = [t + self.act(u) for t, u in zip(x, y, strict=True)]
+            else:
+                x = [self.act(u) for u in y]
         out = [t[..., 0] for t in x]
         return out if self.scale is None else [t * s for t, s in zip(out, self.scale, strict=True)]

@@ -156,6 +156,8 @@ MODELS = {
     "gmn_pp": lambda: (_pp(out_channels=2), lambda m, p, ns: m(ns)),
     "gmn_pp_weight_features": lambda: (_pp(weight_features=True), lambda m, p, ns: m(ns, p)),
     "ws": lambda: (WSNet(WSNetConfig.for_arch(ARCH, hidden=4, layers=2)), lambda m, p, ns: m(p)),
+    "ws_residual": lambda: (WSNet(WSNetConfig.for_arch(ARCH, hidden=4, layers=4, residual=True)),
+                            lambda m, p, ns: m(p)),
     "ws_probing": lambda: (
         WSNet(WSNetConfig.for_arch(ARCH, in_channels=3, hidden=4, layers=2)),
         lambda m, p, ns: m(p, neuron_channels(ns.feats[..., :1].mean(1), ns.dims)),

@@ -10,7 +10,7 @@ import torch
 
 from gmn.__main__ import main
 from gmn.decompose import permute_params, random_perms
-from gmn.metatrain import MetaTrainConfig, fit_loss, metatrain, run_learned
+from gmn.metatrain import MetaTrainConfig, es_parameters, fit_loss, metatrain, run_learned
 from gmn.optim import (
     GradMetaNetOptimizer,
     LearnedOptimizer,
@@ -56,13 +56,56 @@ def test_zero_beta_is_adam():
         torch.testing.assert_close(a.detach(), b, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("update", ["mlp", "ws"])
-def test_update_is_permutation_equivariant(update):
+def test_schedule_and_layer_factors_are_adam_with_those_lrs():
+    """β = 0 with a learned α schedule and per-tensor factors: Adam whose lr for tensor i at step t is
+    α·exp(a_i + Σ_k c_k e^{−t/s_k}) (torch.optim.Adam with one param group per tensor)."""
+    scales = (3.0, 20.0)
+    net = LearnedOptimizer(LearnedOptimizerConfig(gmn=False, schedule_scales=scales, layer_alpha=True)).double()
+    c = torch.tensor([0.7, -0.4], dtype=torch.float64)
+    a = torch.linspace(-0.5, 0.5, 2 * ARCH.depth, dtype=torch.float64)
+    with torch.no_grad():
+        net.beta.zero_()
+        net.log_alpha.fill_(math.log(3e-3))
+        net.mu_logit.fill_(math.log(0.9 / 0.1))
+        net.schedule.copy_(c)
+        net.log_layer_alpha.copy_(a)
+    imgs = _images().double()
+    grid = coordinate_grid(10, 10, dtype=torch.float64)
+    init = [p.double() for p in init_params(ARCH, 3, generator=torch.Generator().manual_seed(1))]
+
+    def lrs(t):
+        return [3e-3 * math.exp(ai + sum(ck * math.exp(-t / s) for ck, s in zip(c.tolist(), scales)))
+                for ai in a.tolist()]
+
+    results = []
+    for use_adam in (True, False):
+        ps = [p.clone().requires_grad_(True) for p in init]
+        opt = (torch.optim.Adam([{"params": [p], "lr": lr} for p, lr in zip(ps, lrs(0))]) if use_adam
+               else GradMetaNetOptimizer(ps, net, ARCH))
+        for t in range(6):
+            if use_adam:
+                for group, lr in zip(opt.param_groups, lrs(t)):
+                    group["lr"] = lr
+            opt.zero_grad()
+            fit_loss(ps, ARCH, grid, imgs.reshape(3, 100, 1)).sum().backward()
+            opt.step()
+        results.append([p.detach().clone() for p in ps])
+    for x, y in zip(*results):
+        torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12)
+    assert max((x - p).abs().max().item() for x, p in zip(results[0], init)) > 1e-3  # it moved
+
+
+@pytest.mark.parametrize("update,extra", [("mlp", {}), ("ws", {}),
+                                          ("mlp", {"schedule_scales": (5.0, 50.0), "layer_alpha": True})])
+def test_update_is_permutation_equivariant(update, extra):
     """Permuting hidden neurons of θ (and of the gradients and state) permutes the update the same way."""
     torch.manual_seed(0)
-    net = LearnedOptimizer(LearnedOptimizerConfig(update=update, points=16)).double()
+    net = LearnedOptimizer(LearnedOptimizerConfig(update=update, points=16, **extra)).double()
     with torch.no_grad():
         net.beta.fill_(1.0)  # make F matter
+        if extra:  # and the schedule and per-layer factors
+            net.schedule.copy_(torch.tensor([0.3, -0.2]))
+            net.log_layer_alpha.copy_(torch.linspace(-0.3, 0.3, 2 * ARCH.depth))
     n = 2
     params = [p.double() for p in init_params(ARCH, n, generator=torch.Generator().manual_seed(2))]
     imgs = _images(n).double()
@@ -114,6 +157,37 @@ def test_tiny_metatraining_lowers_the_meta_loss(tmp_path):
     # resume: asking for more meta-steps continues from the checkpoint
     cfg.meta_steps = 43
     assert metatrain(cfg, log=lambda *_: None)["meta_step"] == 43
+
+
+def test_es_metatraining_raises_held_out_fitness(tmp_path):
+    """Evolution strategies over whole fits, from an α 30× too small: the best PSNR reached in 20 steps on
+    held-out val digits goes up, and only the schedule meta-parameters moved."""
+    val = load_dataset("mnist5k", "val")[:4]
+    arch = SirenArch(hidden=16, dim_out=1)
+    ocfg = {"gmn": False, "alpha": 1e-4, "schedule_scales": [10.0], "layer_alpha": True}
+
+    def fitness(net):
+        best, _ = run_learned(net, val, arch, 20, seed=5)
+        return best.mean().item()
+
+    cfg = MetaTrainConfig(out=str(tmp_path / "es"), datasets=("mnist5k",), hidden=16, batch=4, horizon=20,
+                          meta_lr=0.3, minutes=None, meta_steps=6, val_every=100, val_size=2, val_steps=10,
+                          limit=64, optimizer=ocfg, estimator="es", es_pairs=2, es_sigma=0.2)
+    torch.manual_seed(cfg.seed)  # metatrain seeds the same way before building its optimizer
+    start = LearnedOptimizer(LearnedOptimizerConfig.from_dict(ocfg))
+    before = fitness(start)
+    state = metatrain(cfg, log=lambda *_: None)
+    assert state["meta_step"] == 6
+    from safetensors.torch import load_file
+
+    net = LearnedOptimizer(LearnedOptimizerConfig.from_dict(ocfg))
+    net.load_state_dict({k[6:]: v for k, v in load_file(tmp_path / "es" / "last.safetensors").items()
+                         if k.startswith("model.")})
+    assert fitness(net) > before + 1.0, (before, fitness(net))
+    moved = {name for name, p in net.named_parameters()
+             if not torch.equal(p, dict(start.named_parameters())[name])}
+    assert moved and moved <= {"log_alpha", "schedule", "log_layer_alpha", "mu_logit"}, moved
+    assert {id(p) for p in es_parameters(net, "schedule")} < {id(p) for p in net.parameters()}
 
 
 def test_divergence_falls_back_to_adam():
