@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -35,7 +36,13 @@ from inr.datasets import load_dataset
 from inr.siren import SirenArch, coordinate_grid, init_params
 
 RUNS = ROOT / "runs" / "lopt"
-VARIANTS = {"nogmn": ["--no-gmn"], "gmn": []}
+VARIANTS = {
+    "nogmn": ["--no-gmn"],
+    "gmn": [],
+    # α schedule and per-layer α factors by evolution strategies over whole 250-step fits (F stays at its init)
+    "es-nogmn": ["--no-gmn", "--estimator", "es", "--es-pairs", "8", "--horizon", "250", "--meta-lr", "0.05",
+                 "--val-every", "4", "--model", '{"schedule_scales": [30, 100, 300, 1000], "layer_alpha": true}'],
+}
 LRS = [1e-3, 3e-3, 1e-2]
 
 
@@ -51,7 +58,7 @@ def _train(args) -> None:
                str(args.minutes), "-q", *flags]
         t0 = time.perf_counter()
         subprocess.run(cmd, cwd=ROOT, check=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
-        runs[name] = {"command": "python " + " ".join(cmd[1:]), "wall_s": round(time.perf_counter() - t0, 1),
+        runs[name] = {"command": "python " + shlex.join(cmd[1:]), "wall_s": round(time.perf_counter() - t0, 1),
                       "finished": True}
         log.write_text(json.dumps(runs, indent=2) + "\n")
 
@@ -105,6 +112,8 @@ ADAM_VARIANTS = {
     "β1 = 0.95, β2 = 0.99": dict(betas=(0.95, 0.99)),
     "lr decays ×0.1 over 500 steps": dict(schedule=lambda t: 0.1 ** min(t / 500, 1.0)),
     "lr × 2 decaying to × 0.5 over 500": dict(schedule=lambda t: 2 * 0.25 ** min(t / 500, 1.0)),
+    "lr × 4 decaying to × 0.5 over 500": dict(schedule=lambda t: 4 * 0.125 ** min(t / 500, 1.0)),
+    "lr × 3 decaying to × 0.5 over 300": dict(schedule=lambda t: 3 * (1 / 6) ** min(t / 300, 1.0)),
     "50-step warm-up to lr × 1.5": dict(schedule=lambda t: 1.5 * min(1.0, (t + 1) / 50)),
     "first layer lr ÷ 3": dict(layer_lr=lambda i, n: 1 / 3 if i < 2 else 1.0),
     "last layer lr × 3": dict(layer_lr=lambda i, n: 3.0 if i >= n - 2 else 1.0),
@@ -215,7 +224,8 @@ def _report(args) -> None:
         path = RUNS / name / "best.safetensors"
         if path.exists():
             nets[name] = load_optimizer(path)
-    label = {"nogmn": "learned, no GradMetaNet", "gmn": "learned + GradMetaNet"}
+    label = {"nogmn": "learned, no GradMetaNet", "gmn": "learned + GradMetaNet",
+             "es-nogmn": "learned α schedule (ES), no GradMetaNet"}
     rows, tuning, curves, summary = [], [], {}, {}
     settings = [("mnist5k", 32), ("patches", 32), ("mnist5k", 64)]
     for dataset, hidden in settings:
