@@ -72,7 +72,7 @@ def _train_one(args, kind: str, seed: int) -> dict:
         return json.loads(state_file.read_text())
     cmd = [sys.executable, "-m", "gmn", "train", "--task", args.task, "--data", args.data, "--editor", kind,
            "--minutes", str(args.minutes), "--seed", str(seed), "--out", str(out.relative_to(ROOT)), "--device",
-           "cpu", "-q"] + (["--model", args.model] if args.model else [])
+           "cpu", "-q"] + (["--model", args.model] if args.model else []) + (["--augment"] if args.augment else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
@@ -182,7 +182,9 @@ def cmd_report(args) -> None:
         editor, card = load_editor(path)
         r = run_editor(editor, test, points=B)
         results.setdefault(method_of(path.parent.name), []).append(r)
-        overrides[method_of(path.parent.name)] = card.get("train_config", {}).get("model") or {}
+        overrides[method_of(path.parent.name)] = dict(card.get("train_config", {}).get("model") or {})
+        if card.get("train_config", {}).get("augment"):
+            overrides[method_of(path.parent.name)]["trained on"] = "sign-flipped copies"
         latency[method_of(path.parent.name)] = r["seconds_per_inr"]
         budget = card.get("train_config", {}).get("minutes")
         print(path.parent.name, r["mse"], flush=True)
@@ -342,6 +344,7 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=64)
     ap.add_argument("--model", default=None, help='train: JSON of EditorConfig overrides, e.g. \'{"ws_hidden": 32}\'')
     ap.add_argument("--tag", default=None, help="train: names the variant (run folders KIND-TAG-sSEED)")
+    ap.add_argument("--augment", action="store_true", help="train: random hidden-neuron sign flips (gmn train)")
     ap.add_argument("--run", default=None, help="ship: a run folder, or a run name under runs/bench/DATA-TASK")
     ap.add_argument("--name", default=None, help="ship: the file name in assets/editors")
     ap.add_argument("--note", default=None, help="ship: a note for the card")

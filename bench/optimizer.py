@@ -3,7 +3,7 @@ Adam reaches in 500 steps, on held-out test digits and test patches.
 
     python -m bench.optimizer train  [--minutes 30]     # meta-train with and without GradMetaNet (resumable)
     python -m bench.optimizer report [--test 100]       # evaluate, write the `optimizer` section
-    python -m bench.optimizer ship                      # copy the GradMetaNet run's best (+ its test figures)
+    python -m bench.optimizer ship [--variant gmn]      # copy a run's best (+ its test figures) to assets
     python -m bench.optimizer variants [--val 32]       # hand-made Adam variants vs tuned Adam (val images)
 
 `train` runs `python -m gmn metatrain --out runs/lopt/{gmn,nogmn} --minutes M` (one after the
@@ -44,6 +44,8 @@ VARIANTS = {
                  "--val-every", "4", "--model", '{"schedule_scales": [30, 100, 300, 1000], "layer_alpha": true}'],
 }
 LRS = [1e-3, 3e-3, 1e-2]
+LABELS = {"nogmn": "learned, no GradMetaNet", "gmn": "learned + GradMetaNet",
+          "es-nogmn": "learned α schedule (ES), no GradMetaNet"}
 
 
 def _train(args) -> None:
@@ -224,8 +226,7 @@ def _report(args) -> None:
         path = RUNS / name / "best.safetensors"
         if path.exists():
             nets[name] = load_optimizer(path)
-    label = {"nogmn": "learned, no GradMetaNet", "gmn": "learned + GradMetaNet",
-             "es-nogmn": "learned α schedule (ES), no GradMetaNet"}
+    label = LABELS
     rows, tuning, curves, summary = [], [], {}, {}
     settings = [("mnist5k", 32), ("patches", 32), ("mnist5k", 64)]
     for dataset, hidden in settings:
@@ -315,15 +316,17 @@ def _figure(curves: dict) -> str | None:
 
 
 def _ship(args) -> None:
-    src = RUNS / "gmn" / "best.safetensors"
+    src = RUNS / args.variant / "best.safetensors"
     card = json.loads(src.with_suffix(".json").read_text())
     SHIPPED.parent.mkdir(parents=True, exist_ok=True)
     runs = json.loads((RUNS / "runs.json").read_text()) if (RUNS / "runs.json").exists() else {}
-    card["reproduce"] = runs.get("gmn", {}).get("command") or "python -m gmn metatrain --out runs/lopt/gmn --minutes 30"
+    card["reproduce"] = (runs.get(args.variant, {}).get("command")
+                         or f"python -m bench.optimizer train  # runs/lopt/{args.variant}")
     card["benchmark"] = "BENCHMARKS.md, section 'Learned optimizer' (python -m bench.optimizer report)"
     report = RUNS / "report.json"
-    if report.exists():  # test-set figures of this run (the `gmn` variant)
-        card["metrics"] = {k: {"adam_lr": v["adam_lr"], **v.get("learned + GradMetaNet", {})}
+    if report.exists():  # test-set figures of this run
+        label = LABELS[args.variant]
+        card["metrics"] = {k: {"adam_lr": v["adam_lr"], **v.get(label, {})}
                            for k, v in json.loads(report.read_text()).items()}
     net, _ = load_optimizer(src)
     from gmn.optim import save_optimizer
@@ -341,6 +344,7 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=100)
     ap.add_argument("--val", type=int, default=32)
     ap.add_argument("--max-steps", type=int, default=1000)
+    ap.add_argument("--variant", choices=list(VARIANTS), default="gmn", help="ship: which meta-trained run")
     args = ap.parse_args()
     {"train": _train, "report": _report, "ship": _ship, "variants": _variants}[args.phase](args)
 

@@ -91,6 +91,20 @@ class EditData:
         return make_batch(select(self.params, index), obj, self.grid, points, gen)
 
 
+def sign_flip(params: Params, gen: torch.Generator) -> Params:
+    """Each INR with a random sign flip of every hidden neuron: its incoming weights and bias and its
+    outgoing weights change sign. sin is odd, so the function (and every edit target) is unchanged;
+    training on flipped copies teaches an editor this symmetry, which its architecture does not have."""
+    out = [p.clone() for p in params]
+    n = params[0].shape[0]
+    for li in range(len(params) // 2 - 1):  # hidden layers: W_{l}, b_{l} rows and W_{l+1} columns
+        s = torch.randint(0, 2, (n, params[2 * li].shape[1]), generator=gen).to(params[0]) * 2 - 1
+        out[2 * li] = out[2 * li] * s[:, :, None]
+        out[2 * li + 1] = out[2 * li + 1] * s
+        out[2 * li + 2] = out[2 * li + 2] * s[:, None, :]
+    return out
+
+
 def make_batch(params: Params, obj: EditTarget, grid: Tensor, points: int, gen: torch.Generator) -> Batch:
     """Sample B points per INR (inside/outside the mask for paint) and gather the objective there."""
     n, h, w, c = obj.target.shape

@@ -37,7 +37,7 @@ import torch
 
 from inr.siren import forward
 
-from .data import EditData
+from .data import EditData, sign_flip
 from .editors import Editor, EditorConfig, apply_edit, save_editor
 
 
@@ -63,6 +63,7 @@ class TrainConfig:
     zoo_root: str | None = None
     device: str = "cpu"
     model: dict = field(default_factory=dict)  # EditorConfig overrides (hidden, lowrank, ...)
+    augment: bool = False  # train on INRs with random hidden-neuron sign flips (function-preserving)
 
 
 def _commit() -> str:
@@ -199,7 +200,10 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, on_val: Calla
             g["lr"] = cfg.lr * _lr_factor(cfg, step, prog)
         seed = (cfg.seed * 1_000_003 + step) * world + rank
         idx = torch.randint(len(train_data), (cfg.batch,), generator=torch.Generator().manual_seed(seed))
-        batch = _to(train_data.batch(idx, cfg.points, seed=seed), device)
+        batch = train_data.batch(idx, cfg.points, seed=seed)
+        if cfg.augment:
+            batch.params = sign_flip(batch.params, torch.Generator().manual_seed(seed + 17))
+        batch = _to(batch, device)
         loss = edit_loss(model, batch, arch, grid).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

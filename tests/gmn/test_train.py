@@ -62,3 +62,24 @@ def test_two_process_ddp_keeps_ranks_identical(tiny_zoo, tmp_path):
     info = json.loads((out / "ddp.json").read_text())
     assert info["world"] == 2 and info["max_abs_diff_between_ranks"] == 0.0
     assert (out / "best.safetensors").exists()
+
+
+def test_sign_flip_augmentation_keeps_the_function_and_changes_training(tiny_zoo, tmp_path):
+    """Flipping the sign of a hidden neuron's in- and out-weights keeps a SIREN's function (sin is odd);
+    `augment` trains on such copies, so the run differs from the plain one but is as reproducible."""
+    from gmn.data import sign_flip
+    from inr.siren import SirenArch, init_params, render
+
+    arch = SirenArch(hidden=8, layers=2, dim_out=3)
+    params = [p.double() for p in init_params(arch, 4)]
+    flipped = sign_flip(params, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(render(flipped, arch, 12), render(params, arch, 12), rtol=0, atol=1e-12)
+    assert any((a != b).any() for a, b in zip(flipped, params))
+    assert torch.equal(flipped[-1], params[-1])  # output biases have no hidden neuron to flip
+    quiet = lambda *_: None
+    runs = {}
+    for name, aug in (("plain", False), ("aug", True), ("aug2", True)):
+        train(_cfg(tiny_zoo, tmp_path / name, editor="ws", steps=4, val_every=4, augment=aug), log=quiet)
+        runs[name] = _model(tmp_path / name / "last.safetensors")
+    same = lambda a, b: all(torch.equal(a[k], b[k]) for k in a)
+    assert same(runs["aug"], runs["aug2"]) and not same(runs["aug"], runs["plain"])
