@@ -198,6 +198,7 @@ def cmd_report(args) -> None:
             rows.append([f"**{kind}** ({n} seed{'s' if n > 1 else ''})", info,
                          *_mse_cells(results[kind], paint), f"{m / best_adam:.2f}×", f"{latency[kind] * 1000:.2f}"])
     # the shipped editors of this task and dataset (assets/editors), as their own rows
+    shipped = []
     for card_path in sorted((ROOT / "assets" / "editors").glob("*.json")):
         card = json.loads(card_path.read_text())
         if card.get("task") != args.task or card.get("data", {}).get("dataset") != args.data:
@@ -205,6 +206,7 @@ def cmd_report(args) -> None:
         editor, _ = load_editor(card_path.with_suffix(".safetensors"))
         if editor.config.siren.layers != test.data.arch.layers:
             continue
+        shipped.append(card_path.with_suffix(".safetensors"))
         r = run_editor(editor, test, points=B)
         rows.append([f"shipped `{card_path.stem}` ({card.get('editor')}, {card.get('training_minutes')} CPU-min)",
                      _info(editor.config.kind, args.task), *_mse_cells([r], paint), f"{r['mse'] / best_adam:.2f}×",
@@ -269,13 +271,14 @@ def cmd_report(args) -> None:
         if (wide / "zoo.json").exists():
             wtest = eval_set(EditData.from_zoo(args.data, "test-w64", args.task))
             wrows = []
-            for path in runs:
+            for path in runs + shipped:
                 editor, _ = load_editor(path)
                 if editor.config.kind == "mlp":
                     continue
                 m32 = run_editor(editor, test, points=B)["mse"]
                 m64 = run_editor(editor, wtest, points=B)["mse"]
-                wrows.append([path.parent.name, sci(m32), sci(m64), f"{m64 / m32:.2f}×"])
+                name = f"shipped `{path.stem}`" if path in shipped else path.parent.name
+                wrows.append([name, sci(m32), sci(m64), f"{m64 / m32:.2f}×"])
             body += (f"\n\nWidth transfer: editors trained on width-32 INRs, applied to width-64 INRs of the same "
                      f"test images (zoo `{wide.name}`, no edit {sci(no_edit_errors(wtest)['mse'])}). "
                      f"Goal ≤ 1.5×.\n\n" + table(["run", "width 32 MSE", "width 64 MSE", "ratio"], wrows))
