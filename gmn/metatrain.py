@@ -169,7 +169,7 @@ def metatrain(cfg: MetaTrainConfig, *, log: Callable[[str], None] = print, progr
     device = torch.device(cfg.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    ocfg = LearnedOptimizerConfig(**cfg.optimizer)
+    ocfg = LearnedOptimizerConfig.from_dict(cfg.optimizer)  # (JSON lists become the config's tuples)
     torch.manual_seed(cfg.seed)
     net = LearnedOptimizer(ocfg).to(device)
     if cfg.estimator not in ("tbptt", "es"):

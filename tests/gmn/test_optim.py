@@ -188,6 +188,12 @@ def test_es_metatraining_raises_held_out_fitness(tmp_path):
              if not torch.equal(p, dict(start.named_parameters())[name])}
     assert moved and moved <= {"log_alpha", "schedule", "log_layer_alpha", "mu_logit"}, moved
     assert {id(p) for p in es_parameters(net, "schedule")} < {id(p) for p in net.parameters()}
+    # a new run can start from a trained file (--init): before any meta-step it holds the same meta-parameters
+    cfg2 = MetaTrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "es2"), "meta_steps": 0,
+                              "init": str(tmp_path / "es" / "best.safetensors")})
+    metatrain(cfg2, log=lambda *_: None)
+    a, b = (load_optimizer(tmp_path / d / "best.safetensors")[0].state_dict() for d in ("es", "es2"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_divergence_falls_back_to_adam():
