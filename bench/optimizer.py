@@ -65,28 +65,17 @@ def _train(args) -> None:
         log.write_text(json.dumps(runs, indent=2) + "\n")
 
 
-@torch.no_grad()
 def adam_curve(images: torch.Tensor, arch: SirenArch, steps: int, lr: float, seed: int = 0) -> torch.Tensor:
     """PSNR of the current parameters at every step of an Adam fit: (steps + 1, N)."""
-    n, h, w, c = images.shape
-    params = [p.requires_grad_(True) for p in init_params(arch, n, generator=torch.Generator().manual_seed(seed))]
-    opt = torch.optim.Adam(params, lr=lr)
-    grid, target = coordinate_grid(h, w), images.reshape(n, h * w, c)
-    curve = []
-    for _ in range(steps + 1):
-        with torch.enable_grad():
-            err = fit_loss(params, arch, grid, target)
-            opt.zero_grad()
-            err.sum().backward()
-        curve.append(-10 * torch.log10(err.detach().clamp_min(1e-12)))
-        opt.step()
-    return torch.stack(curve)
+    return adam_variant_curve(images, arch, steps, lr, seed=seed)
 
 
+@torch.no_grad()
 def adam_variant_curve(images: torch.Tensor, arch: SirenArch, steps: int, lr: float, *, betas=(0.9, 0.999),
                        layer_lr=None, schedule=None, seed: int = 0) -> torch.Tensor:
-    """`adam_curve` for a hand-made variant: Adam's betas, per-tensor lr factors (`layer_lr(i, n)` for
-    tensor i of n: weights and biases alternate) and an lr factor per step (`schedule(t)`)."""
+    """PSNR at every step of an Adam fit (steps + 1, N), optionally a hand-made variant: Adam's betas,
+    per-tensor lr factors (`layer_lr(i, n)` for tensor i of n: weights and biases alternate) and an lr
+    factor per step (`schedule(t)`)."""
     n, h, w, c = images.shape
     params = [p.requires_grad_(True) for p in init_params(arch, n, generator=torch.Generator().manual_seed(seed))]
     factors = [layer_lr(i, len(params)) if layer_lr else 1.0 for i in range(len(params))]
