@@ -267,12 +267,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="truncated backpropagation (default) or evolution strategies over whole fits")
     p.add_argument("--es-pairs", type=int, default=8, help="ES: antithetic pairs per episode")
     p.add_argument("--es-sigma", type=float, default=0.1, help="ES: perturbation scale")
-    p.add_argument("--es-params", choices=["schedule", "all"], default="schedule",
-                   help="ES: perturb α, its schedule, per-layer factors and µ only, or every meta-parameter")
+    p.add_argument("--es-params", choices=["schedule", "head", "all"], default="schedule",
+                   help="ES: perturb α, its schedule, per-layer factors, µ (and β2) only; those plus β and "
+                   "F's last layer; or every meta-parameter")
     p.add_argument("--horizon", type=int, default=None, help="steps per episode (ES: the fit length scored)")
     p.add_argument("--meta-lr", type=float, default=None)
     p.add_argument("--val-every", type=int, default=None, help="validate every N episodes")
-    p.add_argument("--init", default=None, help="start from this learned-optimizer file (same config)")
+    p.add_argument("--init", default=None, help="start from this learned-optimizer file's meta-parameters "
+                   "(those whose names and shapes match this run's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")

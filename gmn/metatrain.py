@@ -62,8 +62,8 @@ class MetaTrainConfig:
     estimator: str = "tbptt"  # "tbptt" (truncated backpropagation) or "es" (evolution strategies, whole fits)
     es_pairs: int = 8
     es_sigma: float = 0.1
-    es_params: str = "schedule"  # "schedule" or "all"
-    init: str | None = None  # start from this learned-optimizer file's meta-parameters (same config)
+    es_params: str = "schedule"  # "schedule", "head" or "all" (see `es_parameters`)
+    init: str | None = None  # start from this learned-optimizer file's matching meta-parameters
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -119,16 +119,38 @@ def run_learned(net: LearnedOptimizer, images: torch.Tensor, arch: SirenArch, st
     return best, (torch.stack(curve) if record else None)
 
 
-ES_SCHEDULE = ("log_alpha", "schedule", "log_layer_alpha", "mu_logit")
+ES_SCHEDULE = ("log_alpha", "schedule", "log_layer_alpha", "mu_logit", "beta2_logit")
 
 
 def es_parameters(net: LearnedOptimizer, which: str) -> list[torch.nn.Parameter]:
-    """The meta-parameters evolution strategies perturbs."""
+    """The meta-parameters evolution strategies perturbs: "schedule" (α, its schedule and per-layer
+    factors, µ, β2 if learnable), "head" (those, β and the last layer of F: F's hidden units and the
+    GradMetaNet stay at their random initialisation, as fixed features) or "all"."""
     if which == "all":
         return list(net.parameters())
-    if which != "schedule":
-        raise ValueError(f"es_params must be 'schedule' or 'all', got {which!r}")
-    return [p for name, p in net.named_parameters() if name in ES_SCHEDULE]
+    names = set(ES_SCHEDULE)
+    if which == "head":
+        if net.config.update != "mlp":
+            raise ValueError("es_params 'head' needs update='mlp' (F's last layer)")
+        last = len(net.f) - 1
+        names |= {"beta", f"f.{last}.weight", f"f.{last}.bias"}
+    elif which != "schedule":
+        raise ValueError(f"es_params must be 'schedule', 'head' or 'all', got {which!r}")
+    return [p for name, p in net.named_parameters() if name in names]
+
+
+def load_init(net: LearnedOptimizer, path: str) -> list[str]:
+    """Copy into `net` the meta-parameters of the optimizer file `path` whose names and shapes match
+    (e.g. a learned schedule into a run that adds GradMetaNet features). Returns the names copied."""
+    from .optim import load_optimizer
+
+    start, _ = load_optimizer(path)
+    own = net.state_dict()
+    copied = {k: v for k, v in start.state_dict().items() if k in own and own[k].shape == v.shape}
+    if not copied:
+        raise ValueError(f"{path} shares no meta-parameters with this run's optimizer")
+    net.load_state_dict(copied, strict=False)
+    return sorted(copied)
 
 
 @torch.no_grad()
@@ -175,12 +197,8 @@ def metatrain(cfg: MetaTrainConfig, *, log: Callable[[str], None] = print, progr
     if cfg.estimator not in ("tbptt", "es"):
         raise ValueError(f"estimator must be 'tbptt' or 'es', got {cfg.estimator!r}")
     if cfg.init:
-        from .optim import load_optimizer
-
-        start, _ = load_optimizer(cfg.init)
-        if start.config != ocfg:
-            raise ValueError(f"{cfg.init} has a different optimizer config than this run")
-        net.load_state_dict(start.state_dict())
+        names = load_init(net, cfg.init)
+        log(f"initialised {len(names)} of {len(net.state_dict())} meta-parameter tensors from {cfg.init}")
     es_params = es_parameters(net, cfg.es_params) if cfg.estimator == "es" else []
     meta_opt = torch.optim.AdamW(es_params or net.parameters(), lr=cfg.meta_lr, weight_decay=0.0)
     state = {"episode": 0, "meta_step": 0, "cpu": 0.0, "wall": 0.0, "best_val": None, "best_episode": None}

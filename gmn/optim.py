@@ -7,7 +7,10 @@
   instead of the paper's 0.1 (the paper's base is SGD with momentum); β and µ start at the
   paper's 0.001 and 0.9. α, β, µ are meta-parameters. Optionally α follows a learned schedule
   α_t = α·exp(Σ_k c_k e^{−t/s_k}) and has a learned factor per parameter tensor (`schedule_scales`,
-  `layer_alpha`; per layer, so still equivariant), both starting at constant α.
+  `layer_alpha`; per layer, so still equivariant), both starting at constant α. `width_power` scales
+  α of the weights whose fan-in is the hidden width by (ref_width / width)^power (µP-style, set by
+  hand) so that an optimizer meta-trained at one width keeps its step size at others; `learn_beta2`
+  makes Adam's β2 a meta-parameter too.
 - F = tanh(network output) × RMS of Adam's recent directions (so F's step shrinks as Adam's does and
   cannot stop a fit from converging); the network is a per-parameter MLP (or, `update="ws"`, an
   equivariant weight-space network) on features of each parameter: its value, the normalised
@@ -68,6 +71,12 @@ class LearnedOptimizerConfig:
     # α schedule: α_t = α · exp(Σ_k c_k e^{−t/s_k}) for these scales s_k (c learnable, init 0: constant α)
     schedule_scales: tuple[float, ...] = ()
     layer_alpha: bool = False  # a learnable log-α offset per parameter tensor (per layer, weight / bias)
+    # width-aware α (µP-style, set by hand, not learned): weights whose fan-in is the hidden width get
+    # α · (ref_width / width)^width_power, so an optimizer meta-trained at ref_width keeps its effective
+    # step at other widths (0: off, the behaviour of older files)
+    width_power: float = 0.0
+    ref_width: int = 32
+    learn_beta2: bool = False  # Adam's second-moment decay as a meta-parameter too
     beta: float = 1e-3
     mu: float = 0.9
     beta2: float = 0.999
@@ -136,6 +145,7 @@ class LearnedOptimizer(nn.Module):
         self.mu_logit = nn.Parameter(torch.tensor(_logit(cfg.mu)))
         self.schedule = nn.Parameter(torch.zeros(len(cfg.schedule_scales))) if cfg.schedule_scales else None
         self.log_layer_alpha = nn.Parameter(torch.zeros(2 * cfg.depth)) if cfg.layer_alpha else None
+        self.beta2_logit = nn.Parameter(torch.tensor(_logit(cfg.beta2))) if cfg.learn_beta2 else None
         self.gmn = None
         if cfg.gmn:
             self.gmn = GradMetaNet(GradMetaNetConfig(
@@ -165,14 +175,23 @@ class LearnedOptimizer(nn.Module):
             decay = torch.tensor([math.exp(-t / s) for s in self.config.schedule_scales], dtype=log.dtype,
                                  device=log.device)
             log = log + (self.schedule * decay).sum()
-        if self.log_layer_alpha is None:
-            return log.exp()
+        per = log + (self.log_layer_alpha if self.log_layer_alpha is not None else 0.0)
+        if self.config.width_power:  # weights of layers 2..L: fan-in is the hidden width
+            width = torch.tensor([0.0 if i % 2 or i == 0 else math.log(self.config.ref_width / q.shape[-1])
+                                  for i, q in enumerate(params)], dtype=log.dtype, device=log.device)
+            per = per + self.config.width_power * width
+        if per.dim() == 0:
+            return per.exp()
         sizes = torch.tensor([q[0].numel() for q in params], device=log.device)
-        return torch.repeat_interleave((log + self.log_layer_alpha).exp(), sizes)
+        return torch.repeat_interleave(per.exp(), sizes)
 
     @property
     def mu(self) -> Tensor:
         return torch.sigmoid(self.mu_logit)
+
+    @property
+    def beta2(self) -> Tensor | float:
+        return self.config.beta2 if self.beta2_logit is None else torch.sigmoid(self.beta2_logit)
 
     def init_state(self, params: Params) -> OptState:
         z = torch.zeros_like(flat(params))
@@ -204,11 +223,11 @@ class LearnedOptimizer(nn.Module):
         """Update the state with `grads`; per-parameter features. Returns (d_t (N, P), feats (N, P, k), state)."""
         cfg = self.config
         p, g = flat(params), flat(grads)  # (N, P)
-        mu, t = self.mu, state.t + 1
+        mu, b2, t = self.mu, self.beta2, state.t + 1
         m = mu * state.m + (1 - mu) * g
-        v = cfg.beta2 * state.v + (1 - cfg.beta2) * g * g
+        v = b2 * state.v + (1 - b2) * g * g
         moments = [dk * mk + (1 - dk) * g for dk, mk in zip(cfg.decays, state.moments)]
-        rms = (v / (1 - cfg.beta2**t)).sqrt()
+        rms = (v / (1 - b2**t)).sqrt()
         r = 1.0 / (rms + cfg.eps)
         d = m / (1 - mu**t) * r  # Adam's direction
         u = 0.9 * state.u + 0.1 * d.detach() ** 2  # its recent mean square: the unit of F's step

@@ -95,6 +95,40 @@ def test_schedule_and_layer_factors_are_adam_with_those_lrs():
     assert max((x - p).abs().max().item() for x, p in zip(results[0], init)) > 1e-3  # it moved
 
 
+def test_width_power_and_learned_beta2_are_adam_with_those_settings():
+    """β = 0, µP-style width scaling (meta-trained at width 6, run at width 12, power 1) and a learned
+    β2: Adam whose lr is halved for the weights with the hidden width as fan-in (W2, W3) only, with
+    betas (µ, β2)."""
+    net = LearnedOptimizer(LearnedOptimizerConfig(gmn=False, width_power=1.0, ref_width=6, learn_beta2=True))
+    net = net.double()
+    with torch.no_grad():
+        net.beta.zero_()
+        net.log_alpha.fill_(math.log(3e-3))
+        net.mu_logit.fill_(math.log(0.9 / 0.1))
+        net.beta2_logit.fill_(math.log(0.99 / 0.01))
+    imgs = _images().double()
+    grid = coordinate_grid(10, 10, dtype=torch.float64)
+    init = [p.double() for p in init_params(ARCH, 3, generator=torch.Generator().manual_seed(1))]
+    factors = [1.0, 1.0, 0.5, 1.0, 0.5, 1.0]  # W1 b1 W2 b2 W3 b3
+    results = []
+    for use_adam in (True, False):
+        ps = [p.clone().requires_grad_(True) for p in init]
+        opt = (torch.optim.Adam([{"params": [p], "lr": 3e-3 * f} for p, f in zip(ps, factors)], betas=(0.9, 0.99))
+               if use_adam else GradMetaNetOptimizer(ps, net, ARCH))
+        for _ in range(6):
+            opt.zero_grad()
+            fit_loss(ps, ARCH, grid, imgs.reshape(3, 100, 1)).sum().backward()
+            opt.step()
+        results.append([p.detach().clone() for p in ps])
+    for x, y in zip(*results):
+        torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12)
+    # at the width it was meta-trained for, the scaling is off
+    net.config.ref_width = 12
+    size = sum(p[0].numel() for p in init)
+    torch.testing.assert_close(net.step_size(0, init), torch.full((size,), 3e-3, dtype=torch.float64), rtol=1e-12,
+                               atol=0)
+
+
 @pytest.mark.parametrize("update,extra", [("mlp", {}), ("ws", {}),
                                           ("mlp", {"schedule_scales": (5.0, 50.0), "layer_alpha": True})])
 def test_update_is_permutation_equivariant(update, extra):
@@ -194,6 +228,15 @@ def test_es_metatraining_raises_held_out_fitness(tmp_path):
     metatrain(cfg2, log=lambda *_: None)
     a, b = (load_optimizer(tmp_path / d / "best.safetensors")[0].state_dict() for d in ("es", "es2"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # ... also into a run with GradMetaNet features: the schedule is copied, F's first layer (more inputs) is not
+    cfg3 = MetaTrainConfig(**{**cfg2.__dict__, "out": str(tmp_path / "es3"), "es_params": "head",
+                              "optimizer": {**ocfg, "gmn": True, "points": 8}})
+    metatrain(cfg3, log=lambda *_: None)
+    c = load_optimizer(tmp_path / "es3" / "best.safetensors")[0]
+    assert torch.equal(c.schedule, a["schedule"]) and torch.equal(c.log_alpha, a["log_alpha"])
+    assert c.f[0].weight.shape != a["f.0.weight"].shape
+    head = {name for name, p in c.named_parameters() if any(p is q for q in es_parameters(c, "head"))}
+    assert head == {"log_alpha", "schedule", "log_layer_alpha", "mu_logit", "beta", "f.4.weight", "f.4.bias"}
 
 
 def test_divergence_falls_back_to_adam():
