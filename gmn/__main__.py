@@ -121,14 +121,19 @@ def _cmd_fit(args) -> None:
     from inr.images import load_image, to_square
     from inr.siren import SirenArch
 
-    from .optim import SHIPPED, fit_learned, load_optimizer
+    from .optim import fit_learned, load_optimizer, shipped_optimizer
 
     img = load_image(args.image, channels=args.channels)
     target = to_square(img, args.size, aspect=args.aspect)
     arch = SirenArch(hidden=args.hidden, layers=args.layers, dim_out=target.shape[-1])
     used, lr = args.optimizer, args.lr
-    if args.optimizer == "learned":
-        net, _ = load_optimizer(args.learned or SHIPPED)
+    learned = args.learned or shipped_optimizer(target.shape[-1])
+    if used == "learned" and learned is None:
+        print(f"notice: no learned optimizer is shipped for {target.shape[-1]}-channel images (see BENCHMARKS.md); "
+              "fitting with Adam", file=sys.stderr)
+        used = "adam"
+    if used == "learned":
+        net, _ = load_optimizer(learned)
         net.check(arch)
         res, used = fit_learned(target, arch, net, steps=args.steps, target_psnr=args.target_psnr, seed=args.seed,
                                 progress=not args.quiet, device=args.device, fallback_lr=args.lr,
@@ -253,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("fit", help="fit a SIREN to an image (learned optimizer or Adam), as `python -m inr fit`")
     add_fit_arguments(p)  # the options of `python -m inr fit` (its --lr is also the fallback's)
     p.add_argument("--optimizer", choices=["learned", "adam"], default="learned")
-    p.add_argument("--learned", default=None, help="learned-optimizer file (default: the shipped one)")
+    p.add_argument("--learned", default=None,
+                   help="learned-optimizer file (default: the shipped one for the image's channel count)")
     p.set_defaults(run=_cmd_fit)
 
     p = sub.add_parser("metatrain", help="meta-train the learned optimizer (resumes from DIR/last.safetensors)")

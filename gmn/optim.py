@@ -30,6 +30,7 @@ is a `torch.optim.Optimizer` with them frozen, to drop into any loop (e.g. `inr.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -303,7 +304,20 @@ def load_optimizer(path: str | Path) -> tuple[LearnedOptimizer, dict]:
     return net, card
 
 
-SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "optimizers" / "learned.safetensors"
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "assets" / "optimizers"
+SHIPPED = SHIPPED_DIR / "learned.safetensors"  # the default, tried first
+
+
+def shipped_optimizer(channels: int) -> Path | None:
+    """The shipped learned optimizer for images with `channels` channels: the first file in
+    assets/optimizers (learned.safetensors first) whose card's "channels" lists that count or that
+    names none; None when no shipped optimizer is meant for them (it was measured slower than Adam)."""
+    for path in sorted(SHIPPED_DIR.glob("*.safetensors"), key=lambda p: (p != SHIPPED, p.name)):
+        card = path.with_suffix(".json")
+        meant = json.loads(card.read_text()).get("channels") if card.exists() else None
+        if meant is None or channels in meant:
+            return path
+    return None
 
 
 # torch.optim interface

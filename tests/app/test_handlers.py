@@ -112,3 +112,24 @@ def test_paint_picks_the_editor_for_the_inrs_channels(tmp_path):
         st = H.new_session(init_params(arch, 1), arch, 28, "x")
         out = H.paint(settings, st, value, "some-filter-editor", 16, 1.0)
         assert out["edit"]["editor"] == expected and out["edit"]["task"] == "paint"
+
+
+def test_fast_fit_uses_the_optimizer_meant_for_the_channels(tmp_path, monkeypatch):
+    """'fast (learned)' takes the shipped optimizer whose card lists the image's channel count; where none
+    is meant for them (colour here) the fit is Adam, with a notice."""
+    import gmn.optim as optim
+    from gmn.optim import LearnedOptimizer, LearnedOptimizerConfig, save_optimizer
+
+    monkeypatch.delenv("GMN_LEARNED_OPTIMIZER", raising=False)
+    monkeypatch.setattr(optim, "SHIPPED_DIR", tmp_path)
+    monkeypatch.setattr(optim, "SHIPPED", tmp_path / "learned.safetensors")
+    save_optimizer(tmp_path / "learned.safetensors", LearnedOptimizer(LearnedOptimizerConfig(gmn=False)),
+                   {"channels": [1]})
+    rng = np.random.default_rng(0)
+    gray, rgb = tmp_path / "gray.png", tmp_path / "rgb.png"
+    Image.fromarray((rng.random((16, 16)) * 255).astype(np.uint8)).save(gray)
+    Image.fromarray((rng.random((16, 16, 3)) * 255).astype(np.uint8)).save(rgb)
+    st, notice = H.fit_image(str(gray), hidden=8, steps=10, resolution=16, optimizer="fast (learned)")
+    assert st["fit_optimizer"] == "learned" and notice == ""
+    st, notice = H.fit_image(str(rgb), hidden=8, steps=10, resolution=16, optimizer="fast (learned)")
+    assert st["fit_optimizer"] == "Adam" and "no learned optimizer is installed for colour images" in notice

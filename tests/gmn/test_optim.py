@@ -299,3 +299,33 @@ def test_fit_cli(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(e.startswith("error: ") for e in err)
     assert "weight layers" in err[1]
+
+
+def test_shipped_optimizer_is_chosen_by_channel_count(tmp_path, monkeypatch, capsys):
+    """assets/optimizers: the default file first, each used only for the channel counts its card lists; a
+    colour image with no optimizer meant for it is fitted with Adam, with a notice."""
+    import gmn.optim as optim
+    from PIL import Image
+
+    from inr.files import load_inr
+
+    monkeypatch.setattr(optim, "SHIPPED_DIR", tmp_path)
+    monkeypatch.setattr(optim, "SHIPPED", tmp_path / "learned.safetensors")
+    assert optim.shipped_optimizer(1) is None  # nothing installed
+    net = LearnedOptimizer(LearnedOptimizerConfig(gmn=False))
+    save_optimizer(tmp_path / "learned.safetensors", net, {"channels": [1]})
+    assert optim.shipped_optimizer(1) == tmp_path / "learned.safetensors"
+    assert optim.shipped_optimizer(3) is None
+    img = tmp_path / "rgb.png"
+    Image.fromarray((np.random.default_rng(0).random((12, 12, 3)) * 255).astype(np.uint8)).save(img)
+    out = tmp_path / "out.safetensors"
+    assert main(["fit", str(img), "-o", str(out), "--steps", "5", "--size", "12", "--hidden", "8", "-q"]) == 0
+    assert "no learned optimizer is shipped for 3-channel images" in capsys.readouterr().err
+    assert json.loads(load_inr(out).meta["fit"])["optimizer"] == "adam"
+    save_optimizer(tmp_path / "a-rgb.safetensors", net, {"channels": [3]})
+    save_optimizer(tmp_path / "b-any.safetensors", net)  # a card naming no channels: any image
+    assert optim.shipped_optimizer(3) == tmp_path / "a-rgb.safetensors"
+    assert optim.shipped_optimizer(4) == tmp_path / "b-any.safetensors"
+    assert optim.shipped_optimizer(1) == tmp_path / "learned.safetensors"
+    assert main(["fit", str(img), "-o", str(out), "--steps", "5", "--size", "12", "--hidden", "8", "-q"]) == 0
+    assert json.loads(load_inr(out).meta["fit"])["optimizer"] == "learned"
