@@ -3,7 +3,7 @@ Adam reaches in 500 steps, on held-out test digits and test patches.
 
     python -m bench.optimizer train  [--minutes 30]     # meta-train with and without GradMetaNet (resumable)
     python -m bench.optimizer report [--test 100]       # evaluate, write the `optimizer` section
-    python -m bench.optimizer ship [--variant gmn]      # copy a run's best (+ its test figures) to assets
+    python -m bench.optimizer ship [--variant gmn] [--name learned] [--channels 1]   # a run's best to assets
     python -m bench.optimizer variants [--val 32]       # hand-made Adam variants vs tuned Adam (val images)
 
 `train` runs `python -m gmn metatrain --out runs/lopt/{gmn,nogmn} --minutes M` (one after the
@@ -32,7 +32,7 @@ import torch
 
 from bench.report import ROOT, table, write_section
 from gmn.metatrain import fit_loss, run_learned
-from gmn.optim import SHIPPED, load_optimizer, sample_pixels
+from gmn.optim import SHIPPED_DIR, load_optimizer, sample_pixels
 from inr.datasets import load_dataset
 from inr.siren import SirenArch, coordinate_grid, init_params
 
@@ -332,25 +332,30 @@ def _figure(curves: dict) -> str | None:
 
 
 def _ship(args) -> None:
+    """Copy runs/lopt/VARIANT/best.safetensors to assets/optimizers/NAME.safetensors with a card holding the
+    reproducing command, the test figures of the last report and the channel counts it is meant for."""
     src = RUNS / args.variant / "best.safetensors"
     card = json.loads(src.with_suffix(".json").read_text())
-    SHIPPED.parent.mkdir(parents=True, exist_ok=True)
+    dest = SHIPPED_DIR / f"{args.name}.safetensors"
+    dest.parent.mkdir(parents=True, exist_ok=True)
     runs = json.loads((RUNS / "runs.json").read_text()) if (RUNS / "runs.json").exists() else {}
     card["reproduce"] = (runs.get(args.variant, {}).get("command")
                          or f"python -m bench.optimizer train  # runs/lopt/{args.variant}")
     card["benchmark"] = "BENCHMARKS.md, section 'Learned optimizer' (python -m bench.optimizer report)"
+    if args.channels:
+        card["channels"] = [int(c) for c in args.channels.split(",")]
     report = RUNS / "report.json"
     if report.exists():  # test-set figures of this run
         label = LABELS[args.variant]
-        card["metrics"] = {k: {"adam_lr": v["adam_lr"], **v.get(label, {})}
+        card["metrics"] = {k: {"adam_lr": v["adam_lr"], **{name: r for name, r in v.items() if name.startswith(label)}}
                            for k, v in json.loads(report.read_text()).items()}
     net, _ = load_optimizer(src)
     from gmn.optim import save_optimizer
 
     card.pop("config", None)
-    save_optimizer(SHIPPED, net, card)
-    shutil.copystat(src, SHIPPED)
-    print(f"shipped {SHIPPED} ({SHIPPED.stat().st_size / 1e3:.0f} kB)")
+    save_optimizer(dest, net, card)
+    shutil.copystat(src, dest)
+    print(f"shipped {dest} ({dest.stat().st_size / 1e3:.0f} kB)")
 
 
 def main() -> None:
@@ -361,6 +366,9 @@ def main() -> None:
     ap.add_argument("--val", type=int, default=32)
     ap.add_argument("--max-steps", type=int, default=1000)
     ap.add_argument("--variant", choices=list(VARIANTS), default="gmn", help="ship: which meta-trained run")
+    ap.add_argument("--name", default="learned", help="ship: file name in assets/optimizers (learned: the default)")
+    ap.add_argument("--channels", default=None,
+                    help="ship: channel counts it is meant for, e.g. 1 or 3 (default: any image)")
     args = ap.parse_args()
     {"train": _train, "report": _report, "ship": _ship, "variants": _variants}[args.phase](args)
 
