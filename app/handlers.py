@@ -137,13 +137,13 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> tuple[np
 FIT_OPTIMIZERS = ("Adam", "fast (learned)")
 
 
-def _learned_optimizer(channels: int):
-    """The learned optimizer for images with `channels` channels (cached): $GMN_LEARNED_OPTIMIZER, or the
-    shipped one meant for that many channels; None when there is none."""
+def _learned_optimizer(channels: int, width: int):
+    """The learned optimizer for images with `channels` channels fitted at hidden `width` (cached):
+    $GMN_LEARNED_OPTIMIZER, or the shipped one meant for them; None when there is none."""
     from gmn.optim import load_optimizer, shipped_optimizer
 
     env = os.environ.get("GMN_LEARNED_OPTIMIZER")
-    path = Path(env) if env else shipped_optimizer(channels)
+    path = Path(env) if env else shipped_optimizer(channels, width)
     if path is None:
         return None
     if path not in _LEARNED:
@@ -181,10 +181,10 @@ def fit_image(path: str | None, *, hidden: int = DEFAULT_HIDDEN, layers: int = D
         raise gr.Error(f"unknown optimizer {optimizer!r}: choose {' or '.join(FIT_OPTIMIZERS)}")
     notices = [notice] if notice else []
     used = "Adam"
-    net = _learned_optimizer(c) if optimizer != "Adam" else None
+    net = _learned_optimizer(c, hidden) if optimizer != "Adam" else None
     if optimizer != "Adam" and net is None:
-        notices.append(f"no learned optimizer is installed for {'gray' if c == 1 else 'colour'} images "
-                       "(see BENCHMARKS.md); fitted with Adam")
+        notices.append(f"no learned optimizer is installed for {'gray' if c == 1 else 'colour'} images at "
+                       f"width {hidden} (see BENCHMARKS.md); fitted with Adam")
     elif net is not None and (arch.depth != net.config.depth or arch.dim_in != net.config.dim_in):
         notices.append(f"the learned optimizer fits SIRENs with {net.config.depth - 1} sine layers; "
                        f"fitted with Adam")

@@ -3,7 +3,7 @@ Adam reaches in 500 steps, on held-out test digits and test patches.
 
     python -m bench.optimizer train  [--minutes 30]     # meta-train with and without GradMetaNet (resumable)
     python -m bench.optimizer report [--test 100]       # evaluate, write the `optimizer` section
-    python -m bench.optimizer ship [--variant gmn] [--name learned] [--channels 1]   # a run's best to assets
+    python -m bench.optimizer ship [--variant gmn] [--name learned] [--channels 1] [--widths 32]
     python -m bench.optimizer variants [--val 32]       # hand-made Adam variants vs tuned Adam (val images)
 
 `train` runs `python -m gmn metatrain --out runs/lopt/{gmn,nogmn} --minutes M` (one after the
@@ -344,6 +344,8 @@ def _ship(args) -> None:
     card["benchmark"] = "BENCHMARKS.md, section 'Learned optimizer' (python -m bench.optimizer report)"
     if args.channels:
         card["channels"] = [int(c) for c in args.channels.split(",")]
+    if args.widths:
+        card["widths"] = [int(w) for w in args.widths.split(",")]
     report = RUNS / "report.json"
     if report.exists():  # test-set figures of this run
         label = LABELS[args.variant]
@@ -369,6 +371,7 @@ def main() -> None:
     ap.add_argument("--name", default="learned", help="ship: file name in assets/optimizers (learned: the default)")
     ap.add_argument("--channels", default=None,
                     help="ship: channel counts it is meant for, e.g. 1 or 3 (default: any image)")
+    ap.add_argument("--widths", default=None, help="ship: SIREN widths it is meant for, e.g. 32 (default: any)")
     args = ap.parse_args()
     {"train": _train, "report": _report, "ship": _ship, "variants": _variants}[args.phase](args)
 

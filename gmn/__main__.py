@@ -127,10 +127,10 @@ def _cmd_fit(args) -> None:
     target = to_square(img, args.size, aspect=args.aspect)
     arch = SirenArch(hidden=args.hidden, layers=args.layers, dim_out=target.shape[-1])
     used, lr = args.optimizer, args.lr
-    learned = args.learned or shipped_optimizer(target.shape[-1])
+    learned = args.learned or shipped_optimizer(target.shape[-1], args.hidden)
     if used == "learned" and learned is None:
-        print(f"notice: no learned optimizer is shipped for {target.shape[-1]}-channel images (see BENCHMARKS.md); "
-              "fitting with Adam", file=sys.stderr)
+        print(f"notice: no learned optimizer is shipped for {target.shape[-1]}-channel images at width {args.hidden} "
+              "(see BENCHMARKS.md); fitting with Adam", file=sys.stderr)
         used = "adam"
     if used == "learned":
         net, _ = load_optimizer(learned)

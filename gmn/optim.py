@@ -308,14 +308,14 @@ SHIPPED_DIR = Path(__file__).resolve().parent.parent / "assets" / "optimizers"
 SHIPPED = SHIPPED_DIR / "learned.safetensors"  # the default, tried first
 
 
-def shipped_optimizer(channels: int) -> Path | None:
-    """The shipped learned optimizer for images with `channels` channels: the first file in
-    assets/optimizers (learned.safetensors first) whose card's "channels" lists that count or that
-    names none; None when no shipped optimizer is meant for them (it was measured slower than Adam)."""
+def shipped_optimizer(channels: int, width: int | None = None) -> Path | None:
+    """The shipped learned optimizer for images with `channels` channels fitted into SIRENs of hidden
+    `width`: the first file in assets/optimizers (learned.safetensors first) whose card's "channels" and
+    "widths" list them (a card naming none: any); None when no shipped optimizer is meant for them (it was
+    measured slower than Adam there)."""
     for path in sorted(SHIPPED_DIR.glob("*.safetensors"), key=lambda p: (p != SHIPPED, p.name)):
-        card = path.with_suffix(".json")
-        meant = json.loads(card.read_text()).get("channels") if card.exists() else None
-        if meant is None or channels in meant:
+        card = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").exists() else {}
+        if channels in card.get("channels", [channels]) and (width is None or width in card.get("widths", [width])):
             return path
     return None
 

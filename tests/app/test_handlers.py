@@ -115,8 +115,8 @@ def test_paint_picks_the_editor_for_the_inrs_channels(tmp_path):
 
 
 def test_fast_fit_uses_the_optimizer_meant_for_the_channels(tmp_path, monkeypatch):
-    """'fast (learned)' takes the shipped optimizer whose card lists the image's channel count; where none
-    is meant for them (colour here) the fit is Adam, with a notice."""
+    """'fast (learned)' takes the shipped optimizer whose card lists the image's channel count (and the
+    INR's width); where none is meant for them the fit is Adam, with a notice."""
     import gmn.optim as optim
     from gmn.optim import LearnedOptimizer, LearnedOptimizerConfig, save_optimizer
 
@@ -133,3 +133,7 @@ def test_fast_fit_uses_the_optimizer_meant_for_the_channels(tmp_path, monkeypatc
     assert st["fit_optimizer"] == "learned" and notice == ""
     st, notice = H.fit_image(str(rgb), hidden=8, steps=10, resolution=16, optimizer="fast (learned)")
     assert st["fit_optimizer"] == "Adam" and "no learned optimizer is installed for colour images" in notice
+    save_optimizer(tmp_path / "learned.safetensors", LearnedOptimizer(LearnedOptimizerConfig(gmn=False)),
+                   {"channels": [1], "widths": [8]})  # meant for width 8 only
+    st, notice = H.fit_image(str(gray), hidden=12, steps=10, resolution=16, optimizer="fast (learned)")
+    assert st["fit_optimizer"] == "Adam" and "for gray images at width 12" in notice

@@ -304,9 +304,9 @@ def test_fit_cli(tmp_path, capsys):
 def test_shipped_optimizer_is_chosen_by_channel_count(tmp_path, monkeypatch, capsys):
     """assets/optimizers: the default file first, each used only for the channel counts its card lists; a
     colour image with no optimizer meant for it is fitted with Adam, with a notice."""
-    import gmn.optim as optim
     from PIL import Image
 
+    import gmn.optim as optim
     from inr.files import load_inr
 
     monkeypatch.setattr(optim, "SHIPPED_DIR", tmp_path)
@@ -327,5 +327,10 @@ def test_shipped_optimizer_is_chosen_by_channel_count(tmp_path, monkeypatch, cap
     assert optim.shipped_optimizer(3) == tmp_path / "a-rgb.safetensors"
     assert optim.shipped_optimizer(4) == tmp_path / "b-any.safetensors"
     assert optim.shipped_optimizer(1) == tmp_path / "learned.safetensors"
+    save_optimizer(tmp_path / "a-w16.safetensors", net, {"channels": [3], "widths": [16]})
+    assert optim.shipped_optimizer(3, 16) == tmp_path / "a-rgb.safetensors"
+    (tmp_path / "a-rgb.safetensors").unlink()
+    assert optim.shipped_optimizer(3, 16) == tmp_path / "a-w16.safetensors"
+    assert optim.shipped_optimizer(3, 8) == tmp_path / "b-any.safetensors"
     assert main(["fit", str(img), "-o", str(out), "--steps", "5", "--size", "12", "--hidden", "8", "-q"]) == 0
     assert json.loads(load_inr(out).meta["fit"])["optimizer"] == "learned"

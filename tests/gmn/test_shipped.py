@@ -48,3 +48,33 @@ def test_shipped_editor_is_small_carded_and_edits(path):
         before.append((orig - res.target).pow(2).mean().item())
         after.append(res.mse)
     assert sum(after) < 0.8 * sum(before), (before, after)
+
+
+OPTIMIZERS = sorted((ASSETS / "optimizers").glob("*.safetensors"))
+
+
+@pytest.mark.parametrize("path", OPTIMIZERS, ids=[p.stem for p in OPTIMIZERS])
+def test_shipped_optimizer_is_small_carded_and_beats_adam_on_the_examples(path):
+    """Each shipped learned optimizer says which images it is for, and on the bundled examples of that kind
+    (test images it never saw) it reaches a higher PSNR than Adam at its tuned lr in the same 200 steps."""
+    from PIL import Image
+
+    from gmn.optim import fit_learned, load_optimizer
+    from inr.fit import fit
+    from inr.images import load_image, to_square
+    from inr.siren import SirenArch
+    from inr.zoo import ZOO_LR
+
+    assert path.stat().st_size < 5e6
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["reproduce"].startswith("python -m") and card["metrics"] and card["channels"]
+    net, _ = load_optimizer(path)
+    pngs = [p for p in sorted((ASSETS / "examples").glob("*.png")) if len(Image.open(p).getbands()) in card["channels"]]
+    assert pngs, "no bundled example of the kind this optimizer is meant for"
+    for png in pngs:  # at 32² at most, the size of the images it was meta-trained on
+        img = load_image(png)
+        img = to_square(img, min(32, img.shape[0]))
+        arch = SirenArch(hidden=32, dim_out=img.shape[-1])
+        learned, used = fit_learned(img, arch, net, steps=200, notice=lambda m: None)
+        adam = fit(img, arch, steps=200, lr=ZOO_LR)  # Adam's lr tuned on val digits and patches (BENCHMARKS.md)
+        assert used == "learned" and learned.psnr.item() > adam.psnr.item(), (png.name, learned.psnr, adam.psnr)
