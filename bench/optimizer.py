@@ -6,8 +6,9 @@ Adam reaches in 500 steps, on held-out test digits and test patches.
     python -m bench.optimizer ship [--variant gmn] [--name learned] [--channels 1] [--widths 32]
     python -m bench.optimizer variants [--val 32]       # hand-made Adam variants vs tuned Adam (val images)
 
-`train` runs `python -m gmn metatrain --out runs/lopt/{gmn,nogmn} --minutes M` (one after the
-other; a finished run is skipped, an interrupted one resumes) and logs command and wall time in
+`train` runs `python -m gmn metatrain --out runs/lopt/NAME --minutes M` for each of VARIANTS (one after
+the other, in order: the es-head runs start from es-nogmn; a finished run is skipped, an interrupted one
+resumes) and logs command and wall time in
 runs/lopt/runs.json. `report`: Adam's lr is tuned on 32 val images per dataset (best mean PSNR after
 500 steps over {1e-3, 3e-3, 1e-2}); per test image, the target is the best PSNR tuned Adam reaches
 in 500 steps; every optimizer runs up to `--max-steps` steps and we count the first step whose

@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     add_fit_arguments(p)  # the options of `python -m inr fit` (its --lr is also the fallback's)
     p.add_argument("--optimizer", choices=["learned", "adam"], default="learned")
     p.add_argument("--learned", default=None,
-                   help="learned-optimizer file (default: the shipped one for the image's channel count)")
+                   help="learned-optimizer file (default: the shipped one for the image's channels and width)")
     p.set_defaults(run=_cmd_fit)
 
     p = sub.add_parser("metatrain", help="meta-train the learned optimizer (resumes from DIR/last.safetensors)")
