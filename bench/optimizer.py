@@ -5,6 +5,7 @@ Adam reaches in 500 steps, on held-out test digits and test patches.
     python -m bench.optimizer report [--test 100]       # evaluate, write the `optimizer` section
     python -m bench.optimizer ship [--variant gmn] [--name learned] [--channels 1] [--widths 32]
     python -m bench.optimizer variants [--val 32]       # hand-made Adam variants vs tuned Adam (val images)
+    python -m bench.optimizer photos                    # the bundled colour photos: Adam vs the patches optimizer
 
 `train` runs `python -m gmn metatrain --out runs/lopt/NAME --minutes M` for each of VARIANTS (one after
 the other, in order: the es-head runs start from es-nogmn; a finished run is skipped, an interrupted one
@@ -361,9 +362,43 @@ def _ship(args) -> None:
     print(f"shipped {dest} ({dest.stat().st_size / 1e3:.0f} kB)")
 
 
+def _photos(args) -> None:
+    """The bundled colour photos at the app's settings (2→32→32→3, 300 full-image steps, 32² and 64²): Adam
+    at the app's lr 1e-3 and at the tuned 3e-3 against the learned optimizers meta-trained on colour patches."""
+    from gmn.optim import fit_learned
+    from inr.fit import fit
+    from inr.images import load_image, to_square
+
+    torch.set_num_threads(1)
+    nets = {name: load_optimizer(RUNS / name / "best.safetensors")[0] for name in ONLY
+            if "patches" in ONLY[name] and (RUNS / name / "best.safetensors").exists()}
+    rows = []
+    for png in sorted((ROOT / "assets" / "examples").glob("*.png")):
+        img = load_image(png)
+        if img.shape[-1] != 3:
+            continue
+        for size in (32, 64):
+            target = to_square(img, size)
+            arch = SirenArch(hidden=32, dim_out=3)
+            cells = [f"{fit(target, arch, steps=300, lr=lr).psnr.item():.2f}" for lr in (1e-3, 3e-3)]
+            cells += [f"{fit_learned(target, arch, net, steps=300, notice=print)[0].psnr.item():.2f}"
+                      for net in nets.values()]
+            rows.append([png.name, f"{size}²", *cells])
+            print(rows[-1], flush=True)
+    body = "\n".join([
+        "Bundled colour photos (`assets/examples`), SIREN 2→32→32→3, 300 steps on all pixels from the same "
+        "initialisation, PSNR (dB) at the end: Adam at the app's colour lr (`inr.fit.LR`, 1e-3) and at the lr "
+        "tuned on val patches (3e-3), and the optimizers meta-trained on colour patches (not shipped).",
+        "",
+        table(["photo", "grid", "Adam lr 1e-3", "Adam lr 3e-3", *(LABELS[n] for n in nets)], rows),
+    ])
+    write_section("optimizer-photos", "Learned optimizer: bundled colour photos", body,
+                  command="python -m bench.optimizer photos")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("phase", choices=["train", "report", "ship", "variants"])
+    ap.add_argument("phase", choices=["train", "report", "ship", "variants", "photos"])
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--test", type=int, default=100)
     ap.add_argument("--val", type=int, default=32)
@@ -374,7 +409,7 @@ def main() -> None:
                     help="ship: channel counts it is meant for, e.g. 1 or 3 (default: any image)")
     ap.add_argument("--widths", default=None, help="ship: SIREN widths it is meant for, e.g. 32 (default: any)")
     args = ap.parse_args()
-    {"train": _train, "report": _report, "ship": _ship, "variants": _variants}[args.phase](args)
+    {"train": _train, "report": _report, "ship": _ship, "variants": _variants, "photos": _photos}[args.phase](args)
 
 
 if __name__ == "__main__":

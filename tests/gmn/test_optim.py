@@ -40,20 +40,7 @@ def test_zero_beta_is_adam():
         net.beta.zero_()
         net.log_alpha.fill_(math.log(3e-3))
         net.mu_logit.fill_(math.log(0.9 / 0.1))
-    imgs = _images().double()
-    for factory in (lambda ps: torch.optim.Adam(ps, lr=3e-3), lambda ps: GradMetaNetOptimizer(ps, net, ARCH)):
-        init = [p.double() for p in init_params(ARCH, 3, generator=torch.Generator().manual_seed(1))]
-        ps = [p.clone().requires_grad_(True) for p in init]
-        opt = factory(ps)
-        grid = coordinate_grid(10, 10, dtype=torch.float64)
-        for _ in range(6):
-            opt.zero_grad()
-            fit_loss(ps, ARCH, grid, imgs.reshape(3, 100, 1)).sum().backward()
-            opt.step()
-        if isinstance(opt, torch.optim.Adam):
-            ref = [p.detach().clone() for p in ps]
-    for a, b in zip(ps, ref):
-        torch.testing.assert_close(a.detach(), b, rtol=1e-9, atol=1e-12)
+    _assert_is_adam(net, lambda ps: torch.optim.Adam(ps, lr=3e-3))
 
 
 def test_schedule_and_layer_factors_are_adam_with_those_lrs():
@@ -69,21 +56,27 @@ def test_schedule_and_layer_factors_are_adam_with_those_lrs():
         net.mu_logit.fill_(math.log(0.9 / 0.1))
         net.schedule.copy_(c)
         net.log_layer_alpha.copy_(a)
-    imgs = _images().double()
-    grid = coordinate_grid(10, 10, dtype=torch.float64)
-    init = [p.double() for p in init_params(ARCH, 3, generator=torch.Generator().manual_seed(1))]
 
     def lrs(t):
         return [3e-3 * math.exp(ai + sum(ck * math.exp(-t / s) for ck, s in zip(c.tolist(), scales)))
                 for ai in a.tolist()]
 
+    _assert_is_adam(net, lambda ps: torch.optim.Adam([{"params": [p], "lr": lr} for p, lr in zip(ps, lrs(0))]), lrs)
+
+
+def _assert_is_adam(net, make_adam, lrs=None, steps: int = 6):
+    """Fit 3 images for `steps` steps from the same float64 init with `make_adam(params)` (its per-group
+    lrs set to `lrs(t)` at step t when given) and with the learned optimizer `net`: same parameters.
+    Returns the initial parameters."""
+    imgs = _images().double()
+    grid = coordinate_grid(10, 10, dtype=torch.float64)
+    init = [p.double() for p in init_params(ARCH, 3, generator=torch.Generator().manual_seed(1))]
     results = []
     for use_adam in (True, False):
         ps = [p.clone().requires_grad_(True) for p in init]
-        opt = (torch.optim.Adam([{"params": [p], "lr": lr} for p, lr in zip(ps, lrs(0))]) if use_adam
-               else GradMetaNetOptimizer(ps, net, ARCH))
-        for t in range(6):
-            if use_adam:
+        opt = make_adam(ps) if use_adam else GradMetaNetOptimizer(ps, net, ARCH)
+        for t in range(steps):
+            if use_adam and lrs is not None:
                 for group, lr in zip(opt.param_groups, lrs(t)):
                     group["lr"] = lr
             opt.zero_grad()
@@ -93,6 +86,7 @@ def test_schedule_and_layer_factors_are_adam_with_those_lrs():
     for x, y in zip(*results):
         torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12)
     assert max((x - p).abs().max().item() for x, p in zip(results[0], init)) > 1e-3  # it moved
+    return init
 
 
 def test_width_power_and_learned_beta2_are_adam_with_those_settings():
@@ -106,22 +100,9 @@ def test_width_power_and_learned_beta2_are_adam_with_those_settings():
         net.log_alpha.fill_(math.log(3e-3))
         net.mu_logit.fill_(math.log(0.9 / 0.1))
         net.beta2_logit.fill_(math.log(0.99 / 0.01))
-    imgs = _images().double()
-    grid = coordinate_grid(10, 10, dtype=torch.float64)
-    init = [p.double() for p in init_params(ARCH, 3, generator=torch.Generator().manual_seed(1))]
     factors = [1.0, 1.0, 0.5, 1.0, 0.5, 1.0]  # W1 b1 W2 b2 W3 b3
-    results = []
-    for use_adam in (True, False):
-        ps = [p.clone().requires_grad_(True) for p in init]
-        opt = (torch.optim.Adam([{"params": [p], "lr": 3e-3 * f} for p, f in zip(ps, factors)], betas=(0.9, 0.99))
-               if use_adam else GradMetaNetOptimizer(ps, net, ARCH))
-        for _ in range(6):
-            opt.zero_grad()
-            fit_loss(ps, ARCH, grid, imgs.reshape(3, 100, 1)).sum().backward()
-            opt.step()
-        results.append([p.detach().clone() for p in ps])
-    for x, y in zip(*results):
-        torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12)
+    init = _assert_is_adam(net, lambda ps: torch.optim.Adam([{"params": [p], "lr": 3e-3 * f}
+                                                              for p, f in zip(ps, factors)], betas=(0.9, 0.99)))
     # at the width it was meta-trained for, the scaling is off
     net.config.ref_width = 12
     size = sum(p[0].numel() for p in init)
