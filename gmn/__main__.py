@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -52,33 +53,54 @@ def _cmd_train(args) -> None:
 def _cmd_edit(args) -> None:
     import torch
 
-    from inr.files import load_inr, save_inr
-    from inr.images import load_image, to_square
+    from inr.files import load_inr, save_tiled
+    from inr.images import load_image, to_size
+    from inr.threads import set_threads
+    from inr.tiles import TileGrid
 
     from .edit import edit_inr, resolve_editor
     from .editors import load_editor
 
+    _check_output(args.output)
+    if args.points is not None and args.points < 1:
+        raise EditorError(f"--points must be at least 1, got {args.points}")
     inr = load_inr(args.inr, allow_stack=False)
     editor, card = load_editor(resolve_editor(args.editor))
-    size = args.size or (inr.meta.get("image_size") or [28])[0]
+    grid = inr.grid
+    if args.size is not None:
+        if args.size < 1 or (grid is not None and not grid.is_single):
+            raise EditorError("--size must be a positive integer, and applies to single-SIREN INRs only "
+                              "(a tiled INR is edited at its own resolution)")
+        grid = TileGrid.single(args.size)
+    if grid is None:
+        raise EditorError(f"{Path(args.inr).name} does not say its image size; pass --size")
+    set_threads(grid.count * (args.points or editor.config.points) * inr.arch.num_neurons, args.threads)
     mask = paint = None
     if editor.config.task == "paint":
         if not (args.mask and args.target):
             raise EditorError("the paint editor needs --mask M.png and --target T.png")
-        m = load_image(args.mask, channels=1)
-        mask = (to_square(m, size) > 0.5).float()
-        paint = to_square(load_image(args.target, channels=inr.arch.dim_out), size)
+        mask = (to_size(load_image(args.mask, channels=1), grid.image_size) > 0.5).float()
+        paint = to_size(load_image(args.target, channels=inr.arch.dim_out), grid.image_size)
     elif args.mask or args.target:
         raise EditorError(f"--mask/--target are for paint editors; '{args.editor}' is a {editor.config.task} editor")
-    res = edit_inr(inr.params, inr.arch, editor, points=args.points, strength=args.strength, size=size,
+    res = edit_inr(inr.params, inr.arch, editor, grid=grid, points=args.points, strength=args.strength,
                    mask=mask, paint=paint, seed=args.seed)
     if not all(torch.isfinite(t).all() for t in res.params):
         raise EditorError("the edited INR has NaN or Inf weights; refused")
-    save_inr(args.output, res.params, inr.arch, image_size=[size, size],
-             source=f"{inr.meta.get('source', Path(args.inr).name)} + {editor.config.task} ({args.editor})",
-             edit={"editor": str(args.editor), "points": int(res.points.shape[0]), "strength": args.strength})
-    print(f"{args.output}: {editor.config.task} edit, MSE to target {res.mse:.5f}, {res.seconds * 1000:.1f} ms "
-          f"({res.points.shape[0]} points)")
+    save_tiled(args.output, res.params, inr.arch, grid,
+               source=f"{inr.meta.get('source', Path(args.inr).name)} + {editor.config.task} ({args.editor})",
+               edit={"editor": str(args.editor), "points": int(res.points.shape[0]), "strength": args.strength})
+    print(f"{args.output}: {editor.config.task} edit of {len(res.tiles)} SIREN(s), MSE to target {res.mse:.5f}, "
+          f"{res.seconds * 1000:.1f} ms ({res.points.shape[0]} points)")
+
+
+def _check_output(path: str) -> None:
+    out = Path(path)
+    if out.is_dir():
+        raise EditorError(f"-o {path} is a directory; give a file name ending in .safetensors")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise EditorError(f"-o {path}: folder {parent} does not exist or is not writable")
 
 
 def _cmd_eval(args) -> None:
@@ -116,35 +138,41 @@ def _cmd_editors(args) -> None:
 
 
 def _cmd_fit(args) -> None:
+    from inr.__main__ import _cmd_fit as fit_by_recipe
     from inr.files import save_inr
-    from inr.fit import fit
     from inr.images import load_image, to_square
     from inr.siren import SirenArch
+    from inr.threads import set_threads
+    from inr.tiles import plan_fit
 
     from .optim import fit_learned, load_optimizer, shipped_optimizer
 
+    if args.optimizer == "adam":
+        fit_by_recipe(args)  # the one recipe of `python -m inr fit`, the app and the zoos
+        return
     img = load_image(args.image, channels=args.channels)
-    target = to_square(img, args.size, aspect=args.aspect)
+    grid, recipe = plan_fit(*img.shape[:2], img.shape[-1], size=args.size, tile=args.tile, overlap=args.overlap)
+    learned = args.learned or shipped_optimizer(img.shape[-1], args.hidden)
+    if not grid.is_single or learned is None:
+        why = "photos are fitted as tiles" if not grid.is_single else (
+            f"no learned optimizer is shipped for {img.shape[-1]}-channel images at width {args.hidden}")
+        print(f"notice: {why}; fitting with Adam by the recipe (see BENCHMARKS.md)", file=sys.stderr)
+        fit_by_recipe(args)
+        return
+    size = grid.image_size[0]
+    target = to_square(img, size, aspect=args.aspect)
     arch = SirenArch(hidden=args.hidden, layers=args.layers, dim_out=target.shape[-1])
-    used, lr = args.optimizer, args.lr
-    learned = args.learned or shipped_optimizer(target.shape[-1], args.hidden)
-    if used == "learned" and learned is None:
-        print(f"notice: no learned optimizer is shipped for {target.shape[-1]}-channel images at width {args.hidden} "
-              "(see BENCHMARKS.md); fitting with Adam", file=sys.stderr)
-        used = "adam"
-    if used == "learned":
-        net, _ = load_optimizer(learned)
-        net.check(arch)
-        res, used = fit_learned(target, arch, net, steps=args.steps, target_psnr=args.target_psnr, seed=args.seed,
-                                progress=not args.quiet, device=args.device, fallback_lr=args.lr,
-                                notice=lambda m: print(m, file=sys.stderr))
-    else:
-        res = fit(target, arch, steps=args.steps, lr=args.lr, target_psnr=args.target_psnr, seed=args.seed,
-                  progress=not args.quiet, device=args.device)
+    set_threads(size * size, args.threads)
+    steps = args.steps or recipe.steps
+    net, _ = load_optimizer(learned)
+    net.check(arch)
+    res, used = fit_learned(target, arch, net, steps=steps, target_psnr=args.target_psnr, seed=args.seed,
+                            progress=not args.quiet, device=args.device, fallback_lr=args.lr or recipe.lr,
+                            notice=lambda m: print(m, file=sys.stderr))
     info = {"steps": int(res.steps.item()), "seed": args.seed, "optimizer": used}
     if used == "adam":
-        info["lr"] = lr
-    save_inr(args.output, res.params, arch, image_size=[args.size, args.size], source=Path(args.image).name,
+        info["lr"] = args.lr or recipe.lr
+    save_inr(args.output, res.params, arch, image_size=[size, size], source=Path(args.image).name,
              psnr=round(res.psnr.item(), 3), fit=info)
     print(f"{args.output}: PSNR {res.psnr.item():.2f} dB after {int(res.steps.item())} steps, {res.seconds:.2f} s "
           f"({used})")
@@ -208,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("train", help="train an editor (resumes from DIR/last.safetensors)")
     p.add_argument("--task", choices=TASKS, default="dilate")
-    p.add_argument("--data", choices=["mnist5k", "patches", "lfw"], default="mnist5k")
+    p.add_argument("--data", choices=["mnist5k", "patches", "tiles", "lfw"], default="mnist5k")
     p.add_argument("--editor", choices=KINDS, default="ws+gmn")
     p.add_argument("--out", required=True)
     p.add_argument("--minutes", type=float, default=10.0)
@@ -233,10 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--editor", required=True, help="registry name or .safetensors path")
     p.add_argument("--points", type=int, default=None)
     p.add_argument("--strength", type=float, default=1.0)
-    p.add_argument("--size", type=int, default=None, help="grid of the objective (default: the INR's image size)")
+    p.add_argument("--size", type=int, default=None,
+                   help="single SIRENs: resolution of the objective (default: the INR's image size)")
     p.add_argument("--mask", default=None)
     p.add_argument("--target", default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: by the work's size)")
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(run=_cmd_edit)
 
@@ -257,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("fit", help="fit a SIREN to an image (learned optimizer or Adam), as `python -m inr fit`")
     add_fit_arguments(p)  # the options of `python -m inr fit` (its --lr is also the fallback's)
-    p.add_argument("--optimizer", choices=["learned", "adam"], default="learned")
+    p.add_argument("--optimizer", choices=["learned", "adam"], default="adam",
+                   help="adam: the fitting recipe the editors were trained on (default); learned: the shipped "
+                   "learned optimizer, single gray SIRENs only (its INRs can be outside the editors' distribution)")
     p.add_argument("--learned", default=None,
                    help="learned-optimizer file (default: the shipped one for the image's channels and width)")
     p.set_defaults(run=_cmd_fit)

@@ -1,11 +1,12 @@
 """Editing one INR: the call behind `python -m gmn edit` and the app.
 
-    res = edit_inr(params, arch, editor, points=64)                      # a filter editor
-    res = edit_inr(params, arch, editor, mask=m, paint=colour_image)     # a paint editor
+    inr = load_inr("photo.safetensors")                                 # one SIREN or a grid of tiles
+    res = edit(inr, editor, points=64)                                  # a filter editor
+    res = edit(inr, editor, mask=m, paint=colour_image)                 # a paint editor
     res.params  # θ + s·Δθ;  res.dtheta, res.target, res.mse, res.seconds, res.points
 
-The objective is computed from the INR's own render at `size` (its training resolution by
-default), so any INR of the editor's depth can be edited. An edit that produces NaN or Inf
+The objective is computed from the INR's own render at its working resolution (the image
+size it was fitted at), so any INR of the editor's depth can be edited. An edit that produces NaN or Inf
 is refused (EditorError) and the original is kept.
 """
 
@@ -18,24 +19,27 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from inr.siren import Params, SirenArch, coordinate_grid, render
+from inr.files import Inr
+from inr.siren import Params, SirenArch, check_params, coordinate_grid, select
+from inr.tiles import TileGrid, render_tiles
 
 from .data import make_batch
 from .editors import Editor, EditorError, apply_edit
-from .objectives import FILTERS, filter_target, paint_target
+from .objectives import FILTERS, EditTarget, filter_target, paint_target
 
 REGISTRY_DIRS = [Path(__file__).resolve().parent.parent / "assets" / "editors"]
 
 
 @dataclass
 class EditResult:
-    params: Params  # edited INR (N = 1)
-    dtheta: Params  # the editor's Δθ (before strength)
-    target: Tensor  # (H, W, C) target image on the grid
+    params: Params  # edited INR (N = 1, or every tile of a tiled INR)
+    dtheta: Params  # the editor's Δθ (before strength; zero for tiles a paint mask does not touch)
+    target: Tensor  # (H, W, C) target image on the whole image grid
     mse: float  # MSE of the edited render to the target
     seconds: float  # decomposition + editor forward
-    points: Tensor  # (B, 2) sampled coordinates (row, col) in [-1, 1]
-    size: int
+    points: Tensor  # (K·B, 2) sampled coordinates (row, col) in [-1, 1] of the whole image
+    size: tuple[int, int]  # (H, W) of the objective (the INR's working resolution)
+    tiles: Tensor  # (K,) indices of the edited tiles (all, or those a paint mask touches)
 
 
 def editor_dirs() -> list[Path]:
@@ -74,6 +78,7 @@ def edit_inr(
     arch: SirenArch,
     editor: Editor,
     *,
+    grid: TileGrid | None = None,
     points: int | None = None,
     strength: float = 1.0,
     size: int | None = None,
@@ -81,37 +86,71 @@ def edit_inr(
     paint: Tensor | None = None,
     seed: int = 0,
 ) -> EditResult:
-    """Edit one INR (params with N = 1) with `editor`.
+    """Edit one INR, or every tile of a tiled INR at once, with `editor` (docs/DESIGN.md, "Editing tiles").
 
-    Filter editors need nothing else. Paint editors need `mask` (H, W, 1) in {0, 1} and
-    `paint` (H, W, C) colours (or (C,)), at resolution `size`."""
+    grid: where the SIRENs lie (a tiled INR's `inr.grid`); without it the INR is one SIREN over a
+        `size`×`size` image (its working resolution; `size` is then required, or taken from `mask`).
+    The objective is computed once on the whole render at the working resolution; each tile then
+    takes its B = `points` points and their targets from its own window, and the editor runs on all
+    tiles as one batch. Paint editors need `mask` (H, W, 1) in {0, 1} and `paint` (H, W, C) colours
+    (or (C,)); only the tiles the mask touches are edited."""
+    if grid is None:
+        size = size if size is not None else (mask.shape[0] if mask is not None else None)
+        if size is None:
+            raise EditorError("edit_inr needs the INR's image size: pass grid=inr.grid or size=")
+        grid = TileGrid.single(int(size))
     editor.check(arch)
+    n = check_params(params, arch)
+    if n != grid.count:
+        raise EditorError(f"the INR holds {n} SIRENs, its grid {grid.shape[0]}×{grid.shape[1]} = {grid.count}")
     task = editor.config.task
-    points = points or editor.config.points
-    if mask is not None and size is None:
-        size = mask.shape[0]
-    size = size or 28
+    points = editor.config.points if points is None else points
     if points < 1:
         raise EditorError("the number of points must be at least 1")
-    img = render(params, arch, size)  # (1, H, W, C)
+    h, w = grid.image_size
+    img = render_tiles(params, arch, grid)  # (1, H, W, C), the whole image
     if task in FILTERS:
         obj = filter_target(img, task)
+        tiles = torch.arange(n)
     else:
         if mask is None or paint is None:
             raise EditorError(f"the '{task}' editor needs a painted mask and colour")
-        if mask.shape[:2] != (size, size):
-            raise EditorError(f"mask is {tuple(mask.shape[:2])}, expected ({size}, {size})")
+        if tuple(mask.shape[:2]) != (h, w):
+            raise EditorError(f"mask is {tuple(mask.shape[:2])}, expected ({h}, {w})")
         colour = paint[None] if paint.dim() == 3 else paint.reshape(1, -1)
         obj = paint_target(img, mask[None].float(), colour.float(), editor.config.lam)
-    grid = coordinate_grid(size, size)
-    batch = make_batch(params, obj, grid, points, torch.Generator().manual_seed(seed))
+        tiles = grid.touched(mask)
+        if len(tiles) == 0:
+            raise EditorError("the mask is empty: paint a stroke first")
+    per_tile = EditTarget(grid.cut(obj.target)[0], grid.cut(obj.weight)[0],
+                          None if obj.mask is None else grid.cut(obj.mask)[0]).select(tiles)  # (K, T, T, ·)
+    local = coordinate_grid(grid.tile, grid.tile)
+    batch = make_batch(select(params, tiles), per_tile, local, points, torch.Generator().manual_seed(seed))
     editor.eval()
     t0 = time.perf_counter()
-    dtheta = editor(batch.params, arch, batch.x, batch.target_pts, batch.mask_pts)
+    sub = editor(batch.params, arch, batch.x, batch.target_pts, batch.mask_pts)  # Params with K INRs
     seconds = time.perf_counter() - t0
-    if not all(torch.isfinite(t).all() for t in dtheta):
+    if not all(torch.isfinite(t).all() for t in sub):
         raise EditorError("the edit produced NaN or Inf values; refused, the original INR is kept")
+    dtheta = [torch.zeros_like(p) for p in params]
+    for d, t in zip(dtheta, sub):
+        d[tiles] = t
     new = apply_edit(params, dtheta, strength)
-    out = render(new, arch, size)
+    out = render_tiles(new, arch, grid)
     mse = (out - obj.target).pow(2).mean().item()
-    return EditResult(new, dtheta, obj.target[0], mse, seconds, batch.x[0], size)
+    return EditResult(new, dtheta, obj.target[0], mse, seconds, _global_points(batch.x, tiles, grid), (h, w), tiles)
+
+
+def _global_points(x: Tensor, tiles: Tensor, grid: TileGrid) -> Tensor:
+    """Tile-local coordinates (K, B, 2) → coordinates (K·B, 2) on the whole image's [-1, 1]²."""
+    starts = torch.tensor(grid.windows(), dtype=x.dtype)[tiles]  # (K, 2) top-left pixel (row, col)
+    size = torch.tensor(grid.image_size, dtype=x.dtype)
+    native = starts[:, None, :] + (x + 1) / 2 * grid.tile  # (K, B, 2) in pixels
+    return (native / size * 2 - 1).reshape(-1, 2)
+
+
+def edit(inr: Inr, editor: Editor, **kwargs) -> EditResult:
+    """Edit a loaded INR file (one SIREN or tiled) at its own working resolution; kwargs as `edit_inr`."""
+    if inr.grid is None:
+        raise EditorError("the INR file does not say its image size; pass edit_inr(..., size=) instead")
+    return edit_inr(inr.params, inr.arch, editor, grid=inr.grid, **kwargs)

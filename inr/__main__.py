@@ -11,41 +11,77 @@ Bad input prints one line `error: ...` and exits with code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from .errors import InrError
 
 
-def _cmd_fit(args) -> None:
-    from .files import save_inr
-    from .fit import fit
-    from .images import load_image, to_square
-    from .siren import SirenArch
+def _check_output(path: str, suffix: str) -> Path:
+    """Refuse an output path that cannot be written before any work is done."""
+    out = Path(path)
+    if out.is_dir():
+        raise InrError(f"-o {path} is a directory; give a file name ending in {suffix}")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise InrError(f"-o {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InrError(f"-o {path}: folder {parent} is not writable")
+    return out
 
+
+def _cmd_fit(args) -> None:
+    from .files import save_tiled
+    from .images import load_image, to_size
+    from .siren import SirenArch
+    from .threads import set_threads
+    from .tiles import fit_photo, plan_fit
+
+    _check_output(args.output, ".safetensors")
     img = load_image(args.image, channels=args.channels)
-    target = to_square(img, args.size, aspect=args.aspect)
+    h, w = img.shape[:2]
+    tiled_photo = args.tile > 0 and min(h, w) > args.tile
+    if tiled_photo and args.channels is None and img.shape[-1] == 1:
+        img = img.repeat(3, -1)  # gray photos are edited through the colour path (R = G = B)
+    grid, recipe = plan_fit(h, w, img.shape[-1], size=args.size, tile=args.tile, overlap=args.overlap)
+    recipe = recipe.replace(steps=args.steps, lr=args.lr, target_psnr=args.target_psnr)
+    target = to_size(img, grid.image_size, aspect="stretch" if not grid.is_single else args.aspect)
     arch = SirenArch(hidden=args.hidden, layers=args.layers, dim_out=target.shape[-1])
-    res = fit(
-        target, arch, steps=args.steps, lr=args.lr, target_psnr=args.target_psnr, seed=args.seed,
-        progress=not args.quiet, device=args.device,
+    set_threads(grid.count * grid.tile**2, args.threads)
+    res = fit_photo(target, arch, grid, recipe, seed=args.seed, progress=not args.quiet, device=args.device)
+    save_tiled(
+        args.output, res.params, arch, grid, source=Path(args.image).name, psnr=round(res.psnr, 3),
+        fit={**recipe.to_dict(), "seed": args.seed, "median_steps": int(res.steps.median())},
     )
-    save_inr(
-        args.output, res.params, arch, image_size=[args.size, args.size], source=Path(args.image).name,
-        psnr=round(res.psnr.item(), 3), fit={"steps": int(res.steps.item()), "lr": args.lr, "seed": args.seed},
-    )
-    print(f"{args.output}: PSNR {res.psnr.item():.2f} dB after {int(res.steps.item())} steps, {res.seconds:.2f} s")
+    print(f"{args.output}: {grid.describe()}, PSNR {res.psnr:.2f} dB, {res.seconds:.2f} s")
+
+
+def _render_size(inr, size: int) -> tuple[int, int]:
+    """Output (H, W) with the longer side `size`, keeping the INR's aspect ratio."""
+    from .tiles import MAX_SIDE
+
+    if not 1 <= size <= MAX_SIDE:
+        raise InrError(f"--size must be between 1 and {MAX_SIDE}, got {size}")
+    h, w = inr.image_size or (size, size)
+    scale = size / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
 
 
 def _cmd_render(args) -> None:
     from .files import load_inr
     from .images import save_png
     from .siren import render
+    from .threads import set_threads
+    from .tiles import render_tiles
 
     inr = load_inr(args.inr, allow_stack=False)
-    img = render(inr.params, inr.arch, args.size)[0]
+    _check_output(args.output, ".png")
+    size = _render_size(inr, args.size)
+    set_threads(size[0] * size[1], args.threads)
+    img = render_tiles(inr.params, inr.arch, inr.grid, size)[0] if inr.grid else render(inr.params, inr.arch, size)[0]
     save_png(img, args.output)
-    print(f"{args.output}: {args.size}×{args.size}, {inr.arch.dim_out} channel(s)")
+    print(f"{args.output}: {size[0]}×{size[1]}, {inr.arch.dim_out} channel(s)")
 
 
 def _cmd_info(args) -> None:
@@ -55,9 +91,11 @@ def _cmd_info(args) -> None:
     a = inr.arch
     dims = "→".join(str(d) for d in a.dims)
     print(f"SIREN {dims}  (ω0={a.w0_initial:g}, ω={a.w0:g}, {a.num_params} parameters, {a.num_neurons} neurons)")
+    if inr.grid is not None:
+        print(f"grid: {inr.grid.describe()} ({inr.n * a.num_params:,} parameters in all)")
     print(f"INRs in file: {inr.n}")
     for k, v in inr.meta.items():
-        if k not in ("arch",):
+        if k not in ("arch", "grid"):
             print(f"{k}: {v}")
     if "psnr" in inr.tensors:
         p = inr.tensors["psnr"]
@@ -80,28 +118,55 @@ def _cmd_zoo(args) -> None:
         print(f"{args.out}: {index['count']} INRs, PSNR mean {p['mean']:.2f} min {p['min']:.2f} dB")
 
 
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _non_negative(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {v}")
+    return v
+
+
 def add_fit_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `fit` (shared with `python -m gmn fit`, which takes the same ones and more)."""
-    from .fit import LR
+    from .tiles import OVERLAP, TILE
 
     p.add_argument("image")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--size", type=int, default=64, help="training resolution (square; default 64)")
-    p.add_argument("--aspect", choices=["crop", "stretch"], default="crop")
-    p.add_argument("--channels", type=int, choices=[1, 3], default=None, help="default: keep gray as gray")
-    p.add_argument("--hidden", type=int, default=32)
-    p.add_argument("--layers", type=int, default=2, help="number of sine layers")
-    p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--lr", type=float, default=LR, help="Adam's lr")
-    p.add_argument("--target-psnr", type=float, default=None)
+    p.add_argument("--size", type=_positive, default=None,
+                   help="working resolution, the longer side (default: 256 for photos; images up to 32 px keep theirs)")
+    p.add_argument("--tile", type=_non_negative, default=TILE,
+                   help=f"tile side in px (default {TILE}, the colour editors' patch); 0 fits one SIREN")
+    p.add_argument("--overlap", type=_non_negative, default=OVERLAP, help=f"pixels shared by neighbouring tiles "
+                   f"(default {OVERLAP})")
+    p.add_argument("--aspect", choices=["crop", "stretch"], default="crop",
+                   help="one SIREN only (tiled photos keep their aspect): centre-crop or stretch to a square")
+    p.add_argument("--channels", type=int, choices=[1, 3], default=None,
+                   help="default: gray photos are fitted as RGB tiles, small gray images stay gray")
+    p.add_argument("--hidden", type=_positive, default=32)
+    p.add_argument("--layers", type=_positive, default=2, help="number of sine layers")
+    p.add_argument("--steps", type=_positive, default=None, help="default: the recipe's (150 for tiles and digits)")
+    p.add_argument("--lr", type=float, default=None, help="Adam's lr (default: the recipe's)")
+    p.add_argument("--target-psnr", type=float, default=None,
+                   help="per-tile early stop in dB (default: the recipe's, 40 for tiles)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=_positive, default=None, help="torch threads (default: by the work's size)")
     p.add_argument("-q", "--quiet", action="store_true")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .zoo import ZOO_LR, ZOO_STEPS
-
     ap = argparse.ArgumentParser(prog="python -m inr", description="SIREN INRs: fit, render, inspect, build zoos")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
@@ -112,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("render", help="render an INR file to PNG")
     p.add_argument("inr")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--size", type=int, default=256, help="longer side of the PNG (aspect kept)")
+    p.add_argument("--threads", type=_positive, default=None)
     p.set_defaults(run=_cmd_render)
 
     p = sub.add_parser("info", help="describe an INR file")
@@ -120,13 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=_cmd_info)
 
     p = sub.add_parser("zoo", help="fit a whole dataset split (torchrun-able)")
-    p.add_argument("--dataset", default="mnist5k", choices=["mnist5k", "patches", "lfw"])
+    p.add_argument("--dataset", default="mnist5k", choices=["mnist5k", "patches", "tiles", "lfw"])
     p.add_argument("--split", default="train", choices=["train", "val", "test", "all"])
     p.add_argument("--out", required=True)
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--steps", type=int, default=ZOO_STEPS)
-    p.add_argument("--lr", type=float, default=ZOO_LR)
+    p.add_argument("--steps", type=int, default=None, help="default: the dataset's recipe (150)")
+    p.add_argument("--lr", type=float, default=None, help="default: the dataset's recipe (3e-3)")
     p.add_argument("--shard-size", type=int, default=250)
     p.add_argument("--limit", type=int, default=None, help="only the first N images of the split")
     p.add_argument("--threads", type=int, default=None, help="torch threads per process")

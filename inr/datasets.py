@@ -7,6 +7,13 @@
   scikit-image (astronaut, coffee, chelsea, rocket, immunohistochemistry,
   hubble_deep_field) and scikit-learn (china, flower; CC BY 2.0), at full and half scale,
   near-flat patches (std < 0.03) dropped, shuffled with a fixed seed, split 80/10/10.
+- `tiles`: 32×32 colour tiles for the photo editors, with held-out regions. Each photo above is
+  cut into a 4×4 grid of regions; per photo, 2 regions (seeded) are validation and 2 test, the
+  other 12 train. Validation and test tiles are cut on a grid inside their regions (full and
+  half scale); training tiles are random crops inside one training region (side 24-64 px,
+  resized to 32 with a box filter), flipped and rotated by multiples of 90°, and 1 in 5 turned
+  gray (R = G = B, so gray photos edited through the colour path are in distribution).
+  No training tile overlaps a validation or test region. 20,000 training tiles by default.
 - `lfw`: scikit-image's `lfw_subset` (200 grayscale 25×25 faces), split 160/20/20.
 
 Every loader returns a float32 tensor (n, H, W, C) with values in [0, 1].
@@ -98,7 +105,88 @@ def lfw(split: str = "train") -> Tensor:
     return torch.from_numpy(faces[idx].copy())
 
 
-DATASETS = {"mnist5k": mnist5k, "patches": patches, "lfw": lfw}
+GRID = 4  # regions per side of each photo
+TILES_TRAIN = 20_000
+
+
+def _regions(photo_index: int) -> dict[str, list[int]]:
+    """Region indices (row-major in the GRID × GRID grid) of each split for one photo."""
+    order = np.random.default_rng(1000 + photo_index).permutation(GRID * GRID)
+    return {"val": sorted(order[:2].tolist()), "test": sorted(order[2:4].tolist()), "train": sorted(order[4:].tolist())}
+
+
+def _region_box(shape: tuple[int, ...], region: int) -> tuple[int, int, int, int]:
+    h, w = shape[:2]
+    r, c = divmod(region, GRID)
+    return r * h // GRID, (r + 1) * h // GRID, c * w // GRID, (c + 1) * w // GRID
+
+
+def _box_resize(img: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    chans = [np.asarray(Image.fromarray(img[..., c]).resize((size, size), Image.Resampling.BOX))
+             for c in range(img.shape[-1])]
+    return np.stack(chans, -1).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def _tiles_heldout(split: str, size: int) -> np.ndarray:
+    out = []
+    for i, photo in enumerate(_photos()):
+        for region in _regions(i)[split]:
+            r0, r1, c0, c1 = _region_box(photo.shape, region)
+            for scale in (1, 2):  # full scale, and half scale (2×2 box average)
+                box = photo[r0:r1, c0:c1]
+                if scale == 2:
+                    hh, ww = box.shape[0] // 2 * 2, box.shape[1] // 2 * 2
+                    box = box[:hh, :ww].reshape(hh // 2, 2, ww // 2, 2, 3).mean((1, 3))
+                for r in range(0, box.shape[0] - size + 1, size):
+                    for c in range(0, box.shape[1] - size + 1, size):
+                        tile = box[r : r + size, c : c + size]
+                        if tile.std() >= 0.03:
+                            out.append(tile)
+    return np.stack(out).astype(np.float32)
+
+
+@lru_cache(maxsize=2)
+def _tiles_train(count: int, size: int) -> np.ndarray:
+    rng = np.random.default_rng(SEED)
+    photos = _photos()
+    cells = [(i, region) for i in range(len(photos)) for region in _regions(i)["train"]]
+    out = np.empty((count, size, size, 3), dtype=np.float32)
+    n = 0
+    while n < count:
+        i, region = cells[rng.integers(len(cells))]
+        r0, r1, c0, c1 = _region_box(photos[i].shape, region)
+        side = int(rng.integers(24, 65))
+        side = min(side, r1 - r0, c1 - c0)
+        r = int(rng.integers(r0, r1 - side + 1))
+        c = int(rng.integers(c0, c1 - side + 1))
+        tile = _box_resize(photos[i][r : r + side, c : c + side], size)
+        tile = np.rot90(tile, int(rng.integers(4)))
+        if rng.random() < 0.5:
+            tile = tile[:, ::-1]
+        if rng.random() < 0.2:
+            tile = np.repeat(tile @ np.array([0.2125, 0.7154, 0.0721], dtype=np.float32), 3).reshape(tile.shape)
+        if tile.std() < 0.03:
+            continue
+        out[n] = np.clip(tile, 0.0, 1.0)
+        n += 1
+    return out
+
+
+def tiles(split: str = "train", *, size: int = 32, count: int = TILES_TRAIN) -> Tensor:
+    """Colour photo tiles (n, size, size, 3) with held-out regions (see the module doc).
+    `count` sets the number of (augmented) training tiles; "all" is train + val + test."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if split == "all":
+        return torch.cat([tiles(s, size=size, count=count) for s in ("train", "val", "test")])
+    arr = _tiles_train(count, size) if split == "train" else _tiles_heldout(split, size)
+    return torch.from_numpy(arr.copy())
+
+
+DATASETS = {"mnist5k": mnist5k, "patches": patches, "tiles": tiles, "lfw": lfw}
 
 
 def load_dataset(name: str, split: str = "train") -> Tensor:

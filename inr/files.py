@@ -5,7 +5,8 @@ A single-INR file holds the `SirenNet` state-dict tensors under their own names
 state dict that a plain `siren_pytorch.SirenNet` loads directly. Its metadata (all strings,
 as safetensors requires) is:
 
-    format       "gmn-inr"        (stacks: "gmn-inr-stack", leading axis N on every tensor)
+    format       "gmn-inr" (stacks: "gmn-inr-stack"; tiled INRs: "gmn-inr-tiled"; both with a
+                 leading axis N on every tensor)
     version      "1"
     arch         JSON of SirenArch: dim_in, hidden, layers, dim_out, w0, w0_initial
     coords       the coordinate convention (pixel centres on [-1,1]², (row, col))
@@ -16,6 +17,11 @@ as safetensors requires) is:
     psnr         PSNR in dB at image_size (stacks: tensor `psnr`)
 
 Stacks (zoo shards) add tensors `images` (N, H, W, C) and `psnr` (N,).
+
+A tiled INR (`inr.tiles`: a photo as R×C tile SIRENs) stores its tiles as one stack (row-major)
+and adds `grid` (JSON of `TileGrid.to_dict`: image_size, tile, overlap, rows, cols); its
+`image_size` is the grid's. Tile i alone is the plain `SirenNet` state dict `tile_state_dict(inr, i)`.
+Every file's `image_size` must be two integers from 1 to `inr.tiles.MAX_SIDE`.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ import torch
 from torch import Tensor
 
 from .errors import InrFileError
-from .siren import Params, SirenArch, check_params
+from .siren import Params, SirenArch, check_params, state_dict
+from .tiles import MAX_SIDE, TileGrid, TileGridError
 
 COORDS = "pixel centres on [-1,1]^2, last axis (row, col), row -1 at the top"
 OUTPUT = "net(x) + 0.5, values in [0,1]"
@@ -44,10 +51,18 @@ class Inr:
     arch: SirenArch
     meta: dict = field(default_factory=dict)
     tensors: dict[str, Tensor] = field(default_factory=dict)  # extra tensors of a stack
+    grid: TileGrid | None = None  # where the SIRENs lie on the image (a 1×1 grid for one INR)
 
     @property
     def n(self) -> int:
         return self.params[0].shape[0]
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        if self.grid is not None:
+            return self.grid.image_size
+        size = self.meta.get("image_size")
+        return tuple(size) if size else None
 
 
 def _atomic_save(tensors: dict[str, Tensor], meta: dict[str, str], path: Path) -> None:
@@ -76,6 +91,29 @@ def save_inr(path: str | os.PathLike, params: Params, arch: SirenArch, **meta) -
     meta.setdefault("channels", arch.dim_out)
     tensors = {name: t[0].float() for name, t in zip(arch.param_names(), params)}
     _atomic_save(tensors, _meta(arch, "gmn-inr", meta), Path(path))
+
+
+def save_tiled(path: str | os.PathLike, params: Params, arch: SirenArch, grid: TileGrid, **meta) -> None:
+    """Save a tiled INR (params: N = grid.count tiles, row-major) atomically. A 1×1 grid is saved as a
+    plain single-INR file, so old tools read it."""
+    n = check_params(params, arch)
+    if n != grid.count:
+        raise ValueError(f"the grid has {grid.shape[0]}×{grid.shape[1]} = {grid.count} tiles, got {n} SIRENs")
+    meta["image_size"] = list(grid.image_size)
+    if grid.is_single:
+        save_inr(path, params, arch, **meta)
+        return
+    meta.setdefault("channels", arch.dim_out)
+    meta["grid"] = grid.to_dict()
+    tensors = {name: t.float() for name, t in zip(arch.param_names(), params)}
+    _atomic_save(tensors, _meta(arch, "gmn-inr-tiled", meta), Path(path))
+
+
+def tile_state_dict(inr: Inr, index: int) -> dict[str, Tensor]:
+    """Tile `index` (row-major) of a tiled INR as a plain `SirenNet` state dict."""
+    if not 0 <= index < inr.n:
+        raise IndexError(f"tile {index} of {inr.n}")
+    return state_dict(inr.params, inr.arch, index)
 
 
 def save_stack(path: str | os.PathLike, params: Params, arch: SirenArch, tensors: dict | None = None, **meta) -> None:
@@ -125,8 +163,8 @@ def load_inr(path: str | os.PathLike, *, allow_stack: bool = True) -> Inr:
         raise InrFileError(
             f"{name} has no INR metadata (format/arch); for a plain SirenNet state dict use inr.files.load_sirennet"
         )
-    if fmt not in ("gmn-inr", "gmn-inr-stack") or (fmt == "gmn-inr-stack" and not allow_stack):
-        raise InrFileError(f"{name} has format {fmt!r}, expected 'gmn-inr'")
+    if fmt not in ("gmn-inr", "gmn-inr-stack", "gmn-inr-tiled") or (fmt == "gmn-inr-stack" and not allow_stack):
+        raise InrFileError(f"{name} has format {fmt!r}, expected 'gmn-inr' or 'gmn-inr-tiled'")
     try:
         arch = SirenArch.from_dict(json.loads(meta["arch"]))
     except KeyError:
@@ -136,7 +174,7 @@ def load_inr(path: str | os.PathLike, *, allow_stack: bool = True) -> Inr:
     missing = [k for k in arch.param_names() if k not in tensors]
     if missing:
         raise InrFileError(f"{name} lacks tensor {missing[0]!r} for its {arch.depth}-layer architecture")
-    stack = fmt == "gmn-inr-stack"
+    stack = fmt in ("gmn-inr-stack", "gmn-inr-tiled")
     params = [tensors.pop(k).float() for k in arch.param_names()]
     if not stack:
         params = [t.unsqueeze(0) for t in params]
@@ -150,10 +188,28 @@ def load_inr(path: str | os.PathLike, *, allow_stack: bool = True) -> Inr:
     parsed = {}
     for k, v in meta.items():
         try:
-            parsed[k] = json.loads(v) if k in ("image_size", "channels", "psnr", "arch") else v
+            parsed[k] = json.loads(v) if k in ("image_size", "channels", "psnr", "arch", "grid", "fit") else v
         except ValueError:
             parsed[k] = v
-    return Inr(params, arch, parsed, tensors)
+    grid = None
+    size = parsed.get("image_size")
+    if size is not None and not (isinstance(size, list) and len(size) == 2
+                                 and all(isinstance(v, int) and 1 <= v <= MAX_SIDE for v in size)):
+        raise InrFileError(f"{name} has image_size {meta.get('image_size')!r}; expected [H, W], "
+                           f"integers from 1 to {MAX_SIDE}")
+    try:
+        if fmt == "gmn-inr-tiled":
+            if not isinstance(parsed.get("grid"), dict):
+                raise InrFileError(f"{name} is a tiled INR without valid 'grid' metadata")
+            grid = TileGrid.from_dict(parsed["grid"])
+            if grid.count != params[0].shape[0]:
+                raise InrFileError(f"{name}: the grid has {grid.shape[0]}×{grid.shape[1]} = {grid.count} tiles, "
+                                   f"the file holds {params[0].shape[0]} SIRENs")
+        elif fmt == "gmn-inr" and size is not None and size[0] == size[1]:
+            grid = TileGrid.single((size[0], size[1]))
+    except TileGridError as e:
+        raise InrFileError(f"{name}: {e}") from None
+    return Inr(params, arch, parsed, tensors, grid)
 
 
 def load_sirennet(path: str | os.PathLike, *, w0: float = 30.0, w0_initial: float = 30.0) -> Inr:

@@ -128,3 +128,51 @@ def fit(
         out = [torch.where(take_last.view(-1, *[1] * (b.dim() - 1)), p, b) for b, p in zip(best, final)]
         mse = torch.where(take_last, full_last, full_best)
     return FitResult([t.cpu() for t in out], psnr(mse).cpu(), used, time.perf_counter() - t0)
+
+
+# the fitting recipes: one per kind of INR, shared by the app, the CLI and the zoos
+
+
+@dataclass(frozen=True)
+class FitRecipe:
+    """How an INR is fitted. The editors were trained on INRs fitted by a recipe, so an INR fitted
+    any other way may be outside their training distribution: the app, `python -m inr fit` and the
+    zoos all fit through `fit_recipe` (docs/DESIGN.md, "One recipe, one distribution")."""
+
+    steps: int = 150
+    lr: float = 3e-3
+    target_psnr: float | None = None  # per-INR early stop (dB): an INR that reaches it stops changing
+
+    def to_dict(self) -> dict:
+        return {"steps": self.steps, "lr": self.lr, "target_psnr": self.target_psnr, "optimizer": "Adam",
+                "pixels": "all"}
+
+    def replace(self, **changes) -> FitRecipe:
+        from dataclasses import replace
+
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+# digits, faces and the old grid-cut patches zoo: Adam lr 3e-3 (best of {1e-3, 3e-3, 5e-3} at 150 steps on
+# MNIST-5k val digits, BENCHMARKS.md), 150 full-image steps, no early stop
+ZOO_RECIPE = FitRecipe(steps=150, lr=3e-3, target_psnr=None)
+# photo tiles (32×32 windows of a photo) and the `tiles` zoo that trains the colour editors: the same Adam
+# schedule, each tile stopping once it reaches 40 dB (a photo's tiles then average ~37-39 dB at 150 steps)
+TILE_RECIPE = FitRecipe(steps=150, lr=3e-3, target_psnr=40.0)
+# one large SIREN over a whole photo (`--tile 0`): lr 1e-3 (LR) is safer for wide SIRENs, and it needs more steps
+LARGE_RECIPE = FitRecipe(steps=500, lr=LR, target_psnr=None)
+
+
+def fit_recipe(
+    images: Tensor,
+    arch: SirenArch,
+    recipe: FitRecipe,
+    *,
+    seed: int = 0,
+    callback: Callable[[int, Tensor], bool | None] | None = None,
+    progress: bool = False,
+    device: torch.device | str = "cpu",
+) -> FitResult:
+    """Fit N SIRENs to N images (N, H, W, C) by `recipe`, as one batch."""
+    return fit(images, arch, steps=recipe.steps, lr=recipe.lr, target_psnr=recipe.target_psnr, seed=seed,
+               callback=callback, progress=progress, device=device)

@@ -1,9 +1,10 @@
 """Reading user images safely and preparing them for fitting.
 
-Aspect ratio: the INR domain is the square [-1, 1]², so an image is first centre-cropped
-to a square (`aspect="crop"`, the default: nothing is distorted, the borders of the longer
-side are cut) or resized to a square ignoring its aspect (`aspect="stretch"`), then
-resized to `size`×`size` with Lanczos filtering.
+Aspect ratio: one SIREN's domain is the square [-1, 1]², so an image fitted as one INR is first
+centre-cropped to a square (`aspect="crop"`, the default: nothing is distorted, the borders of
+the longer side are cut) or resized to a square ignoring its aspect (`aspect="stretch"`), then
+resized with Lanczos filtering. A tiled photo (`inr.tiles`) keeps its aspect ratio: its working
+size is proportional to the image (`inr.tiles.working_size`), so nothing is cut.
 """
 
 from __future__ import annotations
@@ -77,20 +78,35 @@ def load_image(source: str | os.PathLike | bytes, *, channels: int | None = None
 
 def to_square(img: np.ndarray, size: int, *, aspect: str = "crop") -> Tensor:
     """(H, W, C) array in [0, 1] → (size, size, C) tensor; see the module doc for `aspect`."""
+    if size < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    return to_size(img, (size, size), aspect=aspect)
+
+
+def to_size(img: np.ndarray, size: tuple[int, int], *, aspect: str = "crop") -> Tensor:
+    """(H, W, C) array in [0, 1] → (h, w, C) tensor (Lanczos). aspect "crop" first centre-crops to the
+    aspect ratio of (h, w); "stretch" resizes as is (a tiled photo's working size keeps its aspect, so
+    nothing is cut or distorted)."""
     from PIL import Image
 
     if aspect not in ("crop", "stretch"):
         raise ValueError(f"aspect must be 'crop' or 'stretch', got {aspect!r}")
-    if size < 1:
-        raise ValueError(f"size must be positive, got {size}")
+    th, tw = size
+    if th < 1 or tw < 1:
+        raise ValueError(f"size must be positive, got {th}×{tw}")
     h, w = img.shape[:2]
-    if aspect == "crop" and h != w:
-        s = min(h, w)
-        top, left = (h - s) // 2, (w - s) // 2
-        img = img[top : top + s, left : left + s]
-    if img.shape[0] != size or img.shape[1] != size:
+    if aspect == "crop" and h * tw != w * th:
+        if h * tw > w * th:  # too tall: cut rows
+            nh = max(1, round(w * th / tw))
+            top = (h - nh) // 2
+            img = img[top : top + nh]
+        else:
+            nw = max(1, round(h * tw / th))
+            left = (w - nw) // 2
+            img = img[:, left : left + nw]
+    if img.shape[0] != th or img.shape[1] != tw:
         chans = [
-            np.asarray(Image.fromarray(img[..., c].astype(np.float32)).resize((size, size), Image.LANCZOS))
+            np.asarray(Image.fromarray(img[..., c].astype(np.float32)).resize((tw, th), Image.LANCZOS))
             for c in range(img.shape[2])
         ]
         img = np.clip(np.stack(chans, -1), 0.0, 1.0)

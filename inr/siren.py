@@ -42,6 +42,10 @@ class SirenArch:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"SirenArch.{name} must be a positive integer, got {value!r}")
+        for name in ("w0", "w0_initial"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value <= 1e4:
+                raise ValueError(f"SirenArch.{name} must be a finite positive number (at most 1e4), got {value!r}")
 
     @property
     def depth(self) -> int:

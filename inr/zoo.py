@@ -22,11 +22,18 @@ import torch
 
 from .datasets import load_dataset
 from .files import load_inr, save_stack
-from .fit import fit
+from .fit import TILE_RECIPE, ZOO_RECIPE, FitRecipe, fit_recipe
 from .siren import Params, SirenArch, concat
 
-ZOO_LR = 3e-3  # best of {1e-3, 3e-3, 5e-3} at 150 steps on MNIST-5k val digits (BENCHMARKS.md)
-ZOO_STEPS = 150
+ZOO_LR = ZOO_RECIPE.lr
+ZOO_STEPS = ZOO_RECIPE.steps
+# the photo-tile zoo is fitted exactly as the tiles of a user's photo are (inr.tiles.fit_photo)
+RECIPES = {"tiles": TILE_RECIPE}
+
+
+def recipe_for(dataset: str) -> FitRecipe:
+    """The fitting recipe of a dataset's zoo."""
+    return RECIPES.get(dataset, ZOO_RECIPE)
 
 
 def _dist() -> tuple[int, int]:
@@ -50,8 +57,9 @@ def build_zoo(
     out: str | os.PathLike,
     *,
     arch: SirenArch | None = None,
-    steps: int = ZOO_STEPS,
-    lr: float = ZOO_LR,
+    recipe: FitRecipe | None = None,
+    steps: int | None = None,
+    lr: float | None = None,
     shard_size: int = 250,
     seed: int = 0,
     limit: int | None = None,
@@ -59,8 +67,9 @@ def build_zoo(
     progress: bool = True,
     log=print,
 ) -> dict | None:
-    """Fit every image of `dataset`/`split` and store the zoo in `out`. Returns the index
-    (on rank 0; None on other ranks)."""
+    """Fit every image of `dataset`/`split` by `recipe` (default: the dataset's, `recipe_for`; `steps`
+    and `lr` override it) and store the zoo in `out`. Returns the index (on rank 0; None on other ranks)."""
+    recipe = (recipe or recipe_for(dataset)).replace(steps=steps, lr=lr)
     rank, world = _dist()
     if threads:
         torch.set_num_threads(threads)
@@ -86,7 +95,7 @@ def build_zoo(
                 log(f"[rank {rank}] shard {i + 1}/{n_shards} is unreadable, rebuilding")
         chunk = images[i * shard_size : (i + 1) * shard_size]
         cpu0 = time.process_time()
-        res = fit(chunk, arch, steps=steps, lr=lr, seed=seed * 1_000_003 + i, progress=progress and rank == 0)
+        res = fit_recipe(chunk, arch, recipe, seed=seed * 1_000_003 + i, progress=progress and rank == 0)
         cpu = time.process_time() - cpu0
         save_stack(
             path,
@@ -117,7 +126,7 @@ def build_zoo(
         "split": split,
         "count": len(images),
         "arch": arch.to_dict(),
-        "fit": {"steps": steps, "lr": lr, "seed": seed, "optimizer": "Adam", "pixels": "all"},
+        "fit": {**recipe.to_dict(), "seed": seed},
         "shards": [shard_path(out, i).name for i in range(n_shards)],
         "psnr": {"mean": psnrs.mean().item(), "min": psnrs.min().item(), "max": psnrs.max().item()},
         "processes": world,

@@ -1,0 +1,301 @@
+"""Tiled INRs: a photo as a grid of R×C small SIRENs of one architecture (docs/DESIGN.md, "Tiled INRs").
+
+A small SIREN cannot hold a photo; a grid of them can, and each tile is exactly what the
+editors were trained on: a 32×32 window seen on its own pixel-centre grid on [-1, 1]².
+
+Geometry (`TileGrid`), per axis of an image of H pixels, tile side T, overlap O:
+
+- n = ceil((H - T) / (T - O)) + 1 tiles (1 where H = T), starting at round(linspace(0, H - T, n)),
+  so neighbours share at least O pixels and the last tile ends at H exactly.
+- Tile k covers the native pixel range [s_k, s_k + T); its SIREN's local coordinate at native
+  position p (in pixels, continuous) is (p - s_k) / T · 2 - 1, so at native resolution it sees
+  the pixel centres (i + 0.5) / T · 2 - 1 of its own T×T window, as a zoo patch does.
+- Blending: across an overlap of width o with a neighbour, the tile's weight ramps as
+  sin²(π/2 · t), t the distance into the overlap over o; the neighbour's as cos² of the same:
+  they sum to one (a partition of unity), so the render is continuous. The 2-D weight is the
+  product of the row and column weights, renormalised by the sum over tiles.
+- A 1×1 grid (tile = H = W, no overlap) is a plain single INR.
+
+The tiles' parameters are one stack (leading axis N = R·C, row-major), so fitting, decomposing
+and editing all tiles is one batched computation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .fit import TILE_RECIPE, FitRecipe, FitResult, fit_recipe, psnr
+from .siren import Params, SirenArch, forward, select
+
+TILE = 32  # the colour editors' training patch side
+OVERLAP = 4  # pixels shared by neighbouring tiles: 256 = 32 + 8 · 28, a 9×9 grid
+MAX_SIDE = 4096  # largest working resolution a file may declare (the app fits up to 1024)
+
+
+class TileGridError(ValueError):
+    """A tile grid that cannot exist (one-line message)."""
+
+
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    if length == tile:
+        return [0]
+    n = math.ceil((length - tile) / (tile - overlap)) + 1
+    return [int(s) for s in np.round(np.linspace(0, length - tile, n))]
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Where the tiles of an INR lie on its image: `image_size` (H, W) pixels at the working
+    resolution, square tiles of `tile` pixels, neighbours sharing at least `overlap` pixels."""
+
+    image_size: tuple[int, int]
+    tile: int
+    overlap: int = 0
+
+    def __post_init__(self) -> None:
+        h, w = self.image_size
+        for name, v in (("image height", h), ("image width", w), ("tile", self.tile)):
+            if not isinstance(v, (int, np.integer)) or not 1 <= v <= MAX_SIDE:
+                raise TileGridError(f"{name} must be an integer between 1 and {MAX_SIDE}, got {v!r}")
+        if not isinstance(self.overlap, (int, np.integer)) or not 0 <= self.overlap < self.tile:
+            raise TileGridError(f"overlap must be an integer from 0 to tile - 1 = {self.tile - 1}, got {self.overlap!r}")
+        if self.tile > min(h, w):
+            raise TileGridError(f"tile of {self.tile} px is larger than the {h}×{w} image")
+        object.__setattr__(self, "image_size", (int(h), int(w)))
+
+    @classmethod
+    def single(cls, size: int | tuple[int, int]) -> TileGrid:
+        """The 1×1 grid of a plain INR fitted at `size`."""
+        h, w = (size, size) if isinstance(size, int) else size
+        if h != w:
+            raise TileGridError(f"a single INR covers a square image, got {h}×{w}")
+        return cls((h, w), h, 0)
+
+    @classmethod
+    def for_image(cls, size: int | tuple[int, int], tile: int = TILE, overlap: int = OVERLAP) -> TileGrid:
+        """Tiles of `tile` px over an image of `size`; one INR where the image is no larger than a tile."""
+        h, w = (size, size) if isinstance(size, int) else size
+        if tile <= 0 or max(h, w) <= tile:
+            return cls.single((h, w))
+        return cls((h, w), tile, overlap)
+
+    @property
+    def row_starts(self) -> list[int]:
+        return _starts(self.image_size[0], self.tile, self.overlap)
+
+    @property
+    def col_starts(self) -> list[int]:
+        return _starts(self.image_size[1], self.tile, self.overlap)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(R, C) tiles."""
+        return len(self.row_starts), len(self.col_starts)
+
+    @property
+    def count(self) -> int:
+        r, c = self.shape
+        return r * c
+
+    @property
+    def is_single(self) -> bool:
+        return self.count == 1
+
+    def windows(self) -> list[tuple[int, int]]:
+        """Top-left pixel (row, col) of every tile, row-major."""
+        return [(r, c) for r in self.row_starts for c in self.col_starts]
+
+    def cut(self, image: Tensor) -> Tensor:
+        """The tiles' windows of an image (..., H, W, C) → (..., N, T, T, C)."""
+        t = self.tile
+        if tuple(image.shape[-3:-1]) != self.image_size:
+            raise TileGridError(f"image is {tuple(image.shape[-3:-1])}, the grid expects {self.image_size}")
+        return torch.stack([image[..., r : r + t, c : c + t, :] for r, c in self.windows()], -4)
+
+    def touched(self, mask: Tensor) -> Tensor:
+        """Indices of the tiles whose window holds any pixel of `mask` (H, W, 1) > 0.5: (k,) long."""
+        win = self.cut(mask.float()).flatten(1)  # (N, T·T·1)
+        return torch.nonzero((win > 0.5).any(1)).flatten()
+
+    def to_dict(self) -> dict:
+        r, c = self.shape
+        return {"image_size": list(self.image_size), "tile": self.tile, "overlap": self.overlap, "rows": r, "cols": c}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TileGrid:
+        try:
+            size = d["image_size"]
+            if not isinstance(size, (list, tuple)) or len(size) != 2:
+                raise TileGridError(f"grid image_size must be [H, W], got {size!r}")
+            grid = cls((size[0], size[1]), d["tile"], d.get("overlap", 0))
+        except KeyError as e:
+            raise TileGridError(f"grid metadata lacks {e.args[0]!r}") from None
+        if ("rows" in d and d["rows"] != grid.shape[0]) or ("cols" in d and d["cols"] != grid.shape[1]):
+            raise TileGridError(f"grid says {d.get('rows')}×{d.get('cols')} tiles, but its sizes make "
+                                f"{grid.shape[0]}×{grid.shape[1]}")
+        return grid
+
+    def describe(self) -> str:
+        r, c = self.shape
+        h, w = self.image_size
+        if self.is_single:
+            return f"one SIREN over {h}×{w} px"
+        return f"{r}×{c} tiles of {self.tile}² px (overlap {self.overlap} px) over {h}×{w} px"
+
+    # rendering
+
+    def _axis(self, length: int, starts: list[int], out: int):
+        """Per tile along one axis: output pixel indices (k, m), local coords (k, m), weights (k, m)."""
+        t = self.tile
+        p = (torch.arange(out, dtype=torch.float64) + 0.5) / out * length  # native position of each output pixel
+        s = torch.tensor(starts, dtype=torch.float64)
+        inside = (p[None] >= s[:, None]) & (p[None] < s[:, None] + t)  # (k, out)
+        first = inside.float().argmax(1)
+        m = int(inside.sum(1).max())
+        idx = (first[:, None] + torch.arange(m)[None]).clamp_max(out - 1)  # (k, m)
+        pos = p[idx]
+        local = (pos - s[:, None]) / t * 2 - 1
+        w = ((pos >= s[:, None]) & (pos < s[:, None] + t)).double()
+        for k in range(len(starts)):
+            if k > 0:  # ramp up across the overlap with the previous tile
+                o = starts[k - 1] + t - starts[k]
+                if o > 0:
+                    w[k] *= torch.sin(math.pi / 2 * ((pos[k] - s[k]) / o).clamp(0, 1)).pow(2)
+            if k < len(starts) - 1:  # ramp down across the overlap with the next tile
+                o = starts[k] + t - starts[k + 1]
+                if o > 0:
+                    w[k] *= torch.sin(math.pi / 2 * ((s[k] + t - pos[k]) / o).clamp(0, 1)).pow(2)
+        return idx, local, w
+
+    def layout(self, size: tuple[int, int], dtype=torch.float32):
+        """Where each tile lands in an output of `size` (H', W'): flat pixel indices (N, M), local
+        coordinates (N, M, 2) and blend weights (N, M), M the largest per-tile window. Weights are
+        zero on the padding of smaller windows and sum to one over tiles at every output pixel."""
+        oh, ow = size
+        ri, rl, rw = self._axis(self.image_size[0], self.row_starts, oh)
+        ci, cl, cw = self._axis(self.image_size[1], self.col_starts, ow)
+        R, C = len(ri), len(ci)
+        mr, mc = ri.shape[1], ci.shape[1]
+        flat = (ri[:, None, :, None] * ow + ci[None, :, None, :]).reshape(R * C, mr * mc)
+        local = torch.stack(torch.broadcast_tensors(rl[:, None, :, None], cl[None, :, None, :]), -1)
+        local = local.reshape(R * C, mr * mc, 2)
+        weight = (rw[:, None, :, None] * cw[None, :, None, :]).reshape(R * C, mr * mc)
+        total = torch.zeros(oh * ow, dtype=torch.float64).index_add_(0, flat.flatten(), weight.flatten())
+        weight = weight / total[flat].clamp_min(1e-12)
+        return flat, local.to(dtype), weight.to(dtype)
+
+
+def render_tiles(
+    params: Params,
+    arch: SirenArch,
+    grid: TileGrid,
+    size: int | tuple[int, int] | None = None,
+    *,
+    clamp: bool = True,
+    chunk: int = 1 << 18,
+) -> Tensor:
+    """Render a tiled INR (params: N = grid.count tiles) at any resolution: (1, H', W', C).
+
+    `size` defaults to the grid's image size. Tiles are evaluated in groups of about `chunk`
+    points, so memory stays bounded at any resolution."""
+    size = grid.image_size if size is None else ((size, size) if isinstance(size, int) else tuple(size))
+    n = params[0].shape[0]
+    if n != grid.count:
+        raise TileGridError(f"the grid has {grid.shape[0]}×{grid.shape[1]} = {grid.count} tiles, "
+                            f"the parameters hold {n} SIRENs")
+    dtype, device = params[0].dtype, params[0].device
+    flat, local, weight = grid.layout(size, dtype)
+    flat, local, weight = flat.to(device), local.to(device), weight.to(device)
+    oh, ow = size
+    out = torch.zeros(oh * ow, arch.dim_out, dtype=dtype, device=device)
+    per = max(1, chunk // local.shape[1])
+    with torch.no_grad():
+        for i in range(0, n, per):
+            f = forward(select(params, slice(i, i + per)), arch, local[i : i + per])  # (k, M, C)
+            out.index_add_(0, flat[i : i + per].flatten(), (f * weight[i : i + per, :, None]).reshape(-1, arch.dim_out))
+    if clamp:
+        out.clamp_(0.0, 1.0)
+    return out.reshape(1, oh, ow, arch.dim_out)
+
+
+@dataclass
+class TiledFit:
+    params: Params  # (N tiles) stacked SIREN parameters
+    grid: TileGrid
+    psnr: float  # of the blended render against the image, dB
+    tile_psnr: Tensor  # (N,) per tile on its window
+    steps: Tensor  # (N,) steps per tile until it reached the recipe's target
+    seconds: float
+
+
+def fit_photo(
+    image: Tensor,
+    arch: SirenArch,
+    grid: TileGrid,
+    recipe: FitRecipe = TILE_RECIPE,
+    *,
+    seed: int = 0,
+    callback=None,
+    progress: bool = False,
+    device: torch.device | str = "cpu",
+) -> TiledFit:
+    """Fit an image (H, W, C) at the grid's resolution as its tiles, all in one batch, by `recipe`."""
+    if image.dim() != 3 or tuple(image.shape[:2]) != grid.image_size:
+        raise TileGridError(f"image is {tuple(image.shape)}, the grid expects {grid.image_size} × C")
+    res: FitResult = fit_recipe(grid.cut(image), arch, recipe, seed=seed, callback=callback, progress=progress,
+                                device=device)
+    whole = render_tiles(res.params, arch, grid)[0]
+    mse = (whole - image.to(whole)).pow(2).mean()
+    return TiledFit(res.params, grid, float(psnr(mse)), res.psnr, res.steps, res.seconds)
+
+
+# the one fitting plan of the app and the CLI
+
+PHOTO_SIZE = 256  # default working resolution (longer side) of a photo
+MAX_PHOTO_SIZE = 1024
+
+
+def working_size(height: int, width: int, size: int | None = None, *, tile: int = TILE) -> tuple[int, int]:
+    """Working resolution (H, W) of an image of height × width, keeping its aspect ratio.
+
+    size=None: images no larger than a tile on their shorter side keep that side (digits stay
+    28×28, square); larger ones get PHOTO_SIZE on their longer side. The shorter side is at least
+    one tile; the longer side at most MAX_PHOTO_SIZE."""
+    if size is None:
+        if min(height, width) <= tile:
+            s = min(height, width)
+            return s, s
+        size = PHOTO_SIZE
+    if not 1 <= size <= MAX_PHOTO_SIZE:
+        raise TileGridError(f"size must be between 1 and {MAX_PHOTO_SIZE}, got {size}")
+    scale = size / max(height, width)
+    short = min(height, width) * scale
+    if short < min(tile, size):
+        scale = min(tile, size) / min(height, width)
+    h, w = (min(MAX_PHOTO_SIZE, max(1, round(height * scale))), min(MAX_PHOTO_SIZE, max(1, round(width * scale))))
+    return h, w
+
+
+def plan_fit(height: int, width: int, channels: int, *, size: int | None = None, tile: int = TILE,
+             overlap: int = OVERLAP) -> tuple[TileGrid, FitRecipe]:
+    """The grid and recipe that fit an image: tiles by TILE_RECIPE for photos; one SIREN by the zoo recipe
+    for small gray images (digits, faces: the MNIST editors' distribution) and TILE_RECIPE for a small colour
+    one (a colour tile); one large SIREN (tile=0 on a photo) by LARGE_RECIPE."""
+    from .fit import LARGE_RECIPE, ZOO_RECIPE
+
+    small = min(height, width) <= max(tile, 0) if size is None else size <= tile
+    if tile <= 0 or small:  # one SIREN over a square image
+        grid = TileGrid.single(size or (min(height, width) if min(height, width) <= TILE else PHOTO_SIZE))
+    else:
+        grid = TileGrid.for_image(working_size(height, width, size, tile=tile), tile, overlap)
+    if not grid.is_single:
+        return grid, TILE_RECIPE
+    side = grid.image_size[0]
+    if side <= TILE:
+        return grid, (TILE_RECIPE if channels == 3 else ZOO_RECIPE)
+    return grid, LARGE_RECIPE
