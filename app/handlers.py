@@ -29,11 +29,11 @@ from gmn.edit import REGISTRY_DIRS, edit_inr
 from gmn.editors import Editor, EditorError, apply_edit, load_editor
 from gmn.objectives import FILTERS, TASKS
 from inr.errors import InrError
-from inr.files import load_inr, save_inr
-from inr.fit import LR, fit
-from inr.images import MAX_PIXELS, load_image, to_square, to_uint8
-from inr.siren import SirenArch, forward, render
-from inr.zoo import ZOO_LR
+from inr.files import load_inr, save_tiled
+from inr.fit import LR, fit_recipe, psnr
+from inr.images import MAX_PIXELS, load_image, to_size, to_square, to_uint8
+from inr.siren import SirenArch, forward, select
+from inr.tiles import MAX_PHOTO_SIZE, TileGrid, TileGridError, fit_photo, plan_fit, render_tiles
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "assets" / "examples"
@@ -41,9 +41,9 @@ DEFAULT_PUBLISHED = ROOT / "editors"
 DEFAULT_RUNS = ROOT / "runs" / "app"
 DOWNSCALE_PIXELS = 4_000_000  # larger uploads are downscaled (with a notice) before fitting
 DOWNSCALE_SIDE = 1024
-MAX_DISPLAY = 512
+MAX_DISPLAY = 1024
 MAX_HISTORY = 20
-DEFAULT_HIDDEN, DEFAULT_LAYERS, DEFAULT_STEPS = 32, 2, 300
+DEFAULT_HIDDEN, DEFAULT_LAYERS, DEFAULT_STEPS = 32, 2, 150  # the fitting recipe's steps (inr.fit.TILE_RECIPE)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
 
 
@@ -64,11 +64,15 @@ def _err(e: Exception) -> gr.Error:
 # sessions
 
 
-def new_session(params: list[Tensor], arch: SirenArch, size: int, source: str, psnr: float | None = None) -> dict:
-    """The per-session editing state: small CPU tensors only."""
+def new_session(params: list[Tensor], arch: SirenArch, grid: TileGrid | int, source: str, psnr: float | None = None,
+                photo: Tensor | None = None) -> dict:
+    """The per-session editing state: small CPU tensors only. `grid` says where the SIRENs lie (an int:
+    one SIREN over that square size); `photo` is the image that was fitted (H, W, C), if any."""
+    grid = TileGrid.single(grid) if isinstance(grid, int) else grid
     params = [t.detach().cpu().float().clone() for t in params]
     return {"params": params, "orig": [t.clone() for t in params], "base": None, "dtheta": None, "history": [],
-            "arch": arch.to_dict(), "size": int(size), "source": source, "psnr": psnr, "edit": None}
+            "arch": arch.to_dict(), "grid": grid.to_dict(), "size": max(grid.image_size), "source": source,
+            "psnr": psnr, "edit": None, "photo": None if photo is None else photo.detach().cpu()}
 
 
 def _need(state: dict | None) -> dict:
@@ -81,22 +85,47 @@ def _arch(state: dict) -> SirenArch:
     return SirenArch.from_dict(state["arch"])
 
 
+def _grid(state: dict) -> TileGrid:
+    return TileGrid.from_dict(state["grid"])
+
+
 def _display(size: float | None) -> int:
-    return int(min(max(int(size or 256), 8), MAX_DISPLAY))
+    try:
+        size = float(size) if size is not None else 256.0
+    except (TypeError, ValueError):
+        raise gr.Error(f"display resolution must be a number, got {size!r}") from None
+    if not np.isfinite(size):
+        raise gr.Error("display resolution must be a finite number")
+    return int(min(max(int(size), 8), MAX_DISPLAY))
 
 
-def render_image(params: list[Tensor], arch: SirenArch, size: int) -> np.ndarray:
-    """uint8 render (H, W) or (H, W, 3) of one INR."""
-    return to_uint8(render(params, arch, size)[0])
+def out_size(state: dict, display: int) -> tuple[int, int]:
+    """Render size (H, W) for a display resolution: the longer side `display`, the INR's aspect kept."""
+    h, w = _grid(state).image_size
+    s = _display(display) / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+def render_state(params: list[Tensor], state: dict, size: tuple[int, int] | None = None) -> Tensor:
+    """Render the session's INR (one SIREN or tiles) at `size` (default: its working resolution): (H, W, C)."""
+    return render_tiles(params, _arch(state), _grid(state), size)[0]
+
+
+def render_image(params: list[Tensor], state: dict, display: int) -> np.ndarray:
+    """uint8 render (H, W) or (H, W, 3) of the session's INR, longer side `display`."""
+    return to_uint8(render_state(params, state, out_size(state, display)))
 
 
 def describe(state: dict) -> str:
     a = _arch(state)
-    psnr = f" · PSNR {state['psnr']:.1f} dB" if state.get("psnr") is not None else ""
+    grid = _grid(state)
+    psnr = f" · fit PSNR {_db(state['psnr'])} at {grid.image_size[1]}×{grid.image_size[0]}" \
+        if state.get("psnr") is not None else ""
     if state.get("fit_optimizer"):
         psnr += f" (fitted with {state['fit_optimizer']})"
-    return (f"**{state['source']}** · SIREN {'→'.join(map(str, a.dims))} ({a.num_params:,} parameters) · "
-            f"grid {state['size']}²{psnr} · {len(state['history'])} edit(s) applied")
+    n = grid.count
+    return (f"**{state['source']}** · SIREN {'→'.join(map(str, a.dims))} · {grid.describe()} "
+            f"({n * a.num_params:,} parameters) {psnr} · {len(state['history'])} edit(s) applied")
 
 
 # sources
@@ -155,51 +184,88 @@ _LEARNED: dict = {}
 
 
 def fit_image(path: str | None, *, hidden: int = DEFAULT_HIDDEN, layers: int = DEFAULT_LAYERS, resolution=None,
-              steps: int = DEFAULT_STEPS, colour: str = "auto", callback=None,
+              steps: int | None = None, colour: str = "auto", callback=None,
               optimizer: str = "Adam") -> tuple[dict, str]:
-    """Fit a SIREN to an uploaded image. resolution: int or None/'auto' (28 for grayscale, 64 for colour).
-    optimizer: "Adam" or "fast (learned)" (the shipped GradMetaNet learned optimizer; Adam, with a
-    notice, where it does not apply or diverges). callback(step, psnr) is forwarded to inr.fit.fit
-    (the progress bar). Returns (session, notice)."""
+    """Fit an uploaded image by the one fitting recipe (`inr.tiles.plan_fit`): a photo becomes a grid of
+    32-px tile SIRENs at its working resolution (the longer side `resolution`, default 256, aspect kept;
+    gray photos as RGB tiles, so the colour editors apply); an image of at most 32 px stays one SIREN.
+    optimizer: "Adam" or "fast (learned)" (single gray SIRENs only; Adam, with a notice, elsewhere).
+    callback(step, psnr) is forwarded to the fit (the progress bar). Returns (session, notice)."""
     if not path:
         raise gr.Error("upload an image (PNG, JPEG or WebP) first")
     if str(path).endswith(".safetensors"):
         raise gr.Error("that is an INR file: load it with 'Load INR' instead of fitting")
-    channels = {"auto": None, "gray": 1, "colour": 3}.get(colour or "auto")
+    if (colour or "auto") not in ("auto", "gray", "colour"):
+        raise gr.Error(f"channels must be auto, gray or colour, got {colour!r}")
+    channels = {"auto": None, "gray": 1, "colour": 3}[colour or "auto"]
     img, notice = read_image(path, channels)
-    c = img.shape[-1]
-    res = int(resolution) if resolution not in (None, "", "auto", 0) else (28 if c == 1 else 64)
-    if not 8 <= res <= 256:
-        raise gr.Error(f"training resolution must be between 8 and 256, got {res}")
-    hidden, layers, steps = int(hidden), int(layers), int(steps)
-    if not (4 <= hidden <= 256 and 1 <= layers <= 6 and 1 <= steps <= 5000):
+    h0, w0 = img.shape[:2]
+    notices = [notice] if notice else []
+    try:
+        res = None if resolution in (None, "", "auto", 0) else int(resolution)
+        hidden, layers = int(hidden), int(layers)
+        steps = None if steps in (None, "", 0) else int(steps)
+    except (TypeError, ValueError):
+        raise gr.Error("resolution, hidden width, sine layers and steps must be whole numbers") from None
+    if res is not None and not 8 <= res <= MAX_PHOTO_SIZE:
+        raise gr.Error(f"training resolution must be between 8 and {MAX_PHOTO_SIZE}, got {res}")
+    if not (4 <= hidden <= 256 and 1 <= layers <= 6 and (steps is None or 1 <= steps <= 5000)):
         raise gr.Error("INR size out of range (hidden 4–256, sine layers 1–6, steps 1–5000)")
+    try:
+        grid, recipe = plan_fit(h0, w0, img.shape[-1], size=res)
+    except TileGridError as e:
+        raise _err(e) from None
+    if not grid.is_single and img.shape[-1] == 1 and channels is None:
+        img = np.repeat(img, 3, -1)  # a gray photo is edited through the colour path (R = G = B)
+        notices.append("gray photo: fitted as colour tiles with R = G = B, so the colour editors apply")
+    c = img.shape[-1]
+    if grid.is_single and (h0 != w0):
+        notices.append(f"the image is {w0}×{h0}: centre-cropped to a square for a single SIREN")
+    elif not grid.is_single and (h0, w0) != grid.image_size:
+        notices.append(f"the image is {w0}×{h0}: fitted at {grid.image_size[1]}×{grid.image_size[0]} "
+                       "(aspect kept)")
+    recipe = recipe.replace(steps=steps)
     arch = SirenArch(hidden=hidden, layers=layers, dim_out=c)
-    target = to_square(img, res)
-    lr = ZOO_LR if res <= 32 and c == 1 else LR
+    target = to_size(img, grid.image_size) if not grid.is_single else to_square(img, grid.image_size[0])
     if optimizer not in FIT_OPTIMIZERS:
         raise gr.Error(f"unknown optimizer {optimizer!r}: choose {' or '.join(FIT_OPTIMIZERS)}")
-    notices = [notice] if notice else []
     used = "Adam"
-    net = _learned_optimizer(c, hidden) if optimizer != "Adam" else None
-    if optimizer != "Adam" and net is None:
-        notices.append(f"no learned optimizer is installed for {'gray' if c == 1 else 'colour'} images at "
-                       f"width {hidden} (see BENCHMARKS.md); fitted with Adam")
-    elif net is not None and (arch.depth != net.config.depth or arch.dim_in != net.config.dim_in):
-        notices.append(f"the learned optimizer fits SIRENs with {net.config.depth - 1} sine layers; "
-                       f"fitted with Adam")
-        net = None
+    net = None
+    if optimizer != "Adam":
+        if not grid.is_single:
+            notices.append("photos are fitted as tiles with Adam (the recipe the colour editors were trained on); "
+                           "the learned optimizer fits single gray SIRENs only")
+        else:
+            net = _learned_optimizer(c, hidden)
+            if net is None:
+                notices.append(f"no learned optimizer is installed for {'gray' if c == 1 else 'colour'} images at "
+                               f"width {hidden} (see BENCHMARKS.md); fitted with Adam")
+            elif arch.depth != net.config.depth or arch.dim_in != net.config.dim_in:
+                notices.append(f"the learned optimizer fits SIRENs with {net.config.depth - 1} sine layers; "
+                               f"fitted with Adam")
+                net = None
     if net is not None:
         from gmn.optim import fit_learned
 
-        result, used = fit_learned(target, arch, net, steps=steps, fallback_lr=lr, callback=callback,
+        result, used = fit_learned(target, arch, net, steps=recipe.steps, fallback_lr=recipe.lr, callback=callback,
                                    notice=lambda m: notices.append(m.removeprefix("notice: ")))
         used = "learned" if used == "learned" else "Adam"
+        params, fit_psnr, seconds = result.params, float(result.psnr[0]), result.seconds
+    elif grid.is_single:
+        result = fit_recipe(target[None], arch, recipe, callback=callback)
+        params, fit_psnr, seconds = result.params, float(result.psnr[0]), result.seconds
     else:
-        result = fit(target, arch, steps=steps, lr=lr, callback=callback)
-    state = new_session(result.params, arch, res, Path(path).name, float(result.psnr[0]))
-    state["fit_seconds"] = result.seconds
+        tiled = fit_photo(target, arch, grid, recipe, callback=callback)
+        params, fit_psnr, seconds = tiled.params, tiled.psnr, tiled.seconds
+    photo = torch.from_numpy(np.ascontiguousarray(img)) if not grid.is_single else target
+    if max(photo.shape[:2]) > MAX_DISPLAY:  # kept for the side-by-side view: at most the largest display
+        s = MAX_DISPLAY / max(photo.shape[:2])
+        photo = _resize(photo, (max(1, round(photo.shape[0] * s)), max(1, round(photo.shape[1] * s))))
+    photo = (photo.clamp(0, 1) * 255).round().to(torch.uint8)  # uint8: a 1024² photo is 3 MB per session
+    state = new_session(params, arch, grid, Path(path).name, fit_psnr, photo=photo)
+    state["fit_seconds"] = seconds
     state["fit_optimizer"] = used
+    state["fit_steps"] = recipe.steps
     return state, "; ".join(notices)
 
 
@@ -226,11 +292,12 @@ def load_inr_file(path: str | os.PathLike | None, source: str | None = None) -> 
         inr = load_inr(path, allow_stack=False)
     except InrError as e:
         raise _err(e) from None
-    size = inr.meta.get("image_size")
-    size = int(size[0]) if isinstance(size, list) and size else 64
+    grid = inr.grid
+    if grid is None:  # a file without image_size: shown as one square SIREN at 64²
+        grid = TileGrid.single(64)
     psnr = inr.meta.get("psnr")
-    return new_session(inr.params, inr.arch, size, source or Path(path).name,
-                       float(psnr) if isinstance(psnr, (int, float)) else None)
+    ok = isinstance(psnr, (int, float)) and np.isfinite(psnr)
+    return new_session(inr.params, inr.arch, grid, source or Path(path).name, float(psnr) if ok else None)
 
 
 def load_example(name: str) -> dict:
@@ -308,6 +375,21 @@ def card_markdown(settings: Settings, name: str | None) -> str:
             f"edits SIRENs with {r['siren']}{' · published' if r['published'] else ''}")
 
 
+def filter_editors_for(settings: Settings, state: dict | None) -> tuple[list[str], str | None]:
+    """(names, default) of the filter editors that can edit the session's INR (its depth and channels), the
+    default being `contrast` for colour INRs and `dilate` for gray ones where installed. With no INR
+    loaded yet: every filter editor, `dilate` first."""
+    rows = [r for r in list_editors(settings) if r["task"] != "paint"]
+    if state and "arch" in state:
+        a = _arch(state)
+        rows = [r for r in rows if (r["layers"], r["channels"]) == (a.layers, a.dim_out)]
+        prefer = "contrast" if a.dim_out == 3 else "dilate"
+    else:
+        prefer = "dilate"
+    names = sorted((r["name"] for r in rows), key=lambda n: (n != prefer, n))
+    return names, (names[0] if names else None)
+
+
 _EDITOR_CACHE: dict[tuple[str, float], tuple[Editor, dict]] = {}
 
 
@@ -350,19 +432,19 @@ def _rgb(img: np.ndarray) -> np.ndarray:
     return np.repeat(img[..., None], 3, -1) if img.ndim == 2 else img
 
 
-def _upscale(img: Tensor, size: int) -> np.ndarray:
-    """(h, w, C) tensor in [0, 1] → uint8 at size×size, nearest (shows the pixel grid honestly)."""
-    t = torch.nn.functional.interpolate(img.permute(2, 0, 1)[None], size=(size, size), mode="nearest")[0]
+def _upscale(img: Tensor, size: tuple[int, int]) -> np.ndarray:
+    """(h, w, C) tensor in [0, 1] → uint8 at size (H, W), nearest (shows the pixel grid honestly)."""
+    t = torch.nn.functional.interpolate(img.permute(2, 0, 1)[None], size=tuple(size), mode="nearest")[0]
     return to_uint8(t.permute(1, 2, 0))
 
 
 def draw_points(img: np.ndarray, points: Tensor) -> np.ndarray:
     """Red dots at (row, col) ∈ [-1, 1] points on a uint8 image."""
     out = _rgb(img).copy()
-    s = out.shape[0]
-    r = max(1, s // 128)
+    h, w = out.shape[:2]
+    r = max(1, max(h, w) // 256)
     for row, col in points.tolist():
-        i, j = int((row + 1) / 2 * s), int((col + 1) / 2 * s)
+        i, j = int((row + 1) / 2 * h), int((col + 1) / 2 * w)
         out[max(0, i - r) : i + r + 1, max(0, j - r) : j + r + 1] = (230, 30, 30)
     return out
 
@@ -403,34 +485,33 @@ def _adam_same_budget(params, arch, x, target, weight, seconds: float, lr: float
 
 def _run_edit(settings: Settings, state: dict, editor_name: str, points: int, strength: float, *, mask=None,
               paint=None, seed: int = 0) -> dict:
-    """Edit the session's current INR; the session changes only if the edit succeeds."""
+    """Edit the session's current INR (every tile of a tiled one in one batch); the session changes only if
+    the edit succeeds."""
     editor = get_editor(settings, editor_name)
-    arch = _arch(state)
-    size = state["size"] if mask is None else mask.shape[0]
+    arch, grid = _arch(state), _grid(state)
     t0 = time.perf_counter()
     try:
-        res = edit_inr(state["params"], arch, editor, points=int(points), strength=float(strength), size=size,
+        res = edit_inr(state["params"], arch, editor, grid=grid, points=int(points), strength=float(strength),
                        mask=mask, paint=paint, seed=seed)
     except EditorError as e:
         raise _err(e) from None
     total = time.perf_counter() - t0
-    edited = render(res.params, arch, size)
+    edited = render_state(res.params, state)
     if not torch.isfinite(edited).all() or not all(torch.isfinite(t).all() for t in res.params):
         raise gr.Error("the edit produced NaN or Inf values; refused, the original INR is kept")
-    # test-time Adam on the same points, for the editor's time
-    grid_idx = ((res.points + 1) / 2 * size - 0.5).round().long().clamp(0, size - 1)
-    tgt_pts = res.target[grid_idx[:, 0], grid_idx[:, 1]]  # (B, C)
-    if mask is not None:
-        m = mask[grid_idx[:, 0], grid_idx[:, 1]]
-        weight = m + editor.config.lam * (1 - m)
-    else:
-        weight = torch.ones_like(tgt_pts[:, :1])
-    adam, adam_steps = _adam_same_budget(state["params"], arch, res.points[None], tgt_pts[None], weight[None],
-                                         res.seconds)
-    adam_mse = (render(adam, arch, size)[0] - res.target).pow(2).mean().item()
-    before = (render(state["params"], arch, size)[0] - res.target).pow(2).mean().item()
+    # test-time Adam on the same points (of the same tiles), for the editor's time
+    b = res.batch
+    weight = torch.ones_like(b.target_pts[..., :1]) if b.mask_pts is None else (
+        b.mask_pts + editor.config.lam * (1 - b.mask_pts))
+    sub, adam_steps = _adam_same_budget(select(state["params"], res.tiles), arch, b.x, b.target_pts, weight,
+                                        res.seconds)
+    adam = [t.clone() for t in state["params"]]
+    for a, t in zip(adam, sub):
+        a[res.tiles] = t
+    adam_mse = (render_state(adam, state) - res.target).pow(2).mean().item()
+    before = (render_state(state["params"], state) - res.target).pow(2).mean().item()
     return {"res": res, "total": total, "adam_mse": adam_mse, "adam_steps": adam_steps, "before_mse": before,
-            "target_pts": tgt_pts, "task": editor.config.task, "editor": editor_name}
+            "task": editor.config.task, "editor": editor_name}
 
 
 def _commit_edit(state: dict, out: dict, strength: float) -> dict:
@@ -440,7 +521,11 @@ def _commit_edit(state: dict, out: dict, strength: float) -> dict:
     state["base"] = state["params"]
     state["dtheta"] = [t.detach().clone() for t in res.dtheta]
     state["params"] = apply_edit(state["base"], state["dtheta"], float(strength))
-    state["edit"] = {"target": res.target, "points": res.points, "target_pts": out["target_pts"],
+    view_tile = int(res.tiles[torch.stack([d[res.tiles].flatten(1).abs().sum(1) for d in res.dtheta]).sum(0)
+                                   .argmax()])  # the tile the editor changed most: shown in "what GradMetaNet sees"
+    k = int((res.tiles == view_tile).nonzero()[0, 0])
+    state["edit"] = {"target": res.target, "points": res.points, "tile": view_tile,
+                     "tile_x": res.batch.x[k], "tile_target": res.batch.target_pts[k],
                      "seconds": res.seconds, "total": out["total"], "adam_mse": out["adam_mse"],
                      "adam_steps": out["adam_steps"], "before_mse": out["before_mse"], "task": out["task"],
                      "editor": out["editor"], "size": res.size, "strength": float(strength)}
@@ -464,9 +549,12 @@ def apply_again(settings: Settings, state: dict | None, editor_name: str, points
     return edit(settings, state, editor_name, points, strength, seed=len(state["history"]))
 
 
-def paint_inputs(value: dict | None, size: int, channels: int) -> tuple[Tensor, Tensor]:
-    """gr.ImageEditor value → mask (size, size, 1) from the painted layer's alpha and colours (size, size, C)."""
+def paint_inputs(value: dict | None, size: int | tuple[int, int], channels: int) -> tuple[Tensor, Tensor]:
+    """gr.ImageEditor value → mask (H, W, 1) from the painted layer's alpha and colours (H, W, C) at
+    size (H, W) (an int: square)."""
     from PIL import Image
+
+    h, w = (size, size) if isinstance(size, int) else size
 
     if not value or not value.get("layers"):
         raise gr.Error("paint a stroke on the image first")
@@ -477,14 +565,14 @@ def paint_inputs(value: dict | None, size: int, channels: int) -> tuple[Tensor, 
             alpha = np.maximum(alpha, arr[..., 3].astype(np.float32) / 255)
     if alpha.max() <= 0:
         raise gr.Error("paint a stroke on the image first")
-    m = np.asarray(Image.fromarray((alpha * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)) > 127
+    m = np.asarray(Image.fromarray((alpha * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR)) > 127
     if not m.any():
-        m = np.asarray(Image.fromarray((alpha * 255).astype(np.uint8)).resize((size, size), Image.BOX)) > 0
+        m = np.asarray(Image.fromarray((alpha * 255).astype(np.uint8)).resize((w, h), Image.BOX)) > 0
     comp = np.asarray(value.get("composite"))
     if comp.ndim == 2:
         comp = np.repeat(comp[..., None], 3, -1)
     comp = comp[..., :3].astype(np.uint8)
-    rgb = np.asarray(Image.fromarray(comp).resize((size, size), Image.BOX), np.float32) / 255
+    rgb = np.asarray(Image.fromarray(comp).resize((w, h), Image.BOX), np.float32) / 255
     if channels == 1:
         rgb = (rgb @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
     return torch.from_numpy(m.astype(np.float32))[..., None], torch.from_numpy(np.ascontiguousarray(rgb))
@@ -502,7 +590,7 @@ def paint(settings: Settings, state: dict | None, value: dict | None, editor_nam
         # the first paint editor made for this INR's depth and channels (gray or colour), else the first one
         fits = [r["name"] for r in rows if (r["layers"], r["channels"]) == (arch.layers, arch.dim_out)]
         editor_name = (fits or [rows[0]["name"]])[0]
-    mask, colours = paint_inputs(value, state["size"], _arch(state).dim_out)
+    mask, colours = paint_inputs(value, _grid(state).image_size, _arch(state).dim_out)
     out = _run_edit(settings, state, editor_name, points, strength, mask=mask, paint=colours)
     return _commit_edit(state, out, strength)
 
@@ -538,35 +626,57 @@ def reset(state: dict | None) -> dict:
 def views(state: dict, display: int) -> dict:
     """Everything the edit tab shows: images (uint8) and a metrics line."""
     arch = _arch(state)
-    display = _display(display)
+    size = out_size(state, display)
     cache = state.get("orig_render")
-    if cache is None or cache.shape[0] != display:  # the original never changes: render it once per size
-        cache = state["orig_render"] = render(state["orig"], arch, display)[0]
+    if cache is None or tuple(cache.shape[:2]) != size:  # the original never changes: render it once per size
+        cache = state["orig_render"] = render_state(state["orig"], state, size)
     orig = cache
-    cur = render(state["params"], arch, display)[0]
+    cur = render_state(state["params"], state, size)
+    change = (cur - orig).abs().mean(-1).numpy()
     out = {"original": to_uint8(orig), "edited": to_uint8(cur),
-           "diff": _heat((cur - orig).abs().mean(-1).numpy() / max((cur - orig).abs().max().item(), 1e-6)),
-           "target": None, "points": None, "gmn": None, "metrics": describe(state)}
+           "diff": _heat(change / max(float(change.max()), 1e-6)),
+           "target": None, "points": None, "gmn": None, "metrics": describe(state), "photo": None}
+    photo = state.get("photo")
+    if photo is not None:
+        out["photo"] = to_uint8(_resize(photo, size))
+        # PSNR against the upload at the display size, or at the photo's own size where the display is larger
+        # (an upsampled photo is no reference)
+        at = size if max(size) <= max(photo.shape[:2]) else tuple(photo.shape[:2])
+        ref = _resize(photo, at)
+        fit_db = float(psnr((render_state(state["orig"], state, at) - ref).pow(2).mean()))
+        out["metrics"] += f" · PSNR against the uploaded image at {at[1]}×{at[0]}: {_db(fit_db)}"
     e = state.get("edit")
     if e:
-        size = e["size"]
-        now = (render(state["params"], arch, size)[0] - e["target"]).pow(2).mean().item()
-        out["target"] = _upscale(e["target"], display)
+        now = (render_state(state["params"], state) - e["target"]).pow(2).mean().item()
+        out["target"] = _upscale(e["target"], size)
         out["points"] = draw_points(out["original"], e["points"])
-        out["gmn"] = gmn_view(state["base"], arch, e["points"], e["target_pts"])
+        out["gmn"] = gmn_view(select(state["base"], e["tile"]), arch, e["tile_x"], e["tile_target"])
+        where = f" (tile {e['tile']}, the one edited most)" if not _grid(state).is_single else ""
         out["metrics"] += (
             f"\n\n| | MSE to target | time |\n|---|---|---|\n"
             f"| no edit | {e['before_mse']:.4g} | — |\n"
             f"| **{e['editor']}** (strength {e['strength']:g}) | **{now:.4g}** | {e['seconds'] * 1e3:.0f} ms "
             f"(decompose + editor; {e['total'] * 1e3:.0f} ms with objective and render) |\n"
-            f"| test-time Adam, same points, same time | {e['adam_mse']:.4g} | {e['adam_steps']} step(s) |")
+            f"| test-time Adam, same points, same time | {e['adam_mse']:.4g} | {e['adam_steps']} step(s) |"
+            f"\n\nWhat GradMetaNet sees{where}.")
     return out
+
+
+def _db(value: float) -> str:
+    """A PSNR for people: above 60 dB the difference is below 8-bit rounding, so say so instead of '120.0 dB'."""
+    return "> 60 dB (identical at 8 bits)" if value > 60 else f"{value:.1f} dB"
+
+
+def _resize(img: Tensor, size: tuple[int, int]) -> Tensor:
+    """(h, w, C) image (uint8 or float in [0, 1]) → float (H, W, C) in [0, 1], Lanczos as for fitting."""
+    arr = img.numpy().astype(np.float32) / (255.0 if img.dtype == torch.uint8 else 1.0)
+    return to_size(arr, tuple(size), aspect="stretch")
 
 
 def render_current(state: dict | None, size: int = 256, which: str = "edited") -> np.ndarray:
     state = _need(state)
     params = state["orig"] if which == "original" else state["params"]
-    return render_image(params, _arch(state), _display(size))
+    return render_image(params, state, size)
 
 
 def downloads(state: dict, folder: Path, display: int = 256) -> tuple[str, str]:
@@ -575,11 +685,11 @@ def downloads(state: dict, folder: Path, display: int = 256) -> tuple[str, str]:
     arch = _arch(state)
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(state["source"]).stem.replace("example ", ""))[:40] or "inr"
     inr_path, png_path = folder / f"{stem}-edited.safetensors", folder / f"{stem}-edited.png"
-    save_inr(inr_path, state["params"], arch, image_size=[state["size"], state["size"]],
-             source=f"gmn app: {state['source']} + {len(state['history'])} edit(s)")
+    save_tiled(inr_path, state["params"], arch, _grid(state),
+               source=f"gmn app: {state['source']} + {len(state['history'])} edit(s)")
     from PIL import Image
 
-    Image.fromarray(render_image(state["params"], arch, _display(display))).save(png_path)
+    Image.fromarray(render_image(state["params"], state, display)).save(png_path)
     return str(inr_path), str(png_path)
 
 

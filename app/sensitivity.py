@@ -17,7 +17,8 @@ from torch import Tensor
 
 from gmn.curvature import default_predictor, fisher_diagonal, load_predictor, output_gradients, uniform_points
 from gmn.decompose import decompose_gradients, output
-from inr.siren import Params, SirenArch, coordinate_grid
+from inr.siren import Params, SirenArch, coordinate_grid, select
+from inr.tiles import TileGrid
 
 MAX_REGION_SIDE = 128  # the region map is computed on at most 128² pixels, then upscaled
 _PREDICTORS: dict[tuple[str, float], object] = {}
@@ -47,7 +48,7 @@ def predictor_for(arch: SirenArch):
 def fisher(params: Params, arch: SirenArch, points: int = 128, seed: int = 0) -> tuple[Params, Params, str]:
     """(plain, shown, source): the plain estimator at `points` uniform points and the diagonal shown
     (the predictor's when one fits, else the plain one)."""
-    x = uniform_points(1, points, arch.dim_in, torch.Generator().manual_seed(seed))
+    x = uniform_points(1, points, arch.dim_in, torch.Generator().manual_seed(seed))[0]  # (B, d), shared by tiles
     plain = fisher_diagonal(params, arch, x)
     model = predictor_for(arch)
     if model is None:
@@ -117,3 +118,45 @@ def sensitivity(params: Params, arch: SirenArch, *, points: int = 128, top: floa
           f"own scale), log scale per layer. Region map: Σ over the top {float(top):g}% weights of (∂f(x)/∂θ)².\n\n"
           + "\n".join(rows))
     return layer_heatmaps(diag), region, md
+
+
+@torch.no_grad()
+def region_map_tiles(params: Params, arch: SirenArch, mask: Params, grid: TileGrid, size: tuple[int, int]) -> Tensor:
+    """`region_map` of a tiled INR: each tile's own Σ_θ mask_θ (∂f(x)/∂θ)² on its window, blended like the render."""
+    flat, local, weight = grid.layout(size, params[0].dtype)
+    n, m = local.shape[:2]
+    total = torch.zeros(n, m, dtype=params[0].dtype)
+    for c in range(arch.dim_out):
+        ns = decompose_gradients(params, arch, local, objective=output(None if arch.dim_out == 1 else c))
+        a2, g2 = ns.a.pow(2).split(ns.dims, -1), ns.g.pow(2).split(ns.dims, -1)  # (N, M, d_l) per layer
+        for i in range(arch.depth):
+            total += torch.einsum("nbi,nij,nbj->nb", g2[i + 1], mask[2 * i], a2[i])
+            total += torch.einsum("nbi,ni->nb", g2[i + 1], mask[2 * i + 1])
+    out = torch.zeros(size[0] * size[1], dtype=params[0].dtype).index_add_(0, flat.flatten(), (total * weight).flatten())
+    return out.reshape(size)
+
+
+def sensitivity_tiles(params: Params, arch: SirenArch, grid: TileGrid, *, points: int = 128, top: float = 5.0,
+                      display: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """The sensitivity view of a tiled INR: heat maps of the Fisher diagonal averaged over tiles (each tile on its
+    own [-1,1]², `points` uniform points), and the region map with each tile's own top-k% weights, blended."""
+    if grid.is_single:
+        return sensitivity(params, arch, points=points, top=top, display=display, seed=seed)
+    if not 1 <= int(points) <= 4096 or not 0 < float(top) <= 100:
+        raise ValueError("points must be 1–4096 and the top share 0–100 %")
+    plain, diag, source = fisher(params, arch, int(points), seed)
+    per_tile = [top_mask(select(diag, i), float(top)) for i in range(grid.count)]  # each tile its own top k%
+    mask = [torch.cat([m[j] for m in per_tile]) for j in range(len(diag))]
+    h, w = grid.image_size
+    s = min(int(display), MAX_REGION_SIDE) / max(h, w)
+    size = (max(1, round(h * s)), max(1, round(w * s)))
+    region = region_map_tiles(params, arch, mask, grid, size).numpy()
+    region = _viridis(region / max(float(region.max()), 1e-30))
+    rep = max(1, int(display) // max(size))
+    region = np.kron(region, np.ones((rep, rep, 1), dtype=np.uint8))
+    mean = [t.mean(0, keepdim=True) for t in diag]
+    md = (f"Fisher diagonal E[(∂f/∂θ)²] of each of the {grid.count} tiles from {int(points)} points uniform in its "
+          f"own [-1,1]²: **{source}**. Heat maps: the mean over tiles, one map per layer (rows = neurons, "
+          f"columns = inputs + bias, log scale per layer). Region map: per tile, Σ over its own top {float(top):g}% "
+          "weights of (∂f(x)/∂θ)², blended across tile borders like the render.")
+    return layer_heatmaps(mean), region, md

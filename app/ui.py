@@ -88,17 +88,20 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                             with gr.Accordion("INR size", open=False):
                                 hidden = gr.Slider(8, 128, value=H.DEFAULT_HIDDEN, step=8, label="Hidden width")
                                 layers = gr.Slider(1, 5, value=H.DEFAULT_LAYERS, step=1, label="Sine layers")
-                                resolution = gr.Dropdown(["auto", "28", "32", "64", "96", "128"], value="auto",
-                                                         label="Training resolution",
-                                                         info="auto: 28 for grayscale, 64 for colour")
+                                resolution = gr.Dropdown(["auto", "28", "32", "128", "256", "512", "1024"],
+                                                         value="auto", label="Working resolution (longer side)",
+                                                         info="auto: 256 for photos (9×9 tiles of 32 px), an image "
+                                                              "of at most 32 px keeps its size (one SIREN)")
                                 steps = gr.Slider(10, 2000, value=H.DEFAULT_STEPS, step=10, label="Fit steps",
                                                   elem_id="fit-steps")
                                 colour = gr.Radio(["auto", "gray", "colour"], value="auto", label="Channels",
-                                                  info="shipped editors edit grayscale (1-channel) INRs")
+                                                  info="auto: photos as colour tiles (gray ones with R = G = B), "
+                                                       "small gray images (digits) gray")
                                 fit_opt = gr.Radio(list(H.FIT_OPTIMIZERS), value="Adam", label="Optimizer",
-                                                   info="fast (learned): a meta-learned optimizer, for gray images "
-                                                        "(about 2× fewer steps than Adam on test digits); colour "
-                                                        "images use Adam (BENCHMARKS.md)",
+                                                   info="Adam: the recipe the editors were trained on. fast "
+                                                        "(learned): a meta-learned optimizer for single gray "
+                                                        "SIRENs; its INRs can be outside the editors' "
+                                                        "distribution (BENCHMARKS.md)",
                                                    elem_id="fit-optimizer")
                             fit_btn = gr.Button("Fit", variant="primary", elem_id="fit-btn")
                         with gr.Tab("Bundled example"):
@@ -125,7 +128,9 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                             reset_btn = gr.Button("Reset")
                 info = gr.Markdown("load an image, an example or an INR file", elem_id="info")
                 with gr.Row():
-                    original = gr.Image(label="Original", format="png", type="numpy", interactive=False,
+                    photo_img = gr.Image(label="Uploaded photo (at the display size)", format="png", type="numpy",
+                                         interactive=False, elem_id="photo")
+                    original = gr.Image(label="Fitted INR", format="png", type="numpy", interactive=False,
                                         elem_id="original")
                     target = gr.Image(label="Target (filter of the original)", format="png", type="numpy",
                                       interactive=False)
@@ -214,9 +219,9 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
         def show(st, disp, with_canvas=True):
             v = {k: H.png_file(a, k) if k != "metrics" else a for k, a in H.views(st, disp).items()}
             out = [st, v["original"], v["target"], v["edited"], v["diff"], v["points"], v["gmn"], v["metrics"]]
-            return out + [v["edited"]] if with_canvas else out
+            return out + [v["edited"] if with_canvas else gr.skip(), v["photo"]]
 
-        outs = [state, *views, canvas]
+        outs = [state, *views, canvas, photo_img]
 
         def do_fit(image, hidden, layers, resolution, steps, channels, display, optimizer="Adam",
                    progress=gr.Progress()):  # noqa: B008
@@ -246,8 +251,8 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
 
         def do_strength(st, strength, display):
             if not st or st.get("dtheta") is None:
-                return [gr.skip()] * 9
-            return show(H.restrength(st, strength), display, with_canvas=False) + [gr.skip()]
+                return [gr.skip()] * 10
+            return show(H.restrength(st, strength), display, with_canvas=False)
 
         def do_undo(st, display):
             return show(H.undo(st), display)
@@ -270,16 +275,23 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
         def do_list():
             return H.list_editors(settings)
 
-        def do_refresh(current):
-            ch = editor_choices()
-            value = current if current in ch else (filter_choices() or [None])[0]
-            return gr.update(choices=ch, value=value), H.card_markdown(settings, value)
+        def do_editors_for(st, current):
+            """Offer only the filter editors that fit the loaded INR; keep the user's choice if it still fits."""
+            names, default = H.filter_editors_for(settings, st)
+            value = current if current in names else default
+            if not names:
+                return gr.update(choices=[], value=None), ("no installed filter editor edits this INR "
+                                                          "(its depth or channels); see the admin tab")
+            return gr.update(choices=names, value=value), H.card_markdown(settings, value)
 
         edit_kw = dict(concurrency_limit=4, concurrency_id="edit")
         fit_btn.click(do_fit, [image_file, hidden, layers, resolution, steps, colour, display, fit_opt], outs,
-                      api_name="fit", concurrency_limit=2, concurrency_id="fit")
-        gallery.select(do_example, [display], outs, api_visibility="private", **edit_kw)
-        load_btn.click(do_load, [inr_file, display], outs, api_name="load_inr", **edit_kw)
+                      api_name="fit", concurrency_limit=2, concurrency_id="fit").success(
+            do_editors_for, [state, editor], [editor, card], api_visibility="private")
+        gallery.select(do_example, [display], outs, api_visibility="private", **edit_kw).success(
+            do_editors_for, [state, editor], [editor, card], api_visibility="private")
+        load_btn.click(do_load, [inr_file, display], outs, api_name="load_inr", **edit_kw).success(
+            do_editors_for, [state, editor], [editor, card], api_visibility="private")
         edit_btn.click(do_edit, [state, editor, points, strength, display], outs, api_name="edit", **edit_kw)
         again_btn.click(do_again, [state, editor, points, strength, display], outs, api_name="apply_again",
                         **edit_kw)
@@ -297,8 +309,8 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
         def do_sensitivity(st, pts, top, disp):
             st = H._need(st)
             try:
-                layers_img, region, md = S.sensitivity(st["params"], H._arch(st), points=pts, top=top,
-                                                       display=H._display(disp))
+                layers_img, region, md = S.sensitivity_tiles(st["params"], H._arch(st), H._grid(st), points=pts,
+                                                             top=top, display=H._display(disp))
             except ValueError as e:
                 raise H._err(e) from None
             return H.png_file(layers_img, "sens-layers"), H.png_file(region, "sens-region"), md
@@ -307,9 +319,9 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                        api_name="sensitivity", **edit_kw)
         editors_json = gr.JSON(visible=False)
         refresh.click(do_list, None, [editors_json], api_name="list_editors").then(
-            do_refresh, [editor], [editor, card], api_visibility="private")
+            do_editors_for, [state, editor], [editor, card], api_visibility="private")
         editor.change(lambda n: H.card_markdown(settings, n), [editor], [card], api_visibility="private")
-        edit_tab.select(do_refresh, [editor], [editor, card], api_visibility="private")
+        edit_tab.select(do_editors_for, [state, editor], [editor, card], api_visibility="private")
 
         # admin tab
 

@@ -23,7 +23,7 @@ from inr.files import Inr
 from inr.siren import Params, SirenArch, check_params, coordinate_grid, select
 from inr.tiles import TileGrid, render_tiles
 
-from .data import make_batch
+from .data import Batch, make_batch
 from .editors import Editor, EditorError, apply_edit
 from .objectives import FILTERS, EditTarget, filter_target, paint_target
 
@@ -40,6 +40,7 @@ class EditResult:
     points: Tensor  # (K·B, 2) sampled coordinates (row, col) in [-1, 1] of the whole image
     size: tuple[int, int]  # (H, W) of the objective (the INR's working resolution)
     tiles: Tensor  # (K,) indices of the edited tiles (all, or those a paint mask touches)
+    batch: Batch  # what the editor saw: the K tiles' params, tile-local points (K, B, 2), targets, mask there
 
 
 def editor_dirs() -> list[Path]:
@@ -138,7 +139,8 @@ def edit_inr(
     new = apply_edit(params, dtheta, strength)
     out = render_tiles(new, arch, grid)
     mse = (out - obj.target).pow(2).mean().item()
-    return EditResult(new, dtheta, obj.target[0], mse, seconds, _global_points(batch.x, tiles, grid), (h, w), tiles)
+    return EditResult(new, dtheta, obj.target[0], mse, seconds, _global_points(batch.x, tiles, grid), (h, w), tiles,
+                      batch)
 
 
 def _global_points(x: Tensor, tiles: Tensor, grid: TileGrid) -> Tensor:

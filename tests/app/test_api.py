@@ -67,7 +67,7 @@ def test_fit_with_the_learned_optimizer(client, tmp_path, monkeypatch):
     def fit(layers, path):
         monkeypatch.setenv("GMN_LEARNED_OPTIMIZER", str(path))  # the app runs in this process
         return client.predict(handle_file(str(DIGIT_PNG)), 16, layers, "auto", 20, "auto", 64, "fast (learned)",
-                              api_name="/fit")[-2]
+                              api_name="/fit")[6]
 
     net = LearnedOptimizer(LearnedOptimizerConfig(points=8))
     save_optimizer(tmp_path / "ok.safetensors", net)
@@ -81,8 +81,8 @@ def test_fit_with_the_learned_optimizer(client, tmp_path, monkeypatch):
 
 def test_fit_edit_strength_undo_reset_render_download(client):
     out = client.predict(handle_file(str(DIGIT_PNG)), 32, 2, "auto", 40, "auto", 128, api_name="/fit")
-    original, _, edited, *_ , info, _canvas = out
-    assert "grid 28²" in info and "PSNR" in info and "fitted with Adam" in info
+    original, _, edited, *_ , info, _canvas, _photo = out
+    assert "one SIREN over 28×28 px" in info and "PSNR" in info and "fitted with Adam" in info
     assert img(original).shape == (128, 128, 3)
     out = client.predict("dilate", 32, 1.0, 128, api_name="/edit")
     assert "MSE to target" in out[6] and "test-time Adam" in out[6]
@@ -159,7 +159,7 @@ def test_bad_uploads(client, tmp_path):
     big = tmp_path / "big.png"
     Image.new("L", (2200, 2000), 128).save(big)  # 4.4 MP: downscaled with a notice, then fitted
     out = client.predict(handle_file(str(big)), 16, 2, "auto", 10, "auto", 64, api_name="/fit")
-    assert "big.png" in out[6] and "grid 28²" in out[6]
+    assert "big.png" in out[6] and "tiles of 32² px" in out[6]  # a photo: fitted as tiles
 
 
 def test_bad_inr_files_and_depth(client, tmp_path):
