@@ -17,7 +17,7 @@ from torch import Tensor
 
 from gmn.curvature import default_predictor, fisher_diagonal, load_predictor, output_gradients, uniform_points
 from gmn.decompose import decompose_gradients, output
-from inr.siren import Params, SirenArch, coordinate_grid, select
+from inr.siren import Params, SirenArch, biases, coordinate_grid, layer, select, weights
 from inr.tiles import TileGrid
 
 MAX_REGION_SIDE = 128  # the region map is computed on at most 128² pixels, then upscaled
@@ -59,7 +59,7 @@ def fisher(params: Params, arch: SirenArch, points: int = 128, seed: int = 0) ->
 def layer_heatmaps(diag: Params, cell: int = 8, gap: int = 12) -> np.ndarray:
     """One tile per weight layer, [W_l | b_l] as log10 heat maps, side by side: uint8 (H, W, 3)."""
     tiles = []
-    for w, b in zip(diag[0::2], diag[1::2], strict=True):
+    for w, b in zip(weights(diag), biases(diag), strict=True):
         parts = []
         for t in (w[0], b[0].unsqueeze(-1)):  # weights and bias column, each on its own log scale
             m = t.clamp_min(1e-30).log10().numpy()
@@ -91,7 +91,8 @@ def region_map(params: Params, arch: SirenArch, mask: Params, side: int) -> Tens
         a2 = ns.a[0].pow(2).split(ns.dims, -1)  # (B, d_l) per layer
         g2 = ns.g[0].pow(2).split(ns.dims, -1)
         for i in range(arch.depth):
-            total += torch.einsum("bi,ij,bj->b", g2[i + 1], mask[2 * i][0], a2[i]) + g2[i + 1] @ mask[2 * i + 1][0]
+            mw, mb = layer(mask, i + 1)
+            total += torch.einsum("bi,ij,bj->b", g2[i + 1], mw[0], a2[i]) + g2[i + 1] @ mb[0]
     return total.reshape(side, side)
 
 
@@ -130,9 +131,10 @@ def region_map_tiles(params: Params, arch: SirenArch, mask: Params, grid: TileGr
         ns = decompose_gradients(params, arch, local, objective=output(None if arch.dim_out == 1 else c))
         a2, g2 = ns.a.pow(2).split(ns.dims, -1), ns.g.pow(2).split(ns.dims, -1)  # (N, M, d_l) per layer
         for i in range(arch.depth):
-            total += torch.einsum("nbi,nij,nbj->nb", g2[i + 1], mask[2 * i], a2[i])
-            total += torch.einsum("nbi,ni->nb", g2[i + 1], mask[2 * i + 1])
-    out = torch.zeros(size[0] * size[1], dtype=params[0].dtype).index_add_(0, flat.flatten(), (total * weight).flatten())
+            mw, mb = layer(mask, i + 1)
+            total += torch.einsum("nbi,nij,nbj->nb", g2[i + 1], mw, a2[i]) + torch.einsum("nbi,ni->nb", g2[i + 1], mb)
+    out = torch.zeros(size[0] * size[1], dtype=params[0].dtype)
+    out.index_add_(0, flat.flatten(), (total * weight).flatten())
     return out.reshape(size)
 
 

@@ -1,6 +1,6 @@
 """`make bench`: run the measurement scripts that rewrite BENCHMARKS.md.
 
-    python -m bench.run          # quick tables (about 15 minutes on 2 cores)
+    python -m bench.run          # quick tables (about 25 minutes on 2 cores; ~15 with .bench-cache/tiles/ filled)
     python -m bench.run --long   # + the training-based editor tables (hours: 10 CPU-minutes per editor run)
 
 Each script states its own expected run time in its docstring.
@@ -15,6 +15,7 @@ import sys
 QUICK = [
     ["bench.inr_core"],  # ~10 min: render, photo fit, lr sweep, the 5,000-INR zoo
     ["bench.gmn_core"],  # ~3 min: memory of decomposed gradients, forward and decomposition time
+    ["bench.tiles"],  # ~11 min the first time, ~3 min after (tiled fits cached in .bench-cache/tiles/): tiled photos
 ]
 LONG = [
     ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k", "--jobs", "2"],

@@ -1,6 +1,8 @@
 """Learning on gradients of SIRENs: decomposition, GradMetaNet(++), weight-space baselines."""
 
-from .baselines import FlatGradientMLP, FlatMLPConfig, unflatten
+from inr.siren import unflatten
+
+from .baselines import FlatGradientMLP, FlatMLPConfig
 from .decompose import (
     FeatureNorm,
     NeuronSet,

@@ -147,6 +147,8 @@ def _cmd_fit(args) -> None:
 
     from .optim import fit_learned, load_optimizer, shipped_optimizer
 
+    if args.optimizer is None:  # naming a learned-optimizer file asks for it
+        args.optimizer = "learned" if args.learned else "adam"
     if args.optimizer == "adam":
         fit_by_recipe(args)  # the one recipe of `python -m inr fit`, the app and the zoos
         return
@@ -287,8 +289,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("fit", help="fit a SIREN to an image (learned optimizer or Adam), as `python -m inr fit`")
     add_fit_arguments(p)  # the options of `python -m inr fit` (its --lr is also the fallback's)
-    p.add_argument("--optimizer", choices=["learned", "adam"], default="adam",
-                   help="adam: the fitting recipe the editors were trained on (default); learned: the shipped "
+    p.add_argument("--optimizer", choices=["learned", "adam"], default=None,
+                   help="adam: the fitting recipe the editors were trained on (default unless --learned is "
+                   "given); learned: the shipped "
                    "learned optimizer, single gray SIRENs only (its INRs can be outside the editors' distribution)")
     p.add_argument("--learned", default=None,
                    help="learned-optimizer file (default: the shipped one for the image's channels and width)")

@@ -12,19 +12,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from inr.siren import Params, SirenArch, flatten
+from inr.siren import Params, SirenArch, flatten, unflatten
 
 from .layers import mlp
-
-
-def unflatten(vec: Tensor, arch: SirenArch) -> Params:
-    """(N, P) -> Params, inverse of `inr.siren.flatten`."""
-    out, start = [], 0
-    for shape in arch.param_shapes():
-        size = int(torch.tensor(shape).prod())
-        out.append(vec[:, start : start + size].reshape(vec.shape[0], *shape))
-        start += size
-    return out
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from inr.siren import Params, SirenArch, coordinate_grid, render, select
+from inr.siren import Params, SirenArch, biases, coordinate_grid, from_layers, render, select, weights
 from inr.zoo import build_zoo, load_zoo
 
 from .objectives import FILTERS, TASKS, EditTarget, filter_target, paint_target, random_paint, sample_points
@@ -95,14 +95,14 @@ def sign_flip(params: Params, gen: torch.Generator) -> Params:
     """Each INR with a random sign flip of every hidden neuron: its incoming weights and bias and its
     outgoing weights change sign. sin is odd, so the function (and every edit target) is unchanged;
     training on flipped copies teaches an editor this symmetry, which its architecture does not have."""
-    out = [p.clone() for p in params]
+    ws, bs = [w.clone() for w in weights(params)], [b.clone() for b in biases(params)]
     n = params[0].shape[0]
-    for li in range(len(params) // 2 - 1):  # hidden layers: W_{l}, b_{l} rows and W_{l+1} columns
-        s = torch.randint(0, 2, (n, params[2 * li].shape[1]), generator=gen).to(params[0]) * 2 - 1
-        out[2 * li] = out[2 * li] * s[:, :, None]
-        out[2 * li + 1] = out[2 * li + 1] * s
-        out[2 * li + 2] = out[2 * li + 2] * s[:, None, :]
-    return out
+    for l in range(len(ws) - 1):  # hidden layer l+1: rows of W_{l+1}, b_{l+1} and columns of W_{l+2}
+        s = torch.randint(0, 2, (n, ws[l].shape[1]), generator=gen).to(params[0]) * 2 - 1  # (N, d_{l+1})
+        ws[l] = ws[l] * s[:, :, None]
+        bs[l] = bs[l] * s
+        ws[l + 1] = ws[l + 1] * s[:, None, :]
+    return from_layers(ws, bs)
 
 
 def make_batch(params: Params, obj: EditTarget, grid: Tensor, points: int, gen: torch.Generator) -> Batch:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from inr.siren import Params, SirenArch, check_params, forward
+from inr.siren import Params, SirenArch, check_params, forward, layer, weights
 
 # objectives
 
@@ -163,7 +163,7 @@ def decompose_gradients(params: Params, arch: SirenArch, x: Tensor, *, objective
     g = objective.output_grad(f).expand_as(f)  # (N, B, d_L)
     grads = [g]
     for i in range(arch.depth - 1, -1, -1):  # W_{i+1} maps layer i to layer i+1
-        g = torch.matmul(g, params[2 * i])  # (N, B, d_i)
+        g = torch.matmul(g, weights(params)[i])  # W_{i+1}ᵀ g: (N, B, d_i)
         if i > 0:
             w = arch.omegas[i - 1]
             g = w * torch.cos(w * preacts[i - 1]) * g
@@ -253,12 +253,12 @@ def permute_params(params: list[Tensor], perms: list[Tensor]) -> list[Tensor]:
     Works on Params and on Params-layout outputs with trailing channels.
     perms: one index tensor (d_l,) per hidden layer l = 1..L-1 (shared by the N INRs).
     """
-    depth = len(params) // 2
+    depth = len(weights(params))
     if len(perms) != depth - 1:
         raise ValueError(f"need {depth - 1} permutations (one per hidden layer), got {len(perms)}")
     out = []
     for i in range(depth):
-        w, b = params[2 * i], params[2 * i + 1]
+        w, b = layer(params, i + 1)
         if i < depth - 1:  # rows of W_{i+1}, b_{i+1} belong to hidden layer i+1
             w, b = w[:, perms[i]], b[:, perms[i]]
         if i > 0:  # columns belong to hidden layer i

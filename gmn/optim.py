@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from inr.siren import Params, SirenArch, coordinate_grid
+from inr.siren import Params, SirenArch, coordinate_grid, flatten, unflatten
 
 from .decompose import NeuronSet, decompose_gradients, mse
 from .model import GradMetaNet, GradMetaNetConfig
@@ -115,17 +115,6 @@ class OptState:
                         self.t)
 
 
-def flat(params: Params) -> Tensor:
-    """Params (leading N) -> (N, P)."""
-    return torch.cat([p.flatten(1) for p in params], 1)
-
-
-def unflat(x: Tensor, like: Params) -> Params:
-    """(N, P, ...) -> Params layout with the shapes of `like` (trailing axes kept)."""
-    parts = x.split([p[0].numel() for p in like], 1)
-    return [q.reshape(*p.shape, *x.shape[2:]) for q, p in zip(parts, like)]
-
-
 def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
@@ -195,7 +184,7 @@ class LearnedOptimizer(nn.Module):
         return self.config.beta2 if self.beta2_logit is None else torch.sigmoid(self.beta2_logit)
 
     def init_state(self, params: Params) -> OptState:
-        z = torch.zeros_like(flat(params))
+        z = torch.zeros_like(flatten(params))
         return OptState(z, z.clone(), [z.clone() for _ in self.config.decays], z.clone())
 
     def check(self, arch: SirenArch) -> None:
@@ -223,7 +212,7 @@ class LearnedOptimizer(nn.Module):
     def features(self, params: Params, grads: Params, state: OptState, gfeat: list[Tensor] | None) -> tuple:
         """Update the state with `grads`; per-parameter features. Returns (d_t (N, P), feats (N, P, k), state)."""
         cfg = self.config
-        p, g = flat(params), flat(grads)  # (N, P)
+        p, g = flatten(params), flatten(grads)  # (N, P)
         mu, b2, t = self.mu, self.beta2, state.t + 1
         m = mu * state.m + (1 - mu) * g
         v = b2 * state.v + (1 - b2) * g * g
@@ -242,7 +231,7 @@ class LearnedOptimizer(nn.Module):
         const = torch.cat([time.expand(code.shape[0], -1), code], -1)  # (P, k')
         parts = [feats, const.expand(p.shape[0], -1, -1)]
         if gfeat is not None:
-            parts.append(flat(gfeat).reshape(*p.shape, -1).to(p.dtype))  # (N, P, c): c is each tensor's last axis
+            parts.append(flatten(gfeat).reshape(*p.shape, -1).to(p.dtype))  # (N, P, c): c is each tensor's last axis
         return d, torch.cat(parts, -1), OptState(m, v, moments, u, t)
 
     def step(self, params: Params, grads: Params, state: OptState, gfeat: list[Tensor] | None = None
@@ -254,14 +243,14 @@ class LearnedOptimizer(nn.Module):
         if self.config.update == "mlp":
             out = self.f(feats).squeeze(-1)  # (N, P)
         else:  # WSNet reads channel 0 as "the weights"; the other features are extra channels
-            fp = unflat(feats, params)
-            out = flat(self.f([t[..., 0] for t in fp], [t[..., 1:] for t in fp]))
+            fp = unflatten(feats, params)
+            out = flatten(self.f([t[..., 0] for t in fp], [t[..., 1:] for t in fp]))
         # F is bounded (tanh) and measured in units of Adam's recent step size: it vanishes where Adam's
         # steps do, so it cannot add a drift that stops the fit from converging (an early version without
         # the unit collapsed the validation PSNR from 57 to 30 dB once β grew)
         out = torch.tanh(out) * unit
-        new = flat(params) - self.step_size(state.t - 1, params) * (d + self.beta * out)
-        return unflat(new, params), state
+        new = flatten(params) - self.step_size(state.t - 1, params) * (d + self.beta * out)
+        return unflatten(new, params), state
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

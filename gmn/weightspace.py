@@ -13,14 +13,14 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from inr.siren import Params, SirenArch
+from inr.siren import Params, SirenArch, biases, layer, weights
 
 # helpers
 
 
 def param_dims(params: list[Tensor]) -> list[int]:
     """[d_0, ..., d_L] of Params (or Params-layout tensors with channels)."""
-    return [params[0].shape[2]] + [w.shape[1] for w in params[0::2]]
+    return [params[0].shape[2]] + [w.shape[1] for w in weights(params)]
 
 
 def weight_channels(params: Params) -> list[Tensor]:
@@ -64,19 +64,19 @@ def weight_neuron_features(params: Params, arch: SirenArch | list[int] | None = 
     dims = param_dims(params)
     if arch is not None and list(arch if isinstance(arch, list) else arch.dims) != dims:
         raise ValueError(f"params have layer sizes {dims}, expected {arch}")
-    n_inr, depth, k_in = params[0].shape[0], len(params) // 2, max(dims[0], 2)
+    n_inr, depth, k_in = params[0].shape[0], len(weights(params)), max(dims[0], 2)
     feats = []
     for li, d in enumerate(dims):
         f = params[0].new_zeros(n_inr, d, k_in + 4)
         if li >= 1:
-            w, b = params[2 * li - 2], params[2 * li - 1]  # (N, d, d_{l-1}), (N, d)
+            w, b = layer(params, li)  # (N, d, d_{l-1}), (N, d)
             if li == 1:
                 f[..., : dims[0]] = w
             else:
                 f[..., 0], f[..., 1] = w.mean(2), w.std(2, correction=0)
             f[..., k_in] = b
         if li < depth:
-            out = params[2 * li]  # (N, d_{l+1}, d): column i holds neuron i's outgoing weights
+            out = weights(params)[li]  # W_{l+1}: (N, d_{l+1}, d): column i holds neuron i's outgoing weights
             f[..., k_in + 1], f[..., k_in + 2] = out.mean(1), out.std(1, correction=0)
             f[..., k_in + 3] = out.abs().amax(1)
         feats.append(f)
@@ -150,7 +150,7 @@ class NPLayer(nn.Module):
 
     def forward(self, x: list[Tensor]) -> list[Tensor]:
         """[W_l (N, d_l, d_{l-1}, c_in), b_l (N, d_l, c_in)] -> same layout with c_out channels."""
-        ws, bs = x[0::2], x[1::2]
+        ws, bs = weights(x), biases(x)
         if len(ws) != self.depth:
             raise ValueError(f"NPLayer expects {self.depth} weight layers, got {len(ws)}")
         nf = _node_features(ws, bs)

@@ -144,7 +144,7 @@ class FitRecipe:
     target_psnr: float | None = None  # per-INR early stop (dB): an INR that reaches it stops changing
 
     def to_dict(self) -> dict:
-        return {"steps": self.steps, "lr": self.lr, "target_psnr": self.target_psnr, "optimizer": "Adam",
+        return {"steps": self.steps, "lr": self.lr, "target_psnr": self.target_psnr, "optimizer": "adam",
                 "pixels": "all"}
 
     def replace(self, **changes) -> FitRecipe:

@@ -151,8 +151,44 @@ def concat(batches: list[Params]) -> Params:
 
 
 def flatten(params: Params) -> Tensor:
-    """(N, P) vector per INR, in `Params` order."""
+    """(N, P, ...) vector per INR, in `Params` order (trailing axes beyond a tensor's own shape are kept only
+    by `unflatten`'s `like` form; here every tensor is flattened from axis 1)."""
     return torch.cat([t.flatten(1) for t in params], 1)
+
+
+def unflatten(vec: Tensor, like: Params | SirenArch) -> Params:
+    """Inverse of `flatten`: (N, P) → Params with the shapes of `like` (an architecture, or a Params stack
+    whose per-INR shapes are used; trailing axes of `vec` beyond P are kept)."""
+    shapes = like.param_shapes() if isinstance(like, SirenArch) else [tuple(t.shape[1:]) for t in like]
+    parts = vec.split([math.prod(s) for s in shapes], 1)
+    return [q.reshape(vec.shape[0], *s, *vec.shape[2:]) for q, s in zip(parts, shapes)]
+
+
+# named access to the parameter layout [W_1, b_1, ..., W_L, b_L]
+
+
+def weights(params: Params) -> list[Tensor]:
+    """[W_1, ..., W_L], W_l: (N, d_l, d_{l-1})."""
+    return params[0::2]
+
+
+def biases(params: Params) -> list[Tensor]:
+    """[b_1, ..., b_L], b_l: (N, d_l)."""
+    return params[1::2]
+
+
+def layer(params: Params, l: int) -> tuple[Tensor, Tensor]:
+    """(W_l, b_l) of layer l = 1..L."""
+    if not 1 <= l <= len(params) // 2:
+        raise IndexError(f"layer {l} of a {len(params) // 2}-layer SIREN (layers are 1..L)")
+    return params[2 * l - 2], params[2 * l - 1]
+
+
+def from_layers(ws: list[Tensor], bs: list[Tensor]) -> Params:
+    """Params from per-layer weights and biases: the inverse of (`weights`, `biases`)."""
+    if len(ws) != len(bs):
+        raise ValueError(f"{len(ws)} weight matrices but {len(bs)} bias vectors")
+    return [t for pair in zip(ws, bs) for t in pair]
 
 
 # forward
@@ -167,7 +203,7 @@ def forward(params: Params, arch: SirenArch, x: Tensor, *, return_preacts: bool 
     a = x
     preacts = []
     for i in range(arch.depth):
-        W, b = params[2 * i], params[2 * i + 1]
+        W, b = layer(params, i + 1)
         u = torch.matmul(a, W.transpose(1, 2)) + b.unsqueeze(1)  # (N, B, d_l)
         preacts.append(u)
         a = torch.sin(arch.omegas[i] * u) if i < arch.layers else u

@@ -157,10 +157,12 @@ class TileGrid:
         inside = (p[None] >= s[:, None]) & (p[None] < s[:, None] + t)  # (k, out)
         first = inside.float().argmax(1)
         m = int(inside.sum(1).max())
-        idx = (first[:, None] + torch.arange(m)[None]).clamp_max(out - 1)  # (k, m)
+        raw = first[:, None] + torch.arange(m)[None]
+        idx = raw.clamp_max(out - 1)  # (k, m)
         pos = p[idx]
         local = (pos - s[:, None]) / t * 2 - 1
-        w = ((pos >= s[:, None]) & (pos < s[:, None] + t)).double()
+        # zero on the padding, also where the clamp repeats the last pixel (it must not count twice)
+        w = ((pos >= s[:, None]) & (pos < s[:, None] + t) & (raw < out)).double()
         for k in range(len(starts)):
             if k > 0:  # ramp up across the overlap with the previous tile
                 o = starts[k - 1] + t - starts[k]

@@ -2,10 +2,10 @@
 
 import torch
 
-from gmn.baselines import FlatGradientMLP, FlatMLPConfig, unflatten
+from gmn.baselines import FlatGradientMLP, FlatMLPConfig
 from gmn.decompose import decompose_gradients, mse, probe_features, rank1_gradients
 from gmn.weightspace import WSNet, WSNetConfig, neuron_channels, weight_channels, weight_neuron_features
-from inr.siren import SirenArch, flatten, init_params
+from inr.siren import SirenArch, flatten, init_params, unflatten
 
 
 def test_weight_neuron_features_values():
