@@ -22,7 +22,8 @@ from inr.zoo import build_zoo, load_zoo
 from .objectives import FILTERS, TASKS, EditTarget, filter_target, paint_target, random_paint, sample_points
 
 ZOO_ROOT = Path(__file__).resolve().parent.parent / "zoo"
-DATA_ARCH = {"mnist5k": SirenArch(dim_out=1), "patches": SirenArch(dim_out=3), "tiles": SirenArch(dim_out=3), "lfw": SirenArch(dim_out=1)}
+DATA_ARCH = {"mnist5k": SirenArch(dim_out=1), "patches": SirenArch(dim_out=3), "tiles": SirenArch(dim_out=3),
+             "lfw": SirenArch(dim_out=1)}
 
 
 def zoo_path(dataset: str, split: str, root: str | Path | None = None) -> Path:

@@ -241,8 +241,8 @@ class WSNet(nn.Module):
         """params: N INRs; extra: Params-layout channels (N, d_l, d_{l-1}, c') / (N, d_l, c'). Returns Δθ."""
         x = [t / s.to(t.dtype) for t, s in zip(self.inputs(params, extra), self.in_scale, strict=True)]
         last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            y = layer(x)
+        for i, np_layer in enumerate(self.layers):
+            y = np_layer(x)
             if i == last:
                 x = y
             elif self.config.residual and 0 < i:  # hidden → hidden

@@ -63,7 +63,8 @@ class TileGrid:
             if not isinstance(v, (int, np.integer)) or not 1 <= v <= MAX_SIDE:
                 raise TileGridError(f"{name} must be an integer between 1 and {MAX_SIDE}, got {v!r}")
         if not isinstance(self.overlap, (int, np.integer)) or not 0 <= self.overlap < self.tile:
-            raise TileGridError(f"overlap must be an integer from 0 to tile - 1 = {self.tile - 1}, got {self.overlap!r}")
+            raise TileGridError(f"overlap must be an integer from 0 to tile - 1 = {self.tile - 1}, "
+                                f"got {self.overlap!r}")
         if self.tile > min(h, w):
             raise TileGridError(f"tile of {self.tile} px is larger than the {h}×{w} image")
         object.__setattr__(self, "image_size", (int(h), int(w)))
