@@ -19,7 +19,16 @@ from torch import Tensor
 from inr.siren import Params, SirenArch, biases, coordinate_grid, from_layers, render, select, weights
 from inr.zoo import build_zoo, load_zoo
 
-from .objectives import FILTERS, TASKS, EditTarget, filter_target, paint_target, random_paint, sample_points
+from .objectives import (
+    FILTERS,
+    PAINT_LAMBDA,
+    TASKS,
+    EditTarget,
+    filter_target,
+    paint_target,
+    random_paint,
+    sample_points,
+)
 
 ZOO_ROOT = Path(__file__).resolve().parent.parent / "zoo"
 DATA_ARCH = {"mnist5k": SirenArch(dim_out=1), "patches": SirenArch(dim_out=3), "tiles": SirenArch(dim_out=3),
@@ -51,10 +60,11 @@ class Batch:
 class EditData:
     """INRs of one zoo split and their objectives for `task`."""
 
-    def __init__(self, params: Params, arch: SirenArch, task: str, *, images: Tensor | None = None, size: int = 0):
+    def __init__(self, params: Params, arch: SirenArch, task: str, *, images: Tensor | None = None, size: int = 0,
+                 lam: float = PAINT_LAMBDA):
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-        self.params, self.arch, self.task = params, arch, task
+        self.params, self.arch, self.task, self.lam = params, arch, task, lam
         n = params[0].shape[0]
         side = size or (images.shape[1] if images is not None else 28)
         self.renders = torch.cat([render(select(params, slice(i, i + 256)), arch, side) for i in range(0, n, 256)])
@@ -63,11 +73,12 @@ class EditData:
         self.grid = coordinate_grid(side, side)
 
     @classmethod
-    def from_zoo(cls, dataset: str, split: str, task: str, *, root=None, limit: int | None = None, log=print):
+    def from_zoo(cls, dataset: str, split: str, task: str, *, root=None, limit: int | None = None, log=print,
+                 lam: float = PAINT_LAMBDA):
         params, arch, images, _ = load_zoo(ensure_zoo(dataset, split, root, log=log))
         if limit is not None:
             params, images = select(params, slice(0, limit)), images[:limit]
-        return cls(params, arch, task, images=images)
+        return cls(params, arch, task, images=images, lam=lam)
 
     def __len__(self) -> int:
         return self.params[0].shape[0]
@@ -83,7 +94,7 @@ class EditData:
         rng = rng or np.random.default_rng(0)
         imgs = self.renders[index]
         mask, colour = random_paint(len(index), self.side, self.side, imgs.shape[-1], generator=rng)
-        return paint_target(imgs, mask, colour)
+        return paint_target(imgs, mask, colour, self.lam)
 
     def batch(self, index: Tensor, points: int, *, seed: int) -> Batch:
         """A batch for INRs `index`, every random choice drawn from `seed`."""

@@ -47,6 +47,18 @@ class Objective:
     lam: float = 1.0
     channel: int | None = None
 
+    KINDS = ("mse", "masked_mse", "output")
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise ValueError(f"unknown objective kind {self.kind!r}; choose one of {', '.join(self.KINDS)}")
+        if self.kind in ("mse", "masked_mse") and self.target is None:
+            raise ValueError(f"a {self.kind!r} objective needs a target")
+        if self.kind == "masked_mse" and (self.mask is None or self.orig is None):
+            raise ValueError("a 'masked_mse' objective needs a mask and the original values (orig)")
+        if not (isinstance(self.lam, (int, float)) and self.lam >= 0 and self.lam == self.lam):
+            raise ValueError(f"λ must be a finite number ≥ 0, got {self.lam!r}")
+
     def _mask(self, f: Tensor) -> Tensor:
         m = self.mask.to(f.dtype)
         return m.unsqueeze(-1) if m.dim() == f.dim() - 1 else m  # (N, B) -> (N, B, 1)

@@ -25,7 +25,7 @@ from inr.tiles import TileGrid, render_tiles
 
 from .data import Batch, make_batch
 from .editors import Editor, EditorError, apply_edit
-from .objectives import FILTERS, EditTarget, filter_target, paint_target
+from .objectives import FILTERS, filter_target, paint_target
 
 REGISTRY_DIRS = [Path(__file__).resolve().parent.parent / "assets" / "editors"]
 
@@ -123,8 +123,7 @@ def edit_inr(
         tiles = grid.touched(mask)
         if len(tiles) == 0:
             raise EditorError("the mask is empty: paint a stroke first")
-    per_tile = EditTarget(grid.cut(obj.target)[0], grid.cut(obj.weight)[0],
-                          None if obj.mask is None else grid.cut(obj.mask)[0]).select(tiles)  # (K, T, T, ·)
+    per_tile = obj.map(lambda t: grid.cut(t)[0]).select(tiles)  # each tile's window of the whole objective
     local = coordinate_grid(grid.tile, grid.tile)
     batch = make_batch(select(params, tiles), per_tile, local, points, torch.Generator().manual_seed(seed))
     editor.eval()

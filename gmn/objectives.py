@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .decompose import Objective
+
 FILTERS = ("dilate", "erode", "contrast", "blur", "sharpen", "invert")
 TASKS = FILTERS + ("paint",)
 PAINT_LAMBDA = 1.0
@@ -72,6 +74,16 @@ class EditTarget:
     target: Tensor  # (N, H, W, C) desired image
     weight: Tensor  # (N, H, W, 1) per-pixel weight
     mask: Tensor | None = None  # (N, H, W, 1) paint mask (None for filters)
+    kind: str | None = None  # "filter" (w = 1) or "paint" (w = m + λ(1 − m)); default: "paint" iff a mask is given
+    lam: float = PAINT_LAMBDA  # paint: weight of the preservation term outside the mask
+
+    def __post_init__(self) -> None:
+        if self.kind is None:
+            self.kind = "filter" if self.mask is None else "paint"
+        if self.kind not in ("filter", "paint"):
+            raise ValueError(f"unknown objective kind {self.kind!r}; choose 'filter' or 'paint'")
+        if (self.kind == "paint") != (self.mask is not None):
+            raise ValueError("a paint objective has a mask and a filter objective has none")
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -88,17 +100,32 @@ class EditTarget:
 
     def to(self, device) -> EditTarget:
         m = None if self.mask is None else self.mask.to(device)
-        return EditTarget(self.target.to(device), self.weight.to(device), m)
+        return EditTarget(self.target.to(device), self.weight.to(device), m, self.kind, self.lam)
 
     def select(self, index) -> EditTarget:
         m = None if self.mask is None else self.mask[index]
-        return EditTarget(self.target[index], self.weight[index], m)
+        return EditTarget(self.target[index], self.weight[index], m, self.kind, self.lam)
+
+    def map(self, fn) -> EditTarget:
+        """The same objective with `fn` applied to each (N, H, W, ·) map (e.g. cutting tile windows)."""
+        m = None if self.mask is None else fn(self.mask)
+        return EditTarget(fn(self.target), fn(self.weight), m, self.kind, self.lam)
+
+    def at_points(self, idx: Tensor) -> Objective:
+        """The per-point objective (`gmn.decompose.Objective`) at pixel indices idx (N, B) of the row-major grid:
+        the squared error to the target, and for paint the masked form with this objective's λ."""
+        n, h, w, c = self.target.shape
+        t = torch.gather(self.target.reshape(n, h * w, c), 1, idx.unsqueeze(-1).expand(-1, -1, c))  # (N, B, C)
+        if self.mask is None:
+            return Objective("mse", target=t)
+        m = torch.gather(self.mask.reshape(n, h * w, 1), 1, idx.unsqueeze(-1))  # (N, B, 1)
+        return Objective("masked_mse", target=t, mask=m, orig=t, lam=self.lam)
 
 
 def filter_target(images: Tensor, task: str) -> EditTarget:
     """Objective of a filter edit for (N, H, W, C) renders."""
     t = filter_images(images, task)
-    return EditTarget(t, torch.ones_like(t[..., :1]))
+    return EditTarget(t, torch.ones_like(t[..., :1]), None, "filter")
 
 
 def paint_target(images: Tensor, mask: Tensor, colour: Tensor, lam: float = PAINT_LAMBDA) -> EditTarget:
@@ -108,7 +135,7 @@ def paint_target(images: Tensor, mask: Tensor, colour: Tensor, lam: float = PAIN
     mask = (mask > 0.5).to(images.dtype)
     target = mask * colour + (1 - mask) * images
     weight = mask + lam * (1 - mask)
-    return EditTarget(target, weight, mask)
+    return EditTarget(target, weight, mask, "paint", float(lam))
 
 
 # synthetic paint for training

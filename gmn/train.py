@@ -147,8 +147,11 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, on_val: Calla
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     quiet = (lambda *_: None) if rank else log
-    train_data = EditData.from_zoo(cfg.data, "train", cfg.task, root=cfg.zoo_root, limit=cfg.limit, log=quiet)
-    val_data = EditData.from_zoo(cfg.data, "val", cfg.task, root=cfg.zoo_root, limit=cfg.val_size, log=quiet)
+    lam = EditorConfig.from_dict(cfg.model).lam  # the paint objective's λ is the editor's own
+    train_data = EditData.from_zoo(cfg.data, "train", cfg.task, root=cfg.zoo_root, limit=cfg.limit, log=quiet,
+                                   lam=lam)
+    val_data = EditData.from_zoo(cfg.data, "val", cfg.task, root=cfg.zoo_root, limit=cfg.val_size, log=quiet,
+                                 lam=lam)
     arch, grid = train_data.arch, train_data.grid.to(device)
     ecfg = EditorConfig(kind=cfg.editor, task=cfg.task, arch=arch.to_dict(), points=cfg.points, **cfg.model)
     editor = Editor(ecfg)

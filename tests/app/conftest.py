@@ -6,7 +6,6 @@ import torch
 from app_helpers import PASSWORD, free_port, tiny_editor
 
 from gmn.editors import save_editor
-from inr.zoo import build_zoo
 
 
 @pytest.fixture(scope="session")
@@ -46,13 +45,3 @@ def server(editors_dir, tiny_zoo, tmp_path_factory):
         os.environ.pop("GMN_ADMIN_PASSWORD", None)
     else:
         os.environ["GMN_ADMIN_PASSWORD"] = old
-
-
-@pytest.fixture(scope="session")
-def tiny_zoo(tmp_path_factory):
-    """A zoo root with small MNIST-5k train (48) and val (16) splits."""
-    root = tmp_path_factory.mktemp("zoo")
-    for split, n in (("train", 48), ("val", 16)):
-        build_zoo("mnist5k", split, root / f"mnist5k-{split}", steps=60, limit=n, shard_size=48, progress=False,
-                  log=lambda *_: None)
-    return root
