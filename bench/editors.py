@@ -1,4 +1,4 @@
-"""Editor benchmark (SPEC §6): train every editor at an equal budget, evaluate on the test
+"""Editor benchmark (docs/DESIGN.md §6): train every editor at an equal budget, evaluate on the test
 split against no edit, test-time Adam on the same points and Adam on the full target.
 
     python -m bench.editors train  --task dilate --data mnist5k --minutes 10 [--kinds ws,gmn --seeds 0,1,2 --jobs 2]

@@ -262,7 +262,7 @@ def expressivity() -> None:
         "random initialisation, random targets, B = 32 points, 200 Adam steps (lr 3e-3, one-cycle) of 32 "
         "random SIRENs each, relative error ‖pred − ∇‖/‖∇‖ per tensor on 128 fresh SIRENs (%), one seed, one "
         "thread. Pooling over points before the decoder loses the pairing of a and g, so the product decoder "
-        "alone cannot express it; the point-summed low-rank term can (SPEC §4 notes). "
+        "alone cannot express it; the point-summed low-rank term can (docs/DESIGN.md §4). "
         "`tests/gmn/test_gmn_models.py` asserts < 10% for the first row (same sizes).\n\n"
         + table(["model", "W_1", "b_1", "W_2", "b_2", "W_3", "b_3", "time (s)"], rows)
     )

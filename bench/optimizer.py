@@ -1,4 +1,4 @@
-"""Learned optimizer benchmark (issue 6, SPEC §7): steps and wall time to reach the PSNR that tuned
+"""Learned optimizer benchmark (issue 6, docs/DESIGN.md §7): steps and wall time to reach the PSNR that tuned
 Adam reaches in 500 steps, on held-out test digits and test patches.
 
     python -m bench.optimizer train  [--minutes 30]     # meta-train with and without GradMetaNet (resumable)

@@ -330,8 +330,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_cmd_curvature)
 
+    for name, sp in sub.choices.items():  # every command takes --threads (fit and edit choose by the work's size)
+        if name not in ("edit", "fit"):
+            sp.add_argument("--threads", type=int, default=None, help="torch threads (default: every core)")
     args = ap.parse_args(argv)
     try:
+        if args.cmd not in ("edit", "fit") and args.threads is not None:
+            from inr.threads import set_threads
+
+            set_threads(requested=args.threads)
         args.run(args)
     except (InrError, EditorError, OptimizerFileError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

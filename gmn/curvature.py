@@ -1,4 +1,4 @@
-"""Curvature from gradient sets (paper §7.1, SPEC §7): predict the diagonal of the Fisher
+"""Curvature from gradient sets (paper §7.1, docs/DESIGN.md §7): predict the diagonal of the Fisher
 information of a SIREN's output from the decomposed gradients at a few points.
 
     F(θ) = E_x[∇_θ f(x) ∇_θ f(x)ᵀ],  x ~ U[-1, 1]^d,   diag: F_W[i,j] = E[g_i² a_j²],  F_b[i] = E[g_i²]

@@ -1,4 +1,4 @@
-"""Rank-1 decomposed gradients of SIRENs: the input of GradMetaNet (SPEC §3).
+"""Rank-1 decomposed gradients of SIRENs: the input of GradMetaNet (docs/DESIGN.md §3).
 
 For a point x_b and a per-point loss ℓ_b, every neuron j of every layer l = 0..L (inputs,
 hidden, outputs) carries an activation a_j and a backprop signal g_j = ∂ℓ_b/∂u_j, and
@@ -94,7 +94,7 @@ def mse(target: Tensor) -> Objective:
 
 
 def masked_mse(target: Tensor, mask: Tensor, orig: Tensor, lam: float = 1.0) -> Objective:
-    """Painted edit (SPEC §5): m ⊙ (f - target)² + λ (1 - m) ⊙ (f - orig)², summed over channels.
+    """Painted edit (docs/DESIGN.md §5): m ⊙ (f - target)² + λ (1 - m) ⊙ (f - orig)², summed over channels.
 
     `mask` in [0, 1]: (N, B), (N, B, 1) or (N, B, C) (the shape of f without or with a channel axis);
     `orig` is the INR's own output (or any preservation target).

@@ -117,7 +117,7 @@ class Editor(nn.Module):
         # Phase preconditioning: a change Δ of a sine layer's weights moves its phase by ω·Δ·a (ω = 30),
         # while the linear output layer moves f by Δ·a. Dividing the sine layers' edits by ω puts every
         # layer on the same footing, so early layers no longer wreck the image while the editor learns
-        # (without it the first-layer output scales collapse to ~0, SPEC §4 notes).
+        # (without it the first-layer output scales collapse to ~0, docs/DESIGN.md §4).
         pre = [1.0 / w for w in arch.omegas for _ in range(2)] + [1.0, 1.0]
         self.register_buffer("precond", torch.tensor(pre), persistent=False)
 

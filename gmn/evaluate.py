@@ -1,4 +1,4 @@
-"""Evaluating edits against fair baselines (SPEC §6).
+"""Evaluating edits against fair baselines (docs/DESIGN.md §6).
 
 Metric: per-INR MSE between the edited INR's clamped render on its pixel grid and the
 reference target — filter(original image) for filter edits, the painted colour inside the

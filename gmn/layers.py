@@ -1,4 +1,4 @@
-"""Equivariant layers on neuron features of SIRENs (SPEC §4).
+"""Equivariant layers on neuron features of SIRENs (docs/DESIGN.md §4).
 
 Tensors: point-level X (N, B, n, h) for N INRs, B points and n = Σ d_l neurons in layer
 order; pooled Z (N, n, h). `dims` = [d_0, ..., d_L] is passed at call time, so one layer
@@ -192,7 +192,7 @@ class ProductDecoder(nn.Module):
 
 
 class LowRankDecoder(nn.Module):
-    """Point-level features -> weights, summed over points (SPEC §4 notes):
+    """Point-level features -> weights, summed over points (docs/DESIGN.md §4):
 
         ΔW_l[i,j] = mean_b Σ_k u_k(x_{b,i}⁽ˡ⁾) v_k(x_{b,j}⁽ˡ⁻¹⁾),   Δb_l[i] = mean_b w(x_{b,i}⁽ˡ⁾)
 

@@ -1,4 +1,4 @@
-"""GradMetaNet and GradMetaNet++ (SPEC §4), with `@dataclass` configs sized for CPU.
+"""GradMetaNet and GradMetaNet++ (docs/DESIGN.md §4), with `@dataclass` configs sized for CPU.
 
     Φ = Decode ∘ DeepSetsᵏ² ∘ PoolOverPoints ∘ Interactionᵏ¹ ∘ PE          (GradMetaNet)
     Φ = PairDecode ∘ (attention over points, over neurons, MLP)ᵏ ∘ PE      (GradMetaNet++)

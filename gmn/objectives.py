@@ -1,4 +1,4 @@
-"""Edit objectives: what an edit should turn an INR's image into (SPEC §5).
+"""Edit objectives: what an edit should turn an INR's image into (docs/DESIGN.md §5).
 
 Every objective is a weighted per-pixel squared error
 

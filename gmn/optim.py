@@ -1,4 +1,4 @@
-"""GradMetaNet as a learned optimizer for fitting SIRENs (SPEC §7, paper §7.2).
+"""GradMetaNet as a learned optimizer for fitting SIRENs (docs/DESIGN.md §7, paper §7.2).
 
     θ_{t+1} = θ_t − α (d_t + β F(θ_t, ∇_t, momenta, time, GradMetaNet(g_t)))
 

@@ -1,6 +1,6 @@
 """SIRENs as stacks of parameter tensors.
 
-One convention everywhere (SPEC §2):
+One convention everywhere (docs/DESIGN.md §2):
 
 - Architecture `siren_pytorch.SirenNet(dim_in, dim_hidden=H, dim_out=C, num_layers=K,
   w0=30., w0_initial=30.)`: K sine layers, then one linear layer; L = K + 1 weight matrices.
