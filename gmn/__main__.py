@@ -127,14 +127,14 @@ def _cmd_eval(args) -> None:
 
 
 def _cmd_editors(args) -> None:
-    from .edit import list_editors
+    from .edit import describe_editor, list_editors
 
     for name, path in list_editors().items():
         card = path.with_suffix(".json")
         info = json.loads(card.read_text()) if card.exists() else {}
         val = info.get("metrics", {}).get("test_mse") or info.get("metrics", {}).get("val_mse")
-        print(f"{name:24s} {info.get('task', '?'):9s} {info.get('editor', '?'):13s} "
-              f"{'' if val is None else f'MSE {val:.4f}'}  {path}")
+        print(f"{name:14s} {info.get('task', '?'):9s} {info.get('editor', '?'):8s} "
+              f"{'' if val is None else f'test MSE {val:.4f}':17s} {describe_editor(info)}  ({path.name})")
 
 
 def _cmd_fit(args) -> None:

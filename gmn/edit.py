@@ -62,6 +62,19 @@ def list_editors() -> dict[str, Path]:
     return out
 
 
+def describe_editor(card: dict) -> str:
+    """What an editor is for, in plain words, from its card: "contrast of colour photo tiles and images
+    (SIRENs 2→H→H→3, 2 sine layers, any width)"."""
+    cfg = card.get("config", {})
+    arch = cfg.get("arch", {}) if isinstance(cfg, dict) else {}
+    task = card.get("task", cfg.get("task", "?"))
+    c, layers = arch.get("dim_out"), arch.get("layers")
+    what = {1: "gray images (digits, faces)", 3: "colour photos (tiles) and colour images"}.get(c, f"{c}-channel images")
+    dims = "→".join(["2"] + ["H"] * int(layers or 0) + [str(c)]) if layers else "?"
+    width = "width " + str(arch.get("hidden")) + " only" if cfg.get("kind") == "mlp" else "any width"
+    return f"{task} of {what} (SIRENs {dims}, {layers} sine layers, {width})"
+
+
 def resolve_editor(name_or_path: str) -> Path:
     p = Path(name_or_path)
     if p.suffix == ".safetensors" and p.exists():

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from gmn.edit import edit_inr
+from gmn.edit import edit
 from gmn.editors import load_editor
 from gmn.objectives import FILTERS
 from inr.files import load_inr
-from inr.siren import render
+from inr.tiles import render_tiles
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SHIPPED = sorted((ASSETS / "editors").glob("*.safetensors"))
@@ -34,16 +34,16 @@ def test_shipped_editor_is_small_carded_and_edits(path):
     if not examples:
         pytest.skip(f"no bundled example with {arch.layers} sine layers and {arch.dim_out} channels")
     before, after = [], []
-    for i, ex in enumerate(examples):
-        size = ex.meta["image_size"][0]
+    for i, ex in enumerate(examples):  # digits are one SIREN, photos a grid of tiles: `edit` takes both
+        h, w = ex.grid.image_size
         if editor.config.task in FILTERS:
-            res = edit_inr(ex.params, ex.arch, editor, points=64, size=size, seed=i)
-        else:  # paint a centred square in a colour far from the image there
-            mask = torch.zeros(size, size, 1)
-            mask[size // 4: size // 2, size // 4: 3 * size // 4] = 1
+            res = edit(ex, editor, points=64, seed=i)
+        else:  # paint a centred rectangle in a colour far from the image there
+            mask = torch.zeros(h, w, 1)
+            mask[h // 4: h // 2, w // 4: 3 * w // 4] = 1
             colour = torch.full((ex.arch.dim_out,), 0.9)
-            res = edit_inr(ex.params, ex.arch, editor, points=64, size=size, mask=mask, paint=colour, seed=i)
-        orig = render(ex.params, ex.arch, size)[0].clamp(0, 1)
+            res = edit(ex, editor, points=64, mask=mask, paint=colour, seed=i)
+        orig = render_tiles(ex.params, ex.arch, ex.grid)[0]
         assert all(torch.isfinite(t).all() for t in res.params)
         before.append((orig - res.target).pow(2).mean().item())
         after.append(res.mse)
