@@ -69,7 +69,8 @@ def describe_editor(card: dict) -> str:
     arch = cfg.get("arch", {}) if isinstance(cfg, dict) else {}
     task = card.get("task", cfg.get("task", "?"))
     c, layers = arch.get("dim_out"), arch.get("layers")
-    what = {1: "gray images (digits, faces)", 3: "colour photos (tiles) and colour images"}.get(c, f"{c}-channel images")
+    kinds = {1: "gray images (digits, faces)", 3: "colour photos (tiles) and colour images"}
+    what = kinds.get(c, f"{c}-channel images")
     dims = "→".join(["2"] + ["H"] * int(layers or 0) + [str(c)]) if layers else "?"
     width = "width " + str(arch.get("hidden")) + " only" if cfg.get("kind") == "mlp" else "any width"
     return f"{task} of {what} (SIRENs {dims}, {layers} sine layers, {width})"
