@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("train", help="train an editor (resumes from DIR/last.safetensors)")
     p.add_argument("--task", choices=TASKS, default="dilate")
-    p.add_argument("--data", choices=["mnist5k", "patches", "tiles", "lfw"], default="mnist5k")
+    p.add_argument("--data", choices=["mnist5k", "mnist5k-aug", "patches", "tiles", "lfw"], default="mnist5k")
     p.add_argument("--editor", choices=KINDS, default="ws+gmn")
     p.add_argument("--out", required=True)
     p.add_argument("--minutes", type=float, default=10.0)

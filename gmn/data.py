@@ -31,8 +31,8 @@ from .objectives import (
 )
 
 ZOO_ROOT = Path(__file__).resolve().parent.parent / "zoo"
-DATA_ARCH = {"mnist5k": SirenArch(dim_out=1), "patches": SirenArch(dim_out=3), "tiles": SirenArch(dim_out=3),
-             "lfw": SirenArch(dim_out=1)}
+DATA_ARCH = {"mnist5k": SirenArch(dim_out=1), "mnist5k-aug": SirenArch(dim_out=1), "patches": SirenArch(dim_out=3),
+             "tiles": SirenArch(dim_out=3), "lfw": SirenArch(dim_out=1)}
 
 
 def zoo_path(dataset: str, split: str, root: str | Path | None = None) -> Path:

@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=_cmd_info)
 
     p = sub.add_parser("zoo", help="fit a whole dataset split (torchrun-able)")
-    p.add_argument("--dataset", default="mnist5k", choices=["mnist5k", "patches", "tiles", "lfw"])
+    p.add_argument("--dataset", default="mnist5k", choices=["mnist5k", "mnist5k-aug", "patches", "tiles", "lfw"])
     p.add_argument("--split", default="train", choices=["train", "val", "test", "all"])
     p.add_argument("--out", required=True)
     p.add_argument("--hidden", type=int, default=32)

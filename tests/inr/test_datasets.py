@@ -29,3 +29,19 @@ def test_unknown_names():
         load_dataset("cifar")
     with pytest.raises(ValueError, match="unknown split"):
         mnist5k("dev")
+
+
+def test_mnist5k_aug_copies_train_digits_only():
+    from inr.datasets import mnist5k_aug
+
+    aug = mnist5k_aug("train", copies=1)
+    real = mnist5k("train")
+    assert aug.shape == real.shape and 0 <= aug.min() and aug.max() <= 1
+    diff = (aug - real).abs().mean(dim=(1, 2, 3))
+    assert (diff > 0.005).float().mean() > 0.95  # every copy is moved, rotated or warped
+    # still the same digit: each copy is closer to its own source than to a random other digit
+    other = real.roll(1, 0)
+    assert ((aug - real).pow(2).mean(dim=(1, 2, 3)) < (aug - other).pow(2).mean(dim=(1, 2, 3))).float().mean() > 0.9
+    assert torch.equal(mnist5k_aug("test"), mnist5k("test"))  # evaluation stays on the real digits
+    with pytest.raises(ValueError, match="train split only"):
+        mnist5k_aug("all")
