@@ -8,7 +8,14 @@
 Each run lives in runs_dir/RUN: job.json (its TrainConfig), plus what gmn.train writes
 (last.safetensors checkpoint, best.safetensors + best.json, log.jsonl). Starting a run whose
 folder already holds a checkpoint resumes it with its saved config, so a server restart loses
-only the steps since the last validation.
+only the steps since the last validation; the settings given that differ from the saved ones
+are listed in the status's `notice` (they are not applied).
+
+The CPU-minute budget counts the training thread's own CPU time (`time.thread_time`, given to
+gmn.train as its clock while the job runs), so edits and other requests served meanwhile do not
+eat it; with GMN_APP_THREADS = 1 (the default) torch's math runs in that thread too. Progress is
+steps / step budget or CPU time / time budget over the whole run (a resumed run goes on from
+where it was), and stays below 100 % until the job is done.
 """
 
 from __future__ import annotations
@@ -17,10 +24,29 @@ import json
 import threading
 import time
 import traceback
+import types
 from dataclasses import asdict
 from pathlib import Path
 
+import gmn.train as gmn_train
 from gmn.train import TrainConfig, train
+
+IGNORED_ON_RESUME = ("out", "zoo_root")  # not settings of the run
+
+
+def _thread_clock() -> types.SimpleNamespace:
+    """The `time` module as gmn.train sees it, with process_time → the calling (training) thread's CPU time."""
+    return types.SimpleNamespace(**{**{k: getattr(time, k) for k in dir(time) if not k.startswith("_")},
+                                    "process_time": time.thread_time})
+
+
+def changed_settings(saved: dict, given: dict) -> list[str]:
+    """'name: saved → given' for every setting the resumed run keeps although another was given."""
+    out = []
+    for k, v in given.items():
+        if k not in IGNORED_ON_RESUME and k in saved and saved[k] != v:
+            out.append(f"{k}: {saved[k]!r} (kept) ≠ {v!r} (given)")
+    return out
 
 
 class Jobs:
@@ -46,8 +72,14 @@ class Jobs:
         with self._lock:
             if self.running():
                 raise RuntimeError(f"a training job is already running ({self._status['run']}); stop it first")
+            notice = ""
             if resumed:
+                given = cfg
                 cfg = TrainConfig(**json.loads(saved.read_text()))
+                changed = changed_settings(asdict(cfg), asdict(given)) if given is not None else []
+                if changed:
+                    notice = (f"run {run!r} resumed from its checkpoint with its saved settings; ignored: "
+                              + "; ".join(changed) + ". Choose a new run name to train with other settings.")
             elif cfg is None:
                 raise RuntimeError(f"no run {run!r} to resume")
             cfg.out = str(out)
@@ -62,7 +94,8 @@ class Jobs:
             self._stop.clear()
             self._status = {"state": "running", "run": run, "step": history[-1]["step"] if history else 0,
                             "progress": 0.0, "history": history, "log": [], "error": None, "resumed": resumed,
-                            "config": asdict(cfg), "started": time.time()}
+                            "config": asdict(cfg), "started": time.time(), "notice": notice,
+                            "elapsed": history[-1].get("elapsed", 0.0) if history else 0.0}
             self._thread = threading.Thread(target=self._work, args=(cfg,), name=f"train-{run}", daemon=True)
             self._thread.start()
         return self.status()
@@ -101,22 +134,26 @@ class Jobs:
     def _work(self, cfg: TrainConfig) -> None:
         s = self._status
         start_step = s["step"]
+        elapsed0, cpu0 = s["elapsed"], time.thread_time()
         calls = 0
 
-        def should_stop() -> bool:  # called once per training step: our step counter
+        def should_stop() -> bool:  # called once per training step, in the training thread
             nonlocal calls
             calls += 1
             s["step"] = max(s["step"], start_step + calls)
+            s["elapsed"] = elapsed0 + time.thread_time() - cpu0
             if cfg.steps:
-                s["progress"] = min(1.0, s["step"] / cfg.steps)
-            elif cfg.minutes:
-                s["progress"] = min(1.0, (time.time() - s["started"]) / (cfg.minutes * 60))
+                done = s["step"] / cfg.steps
+            else:
+                done = s["elapsed"] / (cfg.minutes * 60) if cfg.minutes else 0.0
+            s["progress"] = min(0.99, done)  # 100 % only once train() has returned
             return self._stop.is_set()
 
         def on_val(entry: dict) -> None:
             s["history"].append(entry)
             s["step"] = entry["step"]
 
+        clock, gmn_train.time = gmn_train.time, _thread_clock()
         try:
             train(cfg, log=lambda line: s["log"].append(line), on_val=on_val, should_stop=should_stop)
             s["state"] = "stopped" if self._stop.is_set() else "done"
@@ -126,3 +163,5 @@ class Jobs:
             s["state"] = "failed"
             s["error"] = f"{type(e).__name__}: {e}"
             s["log"].append(traceback.format_exc(limit=3))
+        finally:
+            gmn_train.time = clock

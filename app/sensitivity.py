@@ -20,17 +20,10 @@ from gmn.decompose import decompose_gradients, output
 from inr.siren import Params, SirenArch, biases, coordinate_grid, layer, select, weights
 from inr.tiles import TileGrid
 
+from .colours import colour_bar, figure, text_row, viridis
+
 MAX_REGION_SIDE = 128  # the region map is computed on at most 128² pixels, then upscaled
 _PREDICTORS: dict[tuple[str, float], object] = {}
-
-
-def _viridis(x: np.ndarray) -> np.ndarray:
-    """(H, W) in [0, 1] → uint8 RGB, a dark-blue → green → yellow ramp (close to viridis)."""
-    stops = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64)
-    t = np.clip(x, 0, 1) * (len(stops) - 1)
-    i = np.minimum(t.astype(int), len(stops) - 2)
-    f = (t - i)[..., None]
-    return (stops[i] * (1 - f) + stops[i + 1] * f).round().astype(np.uint8)
 
 
 def predictor_for(arch: SirenArch):
@@ -57,20 +50,37 @@ def fisher(params: Params, arch: SirenArch, points: int = 128, seed: int = 0) ->
 
 
 def layer_heatmaps(diag: Params, cell: int = 8, gap: int = 12) -> np.ndarray:
-    """One tile per weight layer, [W_l | b_l] as log10 heat maps, side by side: uint8 (H, W, 3)."""
+    """One tile per weight layer, [W_l | b_l] as log10 heat maps, side by side, each titled with its layer and
+    its log10 range, and a colour bar: uint8 (H, W, 3)."""
     tiles = []
-    for w, b in zip(weights(diag), biases(diag), strict=True):
-        parts = []
+    for i, (w, b) in enumerate(zip(weights(diag), biases(diag), strict=True)):
+        parts, ranges = [], []
         for t in (w[0], b[0].unsqueeze(-1)):  # weights and bias column, each on its own log scale
             m = t.clamp_min(1e-30).log10().numpy()
             lo, hi = np.quantile(m, 0.01), m.max()
-            parts.append(_viridis((m - lo) / max(hi - lo, 1e-9) if hi > lo else np.full(m.shape, 0.5)))
+            ranges.append((lo, hi))
+            parts.append(viridis((m - lo) / max(hi - lo, 1e-9) if hi > lo else np.full(m.shape, 0.5)))
         parts[1] = parts[1] // 2 + 64  # dim the bias column a little to set it apart
-        tile = np.concatenate(parts, 1)  # (d_l, d_{l-1} + 1, 3)
-        tiles.append(np.kron(tile, np.ones((cell, cell, 1), dtype=np.uint8)))
+        tile = np.kron(np.concatenate(parts, 1), np.ones((cell, cell, 1), dtype=np.uint8))  # (d_l, d_{l-1} + 1)
+        width = max(tile.shape[1], 110)
+        tile = np.pad(tile, ((0, 0), (0, width - tile.shape[1]), (0, 0)), constant_values=255)
+        (wl, wh), _ = ranges
+        tiles.append(np.concatenate([text_row(width, f"layer {i + 1}: W | b"),
+                                     text_row(width, f"log10 {wl:.1f} .. {wh:.1f}"), tile], 0))
     height = max(t.shape[0] for t in tiles)
     out = [np.pad(t, ((0, height - t.shape[0]), (0, gap), (0, 0)), constant_values=255) for t in tiles]
-    return np.concatenate(out, 1)[:, :-gap]
+    body = np.concatenate(out, 1)[:, :-gap]
+    bar = colour_bar(viridis, min(height, 200), "low", "high")
+    return figure(body, "Fisher diagonal: rows = neurons of the layer, columns = its inputs, then the bias", bar)
+
+
+def region_figure(region: np.ndarray, rep: int) -> np.ndarray:
+    """The region map (H, W) ≥ 0, upscaled ×rep, titled, with a colour bar from 0 to its maximum."""
+    top = float(region.max())
+    img = viridis(region / max(top, 1e-30))
+    img = np.kron(img, np.ones((rep, rep, 1), dtype=np.uint8))
+    return figure(img, "sum over the top weights of (df(x)/dtheta)^2", colour_bar(viridis, img.shape[0], "0",
+                                                                                   f"{top:.2g}"))
 
 
 def top_mask(diag: Params, percent: float) -> Params:
@@ -106,10 +116,7 @@ def sensitivity(params: Params, arch: SirenArch, *, points: int = 128, top: floa
     plain, diag, source = fisher(params, arch, int(points), seed)
     mask = top_mask(diag, float(top))
     side = min(int(display), MAX_REGION_SIDE)
-    region = region_map(params, arch, mask, side).numpy()
-    region = _viridis(region / max(float(region.max()), 1e-30))
-    rep = max(1, int(display) // side)
-    region = np.kron(region, np.ones((rep, rep, 1), dtype=np.uint8))
+    region = region_figure(region_map(params, arch, mask, side).numpy(), max(1, int(display) // side))
     rows = ["| tensor | shape | plain mean | shown mean | shown max | in top |", "|---|---|---|---|---|---|"]
     for name, p, d, m in zip(arch.param_names(), plain, diag, mask, strict=True):
         rows.append(f"| {name} | {'×'.join(map(str, d.shape[1:]))} | {p.mean().item():.3g} | {d.mean().item():.3g} "
@@ -152,10 +159,7 @@ def sensitivity_tiles(params: Params, arch: SirenArch, grid: TileGrid, *, points
     h, w = grid.image_size
     s = min(int(display), MAX_REGION_SIDE) / max(h, w)
     size = (max(1, round(h * s)), max(1, round(w * s)))
-    region = region_map_tiles(params, arch, mask, grid, size).numpy()
-    region = _viridis(region / max(float(region.max()), 1e-30))
-    rep = max(1, int(display) // max(size))
-    region = np.kron(region, np.ones((rep, rep, 1), dtype=np.uint8))
+    region = region_figure(region_map_tiles(params, arch, mask, grid, size).numpy(), max(1, int(display) // max(size)))
     mean = [t.mean(0, keepdim=True) for t in diag]
     md = (f"Fisher diagonal E[(∂f/∂θ)²] of each of the {grid.count} tiles from {int(points)} points uniform in its "
           f"own [-1,1]²: **{source}**. Heat maps: the mean over tiles, one map per layer (rows = neurons, "

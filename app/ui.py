@@ -1,11 +1,19 @@
-"""The Gradio UI: an edit tab (fit or load an INR, edit it with GradMetaNet editors, paint) and an
-admin tab (train, evaluate, publish, delete editors). The work is done by app.handlers; this
-file only lays out components and wires events (each with an `api_name`, see the README).
+"""The Gradio UI: an edit tab (fit or load an INR, edit it with GradMetaNet editors, paint) and an admin tab
+(train, evaluate, publish, delete editors). The work is done by app.handlers; this file lays out components
+and wires events.
+
+Every action is wired twice: the visible control's event (private) catches a failure, shows it inline in
+the alert line and leaves every view as it was (`gr.skip()`); a hidden twin with the documented `api_name`
+raises it, so API clients get the error. The API twins take their numbers as raw JSON values, so that a
+non-numeric or NaN value reaches the handlers' checks and is answered with one clear line.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import time
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -19,16 +27,22 @@ from gmn.objectives import TASKS  # noqa: E402
 from . import handlers as H  # noqa: E402
 from . import sensitivity as S  # noqa: E402
 from .jobs import Jobs  # noqa: E402
+from .session import Session, exclusive, forget  # noqa: E402
+from .validate import display as check_display  # noqa: E402
+from .validate import number  # noqa: E402
 
 BRUSH_COLOURS = ["#ffffff", "#000000", "#cc3232", "#32cc70", "#3270cc", "#f0c020"]
 DATASETS = ["mnist5k", "patches", "lfw"]
 MAX_FILE_SIZE = "20mb"
 SESSION_TTL = 4 * 3600  # seconds an idle session's state is kept
+MODEL = ("Each **Apply** edits the INR shown (the step selected in the history) and adds a step after it. "
+         "**Undo** / **Redo** or the history list move between steps; the strength rescales the shown step's "
+         "own edit. The target and the *no edit* row refer to the INR that edit started from.")
 
 
 def _delete_state(state) -> None:
-    if isinstance(state, dict) and state.get("dir"):
-        H.cleanup_session(state["dir"])
+    if isinstance(state, Session) and state.cache.get("dir"):
+        H.cleanup_session(state.cache["dir"])
 
 
 def _plot_frame(history: list[dict]) -> pd.DataFrame | None:
@@ -48,8 +62,64 @@ def _status_md(s: dict) -> str:
     last = s["history"][-1] if s["history"] else {}
     val = f" · last val {last['val']:.4g}" if last else ""
     err = f"\n\n**error:** {s['error']}" if s.get("error") else ""
+    notice = f"\n\n**note:** {s['notice']}" if s.get("notice") else ""
     resumed = " (resumed)" if s.get("resumed") else ""
-    return f"**{s['run']}**{resumed}: {s['state']} · step {s['step']} · {s['progress']:.0%}{val}{err}"
+    p = float(s.get("progress") or 0.0)
+    bar = f'<progress value="{p:.3f}" max="1" style="width: 16em"></progress>'
+    return f"**{s['run']}**{resumed}: {s['state']} · step {s['step']} · {p:.0%}{val} {bar}{err}{notice}"
+
+
+def _alert(message: str, error: bool) -> str:
+    if not message:
+        return ""
+    if error:
+        return f"⚠️ **{message}** — the views still show the last good state."
+    return f"ℹ️ {message}"
+
+
+def _message(e: gr.Error) -> str:
+    return str(getattr(e, "message", None) or e)
+
+
+def _key(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None)
+
+
+def _client(request: gr.Request | None) -> str:
+    return getattr(getattr(request, "client", None), "host", None) or "unknown"
+
+
+def inline(n: int):
+    """For a visible control: a core function returning (outputs, notice) → its outputs + the alert line; a
+    gr.Error becomes gr.skip() for all n outputs and the message inline."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                out, notice = fn(*args, **kwargs)
+            except gr.Error as e:
+                return [gr.skip()] * n + [_alert(_message(e), True)]
+            return [*out, _alert(notice, False)]
+
+        return wrapper
+
+    return deco
+
+
+def api(k: int | None = None):
+    """For an API twin: the core function's outputs (the first k of them), errors raised."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            out, _ = fn(*args, **kwargs)
+            out = out[:k] if k is not None else out
+            return out[0] if len(out) == 1 else out  # one output: its value, not a list
+
+        return wrapper
+
+    return deco
 
 
 def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) -> gr.Blocks:
@@ -65,17 +135,11 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
     settings.zoo_root = Path(zoo_root) if zoo_root else None
     jobs = Jobs(settings.runs_dir, settings.zoo_root)
     thumbs = H.example_thumbnails()
-
-    def editor_choices():
-        return [r["name"] for r in H.list_editors(settings)]
-
-    def filter_choices():  # the shipped `dilate` first: the default edit of the default (gray digit) INR
-        names = [r["name"] for r in H.list_editors(settings) if r["task"] != "paint"] or editor_choices()
-        return sorted(names, key=lambda n: n != "dilate")
+    first_names, first = H.filter_editors_for(settings, None)
 
     with gr.Blocks(title="GradMetaNet INR editor") as demo:
-        demo.settings, demo.jobs = settings, jobs  # for tests and the benchmark
-        state = gr.State(None, time_to_live=SESSION_TTL, delete_callback=_delete_state)
+        demo.settings, demo.jobs, demo.guard = settings, jobs, H.GUARD  # for tests and the benchmark
+        state = gr.State(Session(), time_to_live=SESSION_TTL, delete_callback=_delete_state)
         gr.Markdown("# GradMetaNet INR editor\nFit a SIREN to an image, then edit its weights in one forward pass "
                     "of a trained GradMetaNet editor.")
         with gr.Tabs():
@@ -110,40 +174,50 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                         with gr.Tab("Upload an INR"):
                             inr_file = gr.File(label="INR (.safetensors)", type="filepath",
                                                file_types=[".safetensors"], elem_id="inr-upload")
-                            load_btn = gr.Button("Load INR")
+                            load_btn = gr.Button("Load INR", elem_id="load-btn")
                     with gr.Column(scale=1):
                         with gr.Row():
-                            editor = gr.Dropdown(filter_choices(), value=(filter_choices() or [None])[0],
-                                                 label="Edit", elem_id="editor-dd", scale=4, allow_custom_value=True)
+                            editor = gr.Dropdown(first_names, value=first, label="Edit (filter editors that fit "
+                                                 "the loaded INR)", elem_id="editor-dd", scale=4,
+                                                 allow_custom_value=True)
                             refresh = gr.Button("↻", scale=0, min_width=40)
-                        card = gr.Markdown(H.card_markdown(settings, (filter_choices() or [None])[0]))
+                        card = gr.Markdown(H.card_markdown(settings, first), elem_id="card")
                         points = gr.Slider(1, 512, value=64, step=1, label="Sampled points")
-                        strength = gr.Slider(0, 3, value=1.0, step=0.05, label="Strength s (θ + s·Δθ)",
-                                             elem_id="strength")
-                        display = gr.Slider(32, H.MAX_DISPLAY, value=256, step=32, label="Display resolution")
+                        strength = gr.Slider(0, 3, value=1.0, step=0.05, label="Strength s of the shown step's "
+                                             "edit (θ_before + s·Δθ)", elem_id="strength")
+                        display = gr.Slider(32, H.MAX_DISPLAY, value=256, step=32, label="Display resolution",
+                                            elem_id="display")
                         with gr.Row():
-                            edit_btn = gr.Button("Apply edit", variant="primary", elem_id="edit-btn")
-                            again_btn = gr.Button("Apply again")
-                            undo_btn = gr.Button("Undo")
-                            reset_btn = gr.Button("Reset")
+                            edit_btn = gr.Button("Apply edit to the INR shown", variant="primary", elem_id="edit-btn")
+                            undo_btn = gr.Button("Undo", elem_id="undo-btn")
+                            redo_btn = gr.Button("Redo", elem_id="redo-btn")
+                            reset_btn = gr.Button("Reset", elem_id="reset-btn")
+                        history = gr.Dropdown([], label="History (pick a step to show it)", elem_id="history",
+                                              interactive=True)
+                        gr.Markdown(MODEL)
+                alert = gr.Markdown("", elem_id="alert")
                 info = gr.Markdown("load an image, an example or an INR file", elem_id="info")
                 with gr.Row():
                     photo_img = gr.Image(label="Uploaded photo (at the display size)", format="png", type="numpy",
                                          interactive=False, elem_id="photo")
-                    original = gr.Image(label="Fitted INR", format="png", type="numpy", interactive=False,
+                    original = gr.Image(label="Loaded INR (step 0)", format="png", type="numpy", interactive=False,
                                         elem_id="original")
-                    target = gr.Image(label="Target (filter of the original)", format="png", type="numpy",
-                                      interactive=False)
-                    edited = gr.Image(label="Edited", format="png", type="numpy", interactive=False, elem_id="edited")
-                    diff = gr.Image(label="|edited − original|", format="png", type="numpy", interactive=False)
+                    target = gr.Image(label="Target: the editor's objective of the INR before this edit",
+                                      format="png", type="numpy", interactive=False, elem_id="target")
+                    edited = gr.Image(label="The step shown", format="png", type="numpy", interactive=False,
+                                      elem_id="edited")
+                    diff = gr.Image(label="|edited − before this edit| (colour bar: pixel values)", format="png",
+                                    type="numpy", interactive=False, elem_id="diff")
                 with gr.Row():
-                    points_img = gr.Image(label="Sampled points", format="png", type="numpy", interactive=False)
-                    gmn_img = gr.Image(label="What GradMetaNet sees: a (top) and g (bottom) per layer; rows = points, "
-                                       "columns = neurons", format="png", type="numpy", interactive=False)
+                    points_img = gr.Image(label="Sampled points, on the INR before this edit", format="png",
+                                          type="numpy", interactive=False, elem_id="points")
+                    gmn_img = gr.Image(label="What GradMetaNet sees: a and g per layer; rows = points, "
+                                       "columns = neurons", format="png", type="numpy", interactive=False,
+                                       elem_id="gmn")
                 with gr.Accordion("Paint", open=True):
                     gr.Markdown("Paint on the image with the brush (pick a colour and size); the painted layer's "
-                                "alpha is the mask, its colours the target; a paint editor turns it into a "
-                                "weight edit.")
+                                "alpha is the mask, its colours the target; a paint editor made for the loaded "
+                                "INR turns it into a weight edit of the INR shown.")
                     canvas = gr.ImageEditor(label="Paint", type="numpy", format="png", image_mode="RGBA",
                                             sources=(), transforms=(), layers=False, elem_id="paint",
                                             brush=gr.Brush(colors=BRUSH_COLOURS, default_color="#ffffff",
@@ -156,7 +230,7 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                     with gr.Row():
                         sens_points = gr.Slider(16, 1024, value=128, step=16, label="Points")
                         sens_top = gr.Slider(0.5, 50, value=5, step=0.5, label="Most sensitive weights (%)")
-                        sens_btn = gr.Button("Compute sensitivity", elem_id="sensitivity-btn")
+                        sens_btn = gr.Button("Compute sensitivity of the INR shown", elem_id="sensitivity-btn")
                     with gr.Row():
                         sens_layers = gr.Image(label="Fisher diagonal per layer (log scale)", format="png",
                                                type="numpy", interactive=False, elem_id="sens-layers")
@@ -164,9 +238,9 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                                                format="png", type="numpy", interactive=False, elem_id="sens-region")
                     sens_info = gr.Markdown(elem_id="sens-info")
                 with gr.Row():
-                    dl_btn = gr.Button("Prepare downloads")
-                    dl_inr = gr.File(label="Edited INR (.safetensors)", interactive=False)
-                    dl_png = gr.File(label="Edited render (PNG)", interactive=False)
+                    dl_btn = gr.Button("Prepare downloads of the INR shown", elem_id="dl-btn")
+                    dl_inr = gr.File(label="Edited INR (.safetensors)", interactive=False, elem_id="dl-inr")
+                    dl_png = gr.File(label="Edited render (PNG)", interactive=False, elem_id="dl-png")
 
             with gr.Tab("Admin", id="admin"):
                 gr.Markdown("Admin is enabled: log in with the password." if H.admin_enabled() else
@@ -175,6 +249,7 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                 with gr.Row():
                     password = gr.Textbox(label="Admin password", type="password", elem_id="admin-password")
                     login_btn = gr.Button("Log in", elem_id="admin-login")
+                admin_alert = gr.Markdown("", elem_id="admin-alert")
                 with gr.Column(visible=False) as admin_panel:
                     gr.Markdown("### Train an editor")
                     with gr.Row():
@@ -184,7 +259,7 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                         kind = gr.Dropdown(list(KINDS), value="ws+gmn", label="Editor type")
                         size = gr.Radio(list(H.EDITOR_SIZES), value="small", label="Size", elem_id="size")
                     with gr.Row():
-                        minutes = gr.Number(10, label="Time budget (CPU minutes)")
+                        minutes = gr.Number(10, label="Time budget (CPU minutes of the training thread)")
                         train_steps = gr.Number(0, label="…or steps (0: use the time budget)", precision=0,
                                                 elem_id="train-steps")
                         limit = gr.Number(0, label="Training INRs (0: all)", precision=0, elem_id="train-limit")
@@ -195,85 +270,150 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                         status_btn = gr.Button("Refresh status")
                     status = gr.Markdown("no training job yet", elem_id="train-status")
                     curve = gr.LinePlot(None, x="step", y="loss", color="split", label="Train / val loss",
-                                        elem_id="loss-plot", height=260)
-                    status_json = gr.JSON(label="Job status", visible=False)
+                                        x_title="step", y_title="loss (MSE)", elem_id="loss-plot", height=300)
                     gr.Markdown("### Evaluate, publish, delete")
                     with gr.Row():
-                        eval_name = gr.Dropdown(editor_choices(), label="Editor", allow_custom_value=True)
+                        eval_name = gr.Dropdown(H.evaluable(settings), label="Editor or finished run",
+                                                allow_custom_value=True, elem_id="eval-name")
                         eval_limit = gr.Number(100, label="Validation INRs", precision=0)
-                        eval_btn = gr.Button("Evaluate against baselines")
-                    eval_table = gr.Dataframe(headers=["method", "MSE", "ms / INR"], interactive=False)
+                        eval_btn = gr.Button("Evaluate against baselines", elem_id="eval-btn")
+                    eval_table = gr.Dataframe(headers=["method", "MSE", "ms / INR"], interactive=False,
+                                              elem_id="eval-table")
                     with gr.Row():
                         pub_run = gr.Textbox("dilate-1", label="Run to publish", elem_id="pub-run")
                         pub_name = gr.Textbox("my-dilate", label="Publish as", elem_id="pub-name")
                         pub_btn = gr.Button("Publish", elem_id="publish-btn")
                         del_name = gr.Textbox(label="Published editor to delete")
                         del_btn = gr.Button("Delete", variant="stop")
-                    listing = gr.JSON(label="Editors and runs", elem_id="listing")
                     list_btn = gr.Button("List editors and runs")
+                    editors_df = gr.Dataframe(headers=["editor", "task", "type", "edits SIRENs with", "test MSE",
+                                                       "val MSE", "from"], interactive=False, label="Editors",
+                                              elem_id="listing")
+                    runs_df = gr.Dataframe(headers=["run", "best editor", "checkpoint", "step", "last val"],
+                                           interactive=False, label="Runs", elem_id="runs")
 
-        # edit tab
+        # the API twins' hidden ports
+        with gr.Column(visible=False):
+            def port(value=None):  # a raw JSON value; its default given as JSON text (what gr.JSON expects)
+                return gr.JSON(None if value is None else json.dumps(value), visible=False)
 
-        views = [original, target, edited, diff, points_img, gmn_img, info]
+            api_btn = {n: gr.Button(visible=False) for n in (
+                "fit", "load_inr", "edit", "apply_again", "paint", "strength", "undo", "redo", "goto", "reset",
+                "render", "download", "sensitivity", "list_editors", "admin_login", "admin_train", "admin_status",
+                "admin_stop", "admin_evaluate", "admin_publish", "admin_delete", "admin_list")}
+            api_image, api_inr = gr.File(type="filepath", visible=False), gr.File(type="filepath", visible=False)
+            api_text = gr.Textbox(visible=False)
+            api_json = gr.JSON(visible=False)
+            api_render = gr.Image(format="png", type="numpy", visible=False)
+            api_status = gr.JSON(visible=False)
 
-        def show(st, disp, with_canvas=True):
+        # edit tab: the core functions return (outputs, notice)
+
+        shown = [state, original, target, edited, diff, points_img, gmn_img, info, canvas, photo_img]
+        cleared = [history, dl_inr, dl_png, sens_layers, sens_region, sens_info]
+        outs = shown + cleared
+        n_outs = len(outs)
+
+        def show(st: Session, disp, with_canvas=True, notice=""):
             v = {k: H.png_file(a, k) if k != "metrics" else a for k, a in H.views(st, disp).items()}
-            out = [st, v["original"], v["target"], v["edited"], v["diff"], v["points"], v["gmn"], v["metrics"]]
-            return out + [v["edited"] if with_canvas else gr.skip(), v["photo"]]
+            out = [st, v["original"], v["target"], v["edited"], v["diff"], v["points"], v["gmn"], v["metrics"],
+                   v["edited"] if with_canvas else gr.skip(), v["photo"]]
+            hist = gr.update(choices=[(label, i) for i, label in enumerate(st.labels())], value=st.cursor)
+            return out + [hist, None, None, None, None, ""], notice
 
-        outs = [state, *views, canvas, photo_img]
+        def loaded(st: Session, new: Session, disp):
+            st = st if isinstance(st, Session) else Session()
+            st.become(new)
+            return show(st, disp, notice="; ".join(new.notices))
 
-        def do_fit(image, hidden, layers, resolution, steps, channels, display, optimizer="Adam",
-                   progress=gr.Progress()):  # noqa: B008
+        def do_fit(st, image, hidden, layers, resolution, steps, channels, display, optimizer="Adam",
+                   request: gr.Request = None, progress=gr.Progress()):  # noqa: B008
             def cb(step, psnr):
-                progress((step + 1, int(steps)), desc=f"fitting · PSNR {float(psnr[0]):.1f} dB")
+                total = H.DEFAULT_STEPS if steps in (None, "", 0) else steps
+                progress((step + 1, int(float(total))), desc=f"fitting · PSNR {H.db(float(psnr[0]))}")
 
-            st, notice = H.fit_image(image, hidden=hidden, layers=layers, resolution=resolution, steps=steps,
+            with exclusive(_key(request)):
+                display = check_display(display)  # checked before anything changes
+                new, _ = H.fit_image(image, hidden=hidden, layers=layers, resolution=resolution, steps=steps,
                                      colour=channels, callback=cb, optimizer=optimizer or "Adam")
-            if notice:
-                gr.Warning(notice)
+                return loaded(st, new, display)
+
+        def do_example(st, disp, evt: gr.SelectData, request: gr.Request = None):
+            with exclusive(_key(request)):
+                disp = check_display(disp)  # checked before anything changes
+                return loaded(st, H.load_example(thumbs[evt.index][1]), disp)
+
+        def do_load(st, path, display, request: gr.Request = None):
+            with exclusive(_key(request)):
+                display = check_display(display)  # checked before anything changes
+                return loaded(st, H.load_inr_file(path), display)
+
+        def do_edit(st, editor, points, strength, display, request: gr.Request = None):
+            with exclusive(_key(request)):
+                display = check_display(display)  # checked before anything changes
+                return show(H.edit(settings, st, editor, points, strength), display)
+
+        def do_again(st, editor, points, strength, display, request: gr.Request = None):
+            with exclusive(_key(request)):
+                display = check_display(display)  # checked before anything changes
+                return show(H.apply_again(settings, st, editor, points, strength), display)
+
+        def do_paint(st, painted, editor, points, strength, display, request: gr.Request = None):
+            with exclusive(_key(request)):
+                display = check_display(display)  # checked before anything changes
+                return show(H.paint(settings, st, painted, editor, points, strength), display)
+
+        def do_strength(st, strength, display, request: gr.Request = None):
+            with exclusive(_key(request)):
+                display = check_display(display)  # checked before anything changes
+                return show(H.restrength(st, strength), display, with_canvas=False)
+
+        def do_undo(st, display, request: gr.Request = None):
+            with exclusive(_key(request)):
+                display = check_display(display)  # checked before anything changes
+                return show(H.undo(st), display)
+
+        def do_redo(st, display, request: gr.Request = None):
+            with exclusive(_key(request)):
+                display = check_display(display)  # checked before anything changes
+                return show(H.redo(st), display)
+
+        def do_goto(st, index, display, request: gr.Request = None):
+            with exclusive(_key(request)):
+                display = check_display(display)  # checked before anything changes
+                return show(H.goto(st, index), display)
+
+        def do_reset(st, display, request: gr.Request = None):
+            with exclusive(_key(request)):
+                display = check_display(display)  # checked before anything changes
+                return show(H.reset(st), display)
+
+        def do_views(st, display):
+            if not isinstance(st, Session) or not st.loaded:
+                return [gr.skip()] * n_outs, ""
             return show(st, display)
 
-        def do_example(disp, evt: gr.SelectData):
-            return show(H.load_example(thumbs[evt.index][1]), disp)
-
-        def do_load(inr_file, display):
-            return show(H.load_inr_file(inr_file), display)
-
-        def do_edit(st, editor, points, strength, display):
-            return show(H.edit(settings, st, editor, points, strength), display)
-
-        def do_again(st, editor, points, strength, display):
-            return show(H.apply_again(settings, st, editor, points, strength), display)
-
-        def do_paint(st, painted, editor, points, strength, display):
-            return show(H.paint(settings, st, painted, editor, points, strength), display)
-
-        def do_strength(st, strength, display):
-            if not st or st.get("dtheta") is None:
-                return [gr.skip()] * 10
-            return show(H.restrength(st, strength), display, with_canvas=False)
-
-        def do_undo(st, display):
-            return show(H.undo(st), display)
-
-        def do_reset(st, display):
-            return show(H.reset(st), display)
-
         def do_render(st, display, which="edited"):
-            return H.png_file(H.render_current(st, display, which), which)
+            return [H.png_file(H.render_current(st, display, which), which)], ""
 
-        def do_downloads(st, display, request: gr.Request):
-            st = H._need(st)
-            folder = H.session_dir(getattr(request, "session_hash", None))
-            st = {**st, "dir": getattr(request, "session_hash", None)}
-            return [st, *H.downloads(st, folder, display)]
+        def do_downloads(st, display, request: gr.Request = None):
+            st = H.need(st)
+            key = _key(request)
+            st.cache["dir"] = key
+            return [st, *H.downloads(st, H.session_dir(key), display)], ""
 
         def do_canvas(st, display):
-            return H.png_file(H.render_current(st, display, "edited"), "canvas")
+            return [H.png_file(H.render_current(st, display, "edited"), "canvas")], ""
 
-        def do_list():
-            return H.list_editors(settings)
+        def do_sensitivity(st, pts, top, disp):
+            st = H.need(st)
+            try:
+                layers_img, region, md = S.sensitivity_tiles(
+                    st.params, st.arch, st.grid, points=number(pts, "points", 16, 1024, integer=True),
+                    top=number(top, "most sensitive weights (%)", 0.5, 50), display=check_display(disp))
+            except ValueError as e:
+                raise gr.Error(str(e)) from None
+            return [H.png_file(layers_img, "sens-layers"), H.png_file(region, "sens-region"), md], ""
 
         def do_editors_for(st, current):
             """Offer only the filter editors that fit the loaded INR; keep the user's choice if it still fits."""
@@ -285,63 +425,97 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
             return gr.update(choices=names, value=value), H.card_markdown(settings, value)
 
         edit_kw = dict(concurrency_limit=4, concurrency_id="edit")
-        fit_btn.click(do_fit, [image_file, hidden, layers, resolution, steps, colour, display, fit_opt], outs,
-                      api_name="fit", concurrency_limit=2, concurrency_id="fit").success(
-            do_editors_for, [state, editor], [editor, card], api_visibility="private")
-        gallery.select(do_example, [display], outs, api_visibility="private", **edit_kw).success(
-            do_editors_for, [state, editor], [editor, card], api_visibility="private")
-        load_btn.click(do_load, [inr_file, display], outs, api_name="load_inr", **edit_kw).success(
-            do_editors_for, [state, editor], [editor, card], api_visibility="private")
-        edit_btn.click(do_edit, [state, editor, points, strength, display], outs, api_name="edit", **edit_kw)
-        again_btn.click(do_again, [state, editor, points, strength, display], outs, api_name="apply_again",
-                        **edit_kw)
-        paint_btn.click(do_paint, [state, canvas, editor, points, strength, display], outs, api_name="paint",
-                        **edit_kw)
-        strength.release(do_strength, [state, strength, display], outs, api_name="strength", **edit_kw)
-        undo_btn.click(do_undo, [state, display], outs, api_name="undo", **edit_kw)
-        reset_btn.click(do_reset, [state, display], outs, api_name="reset", **edit_kw)
-        which = gr.Radio(["edited", "original"], value="edited", visible=False)
-        render_img = gr.Image(format="png", type="numpy", visible=False)
-        display.release(do_render, [state, display, which], [render_img], api_name="render", **edit_kw)
-        canvas_btn.click(do_canvas, [state, display], [canvas], api_visibility="private", **edit_kw)
-        dl_btn.click(do_downloads, [state, display], [state, dl_inr, dl_png], api_name="download", **edit_kw)
+        priv = dict(api_visibility="private")
+        after_load = dict(fn=do_editors_for, inputs=[state, editor], outputs=[editor, card], **priv)
 
-        def do_sensitivity(st, pts, top, disp):
-            st = H._need(st)
-            try:
-                layers_img, region, md = S.sensitivity_tiles(st["params"], H._arch(st), H._grid(st), points=pts,
-                                                             top=top, display=H._display(disp))
-            except ValueError as e:
-                raise H._err(e) from None
-            return H.png_file(layers_img, "sens-layers"), H.png_file(region, "sens-region"), md
+        fit_in = [image_file, hidden, layers, resolution, steps, colour, display, fit_opt]
+        fit_btn.click(inline(n_outs)(do_fit), [state, *fit_in], outs + [alert], concurrency_limit=2,
+                      concurrency_id="fit", **priv).then(**after_load)
+        fit_ports = [port(v) for v in (H.DEFAULT_HIDDEN, H.DEFAULT_LAYERS, "auto", H.DEFAULT_STEPS, "auto", 256,
+                                       "Adam")]
+        api_btn["fit"].click(api(len(shown))(do_fit), [state, api_image, *fit_ports], shown,
+                             api_name="fit", concurrency_limit=2, concurrency_id="fit").then(**after_load)
+        gallery.select(inline(n_outs)(do_example), [state, display], outs + [alert], **edit_kw, **priv).then(
+            **after_load)
+        load_btn.click(inline(n_outs)(do_load), [state, inr_file, display], outs + [alert], **edit_kw,
+                       **priv).then(**after_load)
+        api_btn["load_inr"].click(api(len(shown))(do_load), [state, api_inr, port(256)], shown, api_name="load_inr",
+                                  **edit_kw).then(**after_load)
 
-        sens_btn.click(do_sensitivity, [state, sens_points, sens_top, display], [sens_layers, sens_region, sens_info],
-                       api_name="sensitivity", **edit_kw)
-        editors_json = gr.JSON(visible=False)
-        refresh.click(do_list, None, [editors_json], api_name="list_editors").then(
-            do_editors_for, [state, editor], [editor, card], api_visibility="private")
-        editor.change(lambda n: H.card_markdown(settings, n), [editor], [card], api_visibility="private")
-        edit_tab.select(do_editors_for, [state, editor], [editor, card], api_visibility="private")
+        def both(name, fn, ui_trigger, ui_inputs, n_api_ports, ui_outputs=None, api_outputs=None, defaults=(),
+                 **kw):
+            """Wire `fn` to a visible trigger (errors inline) and to its hidden API twin named `name`."""
+            ui_outputs = outs if ui_outputs is None else ui_outputs
+            api_outputs = shown if api_outputs is None else api_outputs
+            if ui_trigger is not None:
+                ui_trigger(inline(len(ui_outputs))(fn), ui_inputs, ui_outputs + [alert], **priv, **kw)
+            defaults = list(defaults) + [None] * (n_api_ports - len(defaults))
+            api_btn[name].click(api(len(api_outputs))(fn), [state] + [port(v) for v in defaults], api_outputs,
+                                api_name=name, **kw)
+
+        both("edit", do_edit, edit_btn.click, [state, editor, points, strength, display], 4,
+             defaults=(first, 64, 1.0, 256), **edit_kw)
+        both("apply_again", do_again, None, None, 4, defaults=(first, 64, 1.0, 256), **edit_kw)
+        both("paint", do_paint, paint_btn.click, [state, canvas, editor, points, strength, display], 5,
+             defaults=(None, None, 64, 1.0, 256), **edit_kw)
+        both("strength", do_strength, functools.partial(strength.input, trigger_mode="always_last"),
+             [state, strength, display], 2, defaults=(1.0, 256), **edit_kw)
+        both("undo", do_undo, undo_btn.click, [state, display], 1, defaults=(256,), **edit_kw)
+        both("redo", do_redo, redo_btn.click, [state, display], 1, defaults=(256,), **edit_kw)
+        both("goto", do_goto, history.input, [state, history, display], 2, defaults=(0, 256), **edit_kw)
+        both("reset", do_reset, reset_btn.click, [state, display], 1, defaults=(256,), **edit_kw)
+        display.release(inline(n_outs)(do_views), [state, display], outs + [alert], **priv, **edit_kw)
+        both("render", do_render, None, None, 2, api_outputs=[api_render], defaults=(256, "edited"), **edit_kw)
+        canvas_btn.click(inline(1)(do_canvas), [state, display], [canvas, alert], **priv, **edit_kw)
+        both("download", do_downloads, dl_btn.click, [state, display], 1, ui_outputs=[state, dl_inr, dl_png],
+             api_outputs=[state, dl_inr, dl_png], defaults=(256,), **edit_kw)
+        both("sensitivity", do_sensitivity, sens_btn.click, [state, sens_points, sens_top, display], 3,
+             ui_outputs=[sens_layers, sens_region, sens_info], api_outputs=[sens_layers, sens_region, sens_info],
+             defaults=(128, 5, 256), **edit_kw)
+
+        def do_list():
+            return H.list_editors(settings)
+
+        api_btn["list_editors"].click(do_list, None, [api_json], api_name="list_editors")
+        refresh.click(do_editors_for, [state, editor], [editor, card], **priv)
+        editor.change(lambda n: H.card_markdown(settings, n), [editor], [card], **priv)
+        edit_tab.select(do_editors_for, [state, editor], [editor, card], **priv)
 
         # admin tab
 
         admin_kw = dict(concurrency_limit=2, concurrency_id="admin")
 
-        def do_login(password):
-            H.check_admin(password)
-            return gr.update(visible=True)
+        def admin_inline(n: int):
+            def deco(fn):
+                @functools.wraps(fn)
+                def wrapper(*args, **kwargs):
+                    try:
+                        out, notice = fn(*args, **kwargs)
+                    except gr.Error as e:
+                        return [gr.skip()] * n + [_alert(_message(e), True)]
+                    return [*out, _alert(notice, False)]
 
-        def do_train(password, run, task, dataset, editor, size, minutes, steps, limit, val_size):
-            return H.admin_train(settings, jobs, password, run, task, dataset, editor, size, minutes, steps, limit,
-                                 val_size)
+                return wrapper
 
-        def watch(pw, progress=gr.Progress()):  # noqa: B008
-            H.check_admin(pw)
-            import time
+            return deco
 
+        def do_login(password, request: gr.Request = None):
+            H.check_admin(password, _client(request))
+            return [gr.update(visible=True)], "logged in"
+
+        def do_train(password, run, task, dataset, editor, size, minutes, steps, limit, val_size,
+                     request: gr.Request = None):
+            s = H.admin_train(settings, jobs, password, run, task, dataset, editor, size, minutes, steps, limit,
+                              val_size, client=_client(request))
+            return [s], s.get("notice", "")
+
+        def watch(pw, request: gr.Request = None):
+            try:
+                H.check_admin(pw, _client(request))
+            except gr.Error:
+                return
             s = jobs.status()
             while True:
-                progress(s["progress"], desc=f"training {s['run']} · step {s['step']}")
                 yield _status_md(s), _plot_frame(s["history"])
                 if not jobs.running():
                     break
@@ -350,47 +524,72 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
             s = jobs.status()
             yield _status_md(s), _plot_frame(s["history"])
 
-        def do_status(password):
-            s = H.admin_status(jobs, password)
-            return s, _status_md(s), _plot_frame(s["history"])
+        def do_status(password, request: gr.Request = None):
+            H.check_admin(password, _client(request))
+            s = jobs.status()
+            return [s, _status_md(s), _plot_frame(s["history"])], ""
 
-        def do_stop(password):
-            return _status_md(H.admin_stop(jobs, password))
+        def do_stop(password, request: gr.Request = None):
+            H.check_admin(password, _client(request))
+            s = jobs.stop()
+            return [s, _status_md(s)], ""
 
-        def do_publish(password, run, name):
-            rows = H.admin_publish(settings, password, run, name)
-            names = [r["name"] for r in rows]
-            return (rows, gr.update(choices=names, value=name),
-                    gr.update(choices=names, value=name) if H.read_card(H.registry(settings)[name]).get("task")
-                    != "paint" else gr.update(choices=names), H.card_markdown(settings, name))
+        def do_publish(password, run, name, request: gr.Request = None):
+            rows, name = H.admin_publish(settings, password, run, name, client=_client(request))
+            # the edit tab's list is filtered for the loaded INR when the tab is shown again (edit_tab.select)
+            return [rows, gr.update(choices=H.evaluable(settings), value=name), gr.skip(),
+                    H.card_markdown(settings, name)], f"published {name!r}"
 
-        def do_delete(password, name):
-            rows = H.admin_delete(settings, password, name)
-            return rows, gr.update(choices=[r["name"] for r in rows])
+        def do_delete(password, name, request: gr.Request = None):
+            rows = H.admin_delete(settings, password, name, client=_client(request))
+            return [rows, gr.update(choices=H.evaluable(settings))], "deleted"
 
-        def do_admin_list(password):
-            H.check_admin(password)
-            return {"editors": H.list_editors(settings), "runs": H.admin_runs(jobs, password)}
+        def do_admin_list(password, request: gr.Request = None):
+            H.check_admin(password, _client(request))
+            return [{"editors": H.list_editors(settings), "runs": jobs.runs()}], ""
 
-        def do_eval(password, editor, limit):
-            return H.admin_evaluate(settings, password, editor, limit)
+        def do_admin_tables(password, request: gr.Request = None):
+            H.check_admin(password, _client(request))
+            return [H.editors_table(settings), H.runs_table(jobs), gr.update(choices=H.evaluable(settings))], ""
 
-        login_btn.click(do_login, [password], [admin_panel], api_name="admin_login", **admin_kw)
-        train_btn.click(do_train, [password, run_name, task, dataset, kind, size, minutes, train_steps, limit,
-                                   val_size], [status_json], api_name="admin_train", **admin_kw).then(
-            watch, [password], [status, curve], api_visibility="private", concurrency_limit=None)
-        status_btn.click(do_status, [password], [status_json, status, curve], api_name="admin_status",
-                         concurrency_limit=None)
-        stop_btn.click(do_stop, [password], [status], api_name="admin_stop", concurrency_limit=None)
-        eval_btn.click(do_eval, [password, eval_name, eval_limit], [eval_table], api_name="admin_evaluate",
-                       **admin_kw)
-        pub_btn.click(do_publish, [password, pub_run, pub_name], [listing, eval_name, editor, card],
-                      api_name="admin_publish", **admin_kw)
-        del_btn.click(do_delete, [password, del_name], [listing, eval_name], api_name="admin_delete", **admin_kw)
-        list_btn.click(do_admin_list, [password], [listing], api_name="admin_list", **admin_kw)
+        def do_eval(password, editor, limit, request: gr.Request = None):
+            return [H.admin_evaluate(settings, password, editor, limit, client=_client(request))], ""
+
+        def wire(name, fn, trigger, inputs, ui_outputs, api_outputs, n_ports=0, **kw):
+            if trigger is not None:
+                ev = trigger(admin_inline(len(ui_outputs))(fn), inputs, ui_outputs + [admin_alert], **priv, **kw)
+            else:
+                ev = None
+            first = inputs[: len(inputs) - n_ports]
+            api_btn[name].click(api(len(api_outputs))(fn), [api_text if x is password else x for x in first]
+                                + [port() for _ in range(n_ports)], api_outputs, api_name=name, **kw)
+            return ev
+
+        wire("admin_login", do_login, login_btn.click, [password], [admin_panel], [admin_panel], **admin_kw)
+        train_in = [password, run_name, task, dataset, kind, size, minutes, train_steps, limit, val_size]
+        wire("admin_train", do_train, train_btn.click, train_in, [api_status], [api_status], n_ports=9,
+             **admin_kw).then(watch, [password], [status, curve], **priv, concurrency_limit=None,
+                              show_progress="hidden")
+        wire("admin_status", do_status, status_btn.click, [password], [api_status, status, curve],
+             [api_status, status, curve], concurrency_limit=None)
+        wire("admin_stop", do_stop, stop_btn.click, [password], [api_status, status], [api_status, status],
+             concurrency_limit=None)
+        wire("admin_evaluate", do_eval, eval_btn.click, [password, eval_name, eval_limit], [eval_table],
+             [eval_table], n_ports=2, **admin_kw)
+        wire("admin_publish", do_publish, pub_btn.click, [password, pub_run, pub_name],
+             [api_json, eval_name, editor, card], [api_json, eval_name, editor, card], n_ports=2,
+             **admin_kw).then(admin_inline(3)(do_admin_tables), [password], [editors_df, runs_df, eval_name,
+                                                                             admin_alert], **priv)
+        wire("admin_delete", do_delete, del_btn.click, [password, del_name], [api_json, eval_name],
+             [api_json, eval_name], n_ports=1, **admin_kw)
+        list_btn.click(admin_inline(3)(do_admin_tables), [password], [editors_df, runs_df, eval_name, admin_alert],
+                       **priv, **admin_kw)
+        api_btn["admin_list"].click(api(1)(do_admin_list), [api_text], [api_json], api_name="admin_list",
+                                    **admin_kw)
 
         def on_unload(request: gr.Request):
-            H.cleanup_session(getattr(request, "session_hash", None))
+            H.cleanup_session(_key(request))
+            forget(_key(request))
 
         demo.unload(on_unload)
     return demo
@@ -401,7 +600,8 @@ def launch(host: str = "127.0.0.1", port: int = 7860, **kwargs) -> None:
 
     torch.set_flush_denormal(True)  # tiny activations of untrained editors otherwise slow CPU math ~30×
     # One intra-op thread per request: edits are small, requests run in parallel threads, and on a busy
-    # 2-core machine two OpenMP threads made one edit ~100× slower (1.4 s vs 15 ms, BENCHMARKS.md).
+    # 2-core machine two OpenMP threads made one edit ~100× slower (1.4 s vs 15 ms, BENCHMARKS.md). It also
+    # keeps a training job's torch math in its own thread, which its CPU-minute budget counts (app.jobs).
     torch.set_num_threads(int(os.environ.get("GMN_APP_THREADS", "1")))
     build().queue(default_concurrency_limit=4).launch(
         server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=False, **kwargs)

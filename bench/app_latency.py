@@ -90,14 +90,15 @@ def fit_times() -> list[list]:
     from app import handlers as H
 
     rows = []
-    for name, what in (("mnist-test-0.png", "28×28 digit (gray)"), ("astronaut.png", "64×64 photo (colour)")):
+    for name, what in (("mnist-test-0.png", "28×28 digit (gray)"), ("astronaut.png", "256×256 photo (colour tiles)")):
         for optimizer in H.FIT_OPTIMIZERS:
             t0 = time.perf_counter()
             st, _ = H.fit_image(str(EXAMPLES / name), optimizer=optimizer)
             dt = time.perf_counter() - t0
-            a = H.SirenArch.from_dict(st["arch"])
-            rows.append([f"{what}: `{name}`", "→".join(map(str, a.dims)), f"{st['size']}²", optimizer,
-                         st["fit_optimizer"], H.DEFAULT_STEPS, f"{st['psnr']:.1f}", f"{dt:.2f}"])
+            h, w = st.grid.image_size
+            rows.append([f"{what}: `{name}`", "→".join(map(str, st.arch.dims)) + f" × {st.grid.count}", f"{w}×{h}",
+                         optimizer, st.fit.get("optimizer", "Adam"), st.fit.get("steps", H.DEFAULT_STEPS),
+                         f"{st.psnr:.1f}", f"{dt:.2f}"])
     return rows
 
 

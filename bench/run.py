@@ -15,7 +15,7 @@ import sys
 QUICK = [
     ["bench.inr_core"],  # ~10 min: render, photo fit, lr sweep, the 5,000-INR zoo
     ["bench.gmn_core"],  # ~3 min: memory of decomposed gradients, forward and decomposition time
-    ["bench.tiles"],  # ~11 min the first time, ~3 min after (tiled fits cached in .bench-cache/tiles/): tiled photos
+    ["bench.tiles"],  # 10-16 min the first time, ~2 min after (fits cached in .bench-cache/tiles/): tiled photos
 ]
 LONG = [
     ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k", "--jobs", "2"],

@@ -1,7 +1,7 @@
 """Photo-scale editing (tiled INRs): fitting photos as grids of 2→32→32→3 tiles, editing them with the
 shipped colour editors, and a figure.
 
-    python -m bench.tiles                      # fits edits picture (about 11 minutes on one thread, first run)
+    python -m bench.tiles                      # fits edits picture: 10-16 min on one thread the first time, ~2 after
     python -m bench.tiles fits [--sizes 256,512]
     python -m bench.tiles edits
     python -m bench.tiles picture
@@ -10,17 +10,19 @@ shipped colour editors, and a figure.
 fits: four scikit-image photos (astronaut, coffee, chelsea, camera; the gray camera fitted as R = G = B, the
     app's rule) at the app's working size (longer side 256 and 512, aspect kept: `inr.tiles.plan_fit`) by
     TILE_RECIPE, with and without its per-tile early stop, against ONE SIREN (3 sine layers) with about the
-    same parameter count trained by Adam for the tiled fit's wall time (and, at 256², longer, for its time
-    to 30/35/40 dB). About 8 minutes the first time.
+    same parameter count trained by Adam for the tiled fit's CPU time (and, at 256², longer, for its time
+    to 30/35/40 dB). 8-14 minutes the first time (the range: how busy the machine was).
 edits: on the 256 tiled fits, every colour filter editor of the registry (config.arch.dim_out == 3) against
     no edit and test-time Adam (on the editor's points; on the full target at equal time and K = 10/100),
     the seam ratio, the latency of a whole-photo edit and of a paint stroke, and synthetic paint strokes
     with every colour paint editor. About 2 minutes.
 picture: bench/figures/tiles.png. Under a minute.
 
-Everything runs on one torch thread (a background job may hold the other core). Fitted tiles and all
-results are cached in .bench-cache/tiles/; each subcommand rewrites the whole `tiles` section of
-BENCHMARKS.md from the cached results, so the parts can be rerun separately.
+Everything runs on one torch thread (a background job may hold the other core); times are that thread's CPU
+time where the machine is shared (see Clock). The fitted tiles and the fits' results are cached in
+.bench-cache/tiles/ (refitted only when the recipe or these settings change, or with --force); edits and
+picture are measured on every run. Each subcommand rewrites the whole `tiles` section of BENCHMARKS.md from
+the results in .bench-cache/tiles/, so the parts can be rerun separately.
 """
 
 from __future__ import annotations
@@ -250,12 +252,18 @@ def load_tiles(name: str, size: int, *, force: bool = False):
     path = _tiles_path(name, size)
     if path.exists() and not force:
         f = load_inr(path, allow_stack=False)
-        if f.grid == grid and f.meta.get("fit", {}).get("steps") == recipe.steps:
+        if f.grid == grid and f.meta.get("fit") == recipe.to_dict():
             return f.params, grid, image
     res, info = tiled_fit(image, grid, recipe, curve=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_tiled(path, res.params, _arch(), grid, source=f"skimage {name}", psnr=info["psnr"], fit=recipe.to_dict())
     return res.params, grid, image
+
+
+def _fit_settings(recipe) -> dict:
+    """What a cached fits row depends on (a change refits it)."""
+    return {"recipe": recipe.to_dict(), "arch": _arch().to_dict(), "single": [SINGLE_LAYERS, SINGLE_BATCH, SINGLE_LR],
+            "single_long": {str(k): v for k, v in SINGLE_LONG.items()}, "curve_every": CURVE_EVERY}
 
 
 def cmd_fits(sizes: list[int], force: bool) -> None:
@@ -267,12 +275,17 @@ def cmd_fits(sizes: list[int], force: bool) -> None:
     for size in sizes:
         for name in PHOTOS:
             key = f"{name}/{size}"
-            if key in results["photos"] and _tiles_path(name, size).exists() and not force:
+            image, grid, recipe = photo(name, size)
+            settings = _fit_settings(recipe)
+            cached = results["photos"].get(key, {})
+            if cached.get("settings") == settings and _tiles_path(name, size).exists() and not force:
                 print(f"{key}: cached", flush=True)
                 continue
-            image, grid, recipe = photo(name, size)
+            t_run = time.perf_counter()
             arch = _arch()
-            res, tiled = tiled_fit(image, grid, recipe, curve=True)
+            res, tiled = tiled_fit(image, grid, recipe, curve=False)  # the timed fit, as the app runs it
+            _, curved = tiled_fit(image, grid, recipe, curve=True)  # the same fit again, for its PSNR curve
+            tiled.update(curve=curved["curve"], curve_run_cpu=curved["cpu"])
             save_tiled(_tiles_path(name, size), res.params, arch, grid, source=f"skimage {name}",
                        psnr=tiled["psnr"], fit=recipe.to_dict())
             nostop = FitRecipe(steps=recipe.steps, lr=recipe.lr, target_psnr=None)
@@ -292,6 +305,8 @@ def cmd_fits(sizes: list[int], force: bool) -> None:
             if size == 256:  # all pixels a step (LARGE_RECIPE's way): a handful of steps in the tiled fit's time
                 full = single_fit(image, width, T, [T], batch_pixels=None, lr=SINGLE_LR)
                 row["single_all_pixels"] = full["curve"][-1]
+            row["settings"] = settings
+            row["seconds"] = round(time.perf_counter() - t_run, 1)
             results["photos"][key] = row
             print(f"{key}: {grid.describe()}, tiled {tiled['psnr']:.2f} dB in {T:.2f} CPU s ({tiled['wall']:.2f} s "
                   f"wall; no stop {free['psnr']:.2f} dB in {free['cpu']:.2f} s); single 2→{width}×{SINGLE_LAYERS}→3 "
@@ -572,8 +587,8 @@ def cmd_edits(force: bool) -> None:
     torch.manual_seed(0)
     fits = {name: load_tiles(name, 256) for name in PHOTOS}
     filt, paint = colour_editors()
-    results = _load("edits") if not force else {}
-    results.update({"filters": {}, "paints": {}, "latency": {}})
+    t_run = time.perf_counter()
+    results = {"filters": {}, "paints": {}, "latency": {}}
     arch = _arch()
     params, grid, _ = fits[TUNE_PHOTO]
     for ename, path in filt.items():
@@ -588,7 +603,7 @@ def cmd_edits(force: bool) -> None:
         results["latency"][ename] = profiled_edit(params, arch, editor, grid, LAT_REPS, mask=_stroke_mask(grid),
                                                   paint=torch.tensor([0.9, 0.2, 0.2]))
         print(ename, "latency", results["latency"][ename], flush=True)
-    results.update(_stamp("python -m bench.tiles edits"))
+    results.update(_stamp("python -m bench.tiles edits"), seconds=round(time.perf_counter() - t_run, 1))
     _save("edits", results)
     write()
 
@@ -597,7 +612,8 @@ def cmd_edits(force: bool) -> None:
 
 
 def cmd_picture() -> None:
-    from PIL import Image, ImageDraw
+    t_run = time.perf_counter()
+    from PIL import Image, ImageDraw, ImageFont
 
     from gmn.edit import edit_inr, resolve_editor
     from gmn.editors import load_editor
@@ -633,24 +649,26 @@ def cmd_picture() -> None:
         diff = (ed - orig).abs().mean(-1, keepdim=True).clamp(0, 0.25).mul(4).expand_as(orig)
         rows.append([orig, tgt, ed, diff])
         labels.append([f"{TUNE_PHOTO}: tiled fit", "paint target (synthetic stroke)",
-                       f"{pname}: in {inside:.1e} / out {outside:.1e}", "|edited − fit| (×4)"])
+                       f"{pname}: inside {inside:.1e}, outside {outside:.1e}", "|edited - fit| x 4"])
     cell = 256
-    pad, head = 4, 14
+    pad, head = 4, 16
     H = sum(max(x.shape[0] for x in r) + head + pad for r in rows)
     W = 4 * (cell + pad)
     canvas = Image.new("RGB", (W, H), "white")
     draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=12)
     y = 0
     for r, lab in zip(rows, labels):
         rh = max(x.shape[0] for x in r)
         for i, (x, text) in enumerate(zip(r, lab)):
             arr = (x.clamp(0, 1).numpy() * 255).round().astype(np.uint8)
             canvas.paste(Image.fromarray(arr), (i * (cell + pad), y + head + (rh - arr.shape[0]) // 2))
-            draw.text((i * (cell + pad) + 2, y + 1), text, fill="black")
+            draw.text((i * (cell + pad) + 2, y), text, fill="black", font=font)
         y += rh + head + pad
     FIGURE.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(FIGURE)
-    _save("picture", {**_stamp("python -m bench.tiles picture"), "rows": labels})
+    _save("picture", {**_stamp("python -m bench.tiles picture"), "rows": labels,
+                      "seconds": round(time.perf_counter() - t_run, 1)})
     print(f"wrote {FIGURE.relative_to(ROOT)}", flush=True)
     write()
 
@@ -673,10 +691,13 @@ def _ttd(curve, db, budget=None) -> str:
     return f"{t[0]:.2f}"
 
 
-def _measured(d: dict) -> str:
+def _measured(d: dict, seconds: float | None = None) -> str:
     load = d.get("load") or [float("nan")]
-    return (f"Measured {d.get('date')} at commit `{d.get('commit')}` by `{d.get('command')}`, "
-            f"{d.get('threads')} torch thread(s), load average {load[0]:.1f} at the end of the run.")
+    seconds = d.get("seconds") if seconds is None else seconds
+    took = (f", {seconds:.0f} s" if seconds < 120 else f", {seconds / 60:.1f} minutes") if seconds else ""
+    return (f"Measured {d.get('date')} at commit `{d.get('commit')}` by `{d.get('command')}`{took}, "
+            f"{d.get('threads')} torch thread(s), load average {load[0]:.1f} at the end of the run (2 cores; other "
+            f"jobs shared the machine).")
 
 
 def fits_body(F: dict) -> list[str]:
@@ -684,10 +705,11 @@ def fits_body(F: dict) -> list[str]:
 
     P = F.get("photos", {})
     sizes = sorted({int(k.split("/")[1]) for k in P})
+    slow = med(r["tiled"]["curve_run_cpu"] / r["tiled"]["cpu"] - 1 for r in P.values() if "curve_run_cpu" in r["tiled"])
     out = [
         "### Fitting photos as tiles",
         "",
-        _measured(F),
+        _measured(F, sum(r.get("seconds", 0) for r in P.values()) if all("seconds" in r for r in P.values()) else None),
         "",
         f"Four scikit-image photos at the app's working size (longer side 256 or 512, aspect kept: "
         f"`inr.tiles.plan_fit`; coffee and chelsea are landscape), the gray camera as R = G = B. **Tiled**: 32² "
@@ -696,9 +718,10 @@ def fits_body(F: dict) -> list[str]:
         f"{TILE_RECIPE.target_psnr:g} dB; the batch ends when every tile has), and the same without the early "
         f"stop. PSNR is of the whole clamped image (the blended render). Times are CPU seconds of the one torch "
         f"thread, which is the wall time on an idle core (the machine was shared: the wall time is in brackets). "
-        f"Times to 30/35/40 dB: the whole-image PSNR every {CURVE_EVERY} steps (best parameters per tile so far, "
-        f"as the fit keeps them); rendering that curve is timed and left out. '—': not reached in "
-        f"{TILE_RECIPE.steps} steps.",
+        f"Times to 30/35/40 dB: a second run of the same fit records the whole-image PSNR every {CURVE_EVERY} steps "
+        f"(best parameters per tile so far, as the fit keeps them); rendering that curve is timed and left out "
+        + f"(the curve run took {1 + slow:.2f}× the plain run's time, median; above 1 these times are pessimistic)"
+        + f". '—': not reached in {TILE_RECIPE.steps} steps.",
         "",
     ]
     rows, meds_ = [], []
@@ -908,7 +931,8 @@ def write() -> None:
         body += ["### Picture", "", _measured(Pic), "",
                  "Rows: two photos at 256 (photo | tiled fit | contrast target of the whole render | contrast editor), "
                  "then a synthetic paint stroke on astronaut (tiled fit | paint target | paint-color editor | "
-                 "|edited − fit| × 4, which shows where the edit changed the image).", "",
+                 "|edited − fit| × 4: where the edit changed the image, which is every touched tile, in blocks).",
+                 "",
                  f"![tiled fits and edits]({FIGURE.relative_to(ROOT)})", ""]
     write_section("tiles", "Photo-scale editing (tiled INRs)", "\n".join(body) or "(nothing measured yet)",
                   command="python -m bench.tiles " + " ".join(sys.argv[1:]))
@@ -916,12 +940,15 @@ def write() -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.tiles", description=__doc__.split("\n")[0])
-    ap.add_argument("what", nargs="*", choices=["fits", "edits", "picture", "write"], default=None,
+    ap.add_argument("what", nargs="*", metavar="{fits,edits,picture,write}",
                     help="parts to run (default: fits edits picture); 'write' only rewrites the section")
     ap.add_argument("--sizes", default="256,512", help="fits: longer sides of the working size")
     ap.add_argument("--force", action="store_true", help="ignore .bench-cache/tiles/ and measure again")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
+    bad = [w for w in args.what if w not in ("fits", "edits", "picture", "write")]
+    if bad:
+        ap.error(f"unknown part {bad[0]!r}; choose from fits, edits, picture, write")
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as the app does
     what = args.what or ["fits", "edits", "picture"]

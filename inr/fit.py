@@ -169,10 +169,11 @@ def fit_recipe(
     recipe: FitRecipe,
     *,
     seed: int = 0,
+    init: Params | None = None,
     callback: Callable[[int, Tensor], bool | None] | None = None,
     progress: bool = False,
     device: torch.device | str = "cpu",
 ) -> FitResult:
-    """Fit N SIRENs to N images (N, H, W, C) by `recipe`, as one batch."""
+    """Fit N SIRENs to N images (N, H, W, C) by `recipe`, as one batch (from `init`, else drawn from `seed`)."""
     return fit(images, arch, steps=recipe.steps, lr=recipe.lr, target_psnr=recipe.target_psnr, seed=seed,
-               callback=callback, progress=progress, device=device)
+               init=init, callback=callback, progress=progress, device=device)

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DIGIT_PNG = ROOT / "assets" / "examples" / "mnist-test-0.png"
 DIGIT_INR = ROOT / "assets" / "examples" / "mnist-test-0.safetensors"
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")  # pandas deprecations inside gradio
-ENDPOINTS = ["fit", "load_inr", "edit", "apply_again", "paint", "strength", "undo", "reset", "render", "download",
+ENDPOINTS = ["fit", "load_inr", "edit", "apply_again", "paint", "strength", "undo", "redo", "goto", "reset", "render",
+             "download", "sensitivity",
              "list_editors", "admin_login", "admin_train", "admin_status", "admin_stop", "admin_evaluate",
              "admin_publish", "admin_delete", "admin_list"]
 
@@ -200,19 +201,28 @@ def test_edit_before_loading(server):
 ADMIN = ["/admin_status", "/admin_stop", "/admin_list", "/admin_login"]
 
 
-def test_admin_refused(client, monkeypatch):
-    for pw in ("", "wrong"):
-        for ep in ADMIN:
-            with pytest.raises(AppError, match="wrong admin password"):
-                client.predict(pw, api_name=ep)
-        with pytest.raises(AppError, match="wrong admin password"):
-            client.predict(pw, "x", "y", api_name="/admin_publish")
-        with pytest.raises(AppError, match="wrong admin password"):
-            client.predict(pw, "dilate", api_name="/admin_delete")
-        with pytest.raises(AppError, match="wrong admin password"):
-            client.predict(pw, "r", "dilate", "mnist5k", "ws", "tiny", 1, 2, 8, 8, api_name="/admin_train")
-        with pytest.raises(AppError, match="wrong admin password"):
-            client.predict(pw, "dilate", 8, api_name="/admin_evaluate")
+def test_admin_refused(client, server, monkeypatch):
+    server[1].guard.reset()
+    refused = "wrong admin password|too many wrong admin passwords"
+    try:
+        for pw in ("", "wrong"):
+            for ep in ADMIN:
+                with pytest.raises(AppError, match=refused):
+                    client.predict(pw, api_name=ep)
+            with pytest.raises(AppError, match=refused):
+                client.predict(pw, "x", "y", api_name="/admin_publish")
+            with pytest.raises(AppError, match=refused):
+                client.predict(pw, "dilate", api_name="/admin_delete")
+            with pytest.raises(AppError, match=refused):
+                client.predict(pw, "r", "dilate", "mnist5k", "ws", "tiny", 1, 2, 8, 8, api_name="/admin_train")
+            with pytest.raises(AppError, match=refused):
+                client.predict(pw, "dilate", 8, api_name="/admin_evaluate")
+        # repeated failures lock the client out, the right password included, until the lock expires
+        with pytest.raises(AppError, match="too many wrong admin passwords: try again in"):
+            client.predict(PASSWORD, api_name="/admin_status")
+    finally:
+        server[1].guard.reset()
+    client.predict(PASSWORD, api_name="/admin_status")
     monkeypatch.delenv("GMN_ADMIN_PASSWORD")
     for ep in ADMIN:
         with pytest.raises(AppError, match="admin is disabled"):
@@ -242,7 +252,9 @@ def test_admin_train_publish_evaluate_delete(client, server):
     assert s["state"] in ("running", "done") and s["run"] == "api-run"
     s = wait_done(client)
     assert s["state"] == "done" and s["step"] == 4 and s["history"], s
-    rows, *_ = client.predict(PASSWORD, "api-run", "api-dilate", api_name="/admin_publish")
+    table = client.predict(PASSWORD, "api-run", 8, api_name="/admin_evaluate")  # a finished run, not published
+    assert table["data"][1][0].startswith("run api-run")
+    rows, *_ = client.predict(PASSWORD, "api-run", "api-dilate\n", api_name="/admin_publish")  # name stripped
     assert "api-dilate" in {r["name"] for r in rows}
     assert "api-dilate" in {r["name"] for r in client.predict(api_name="/list_editors")}
     load(client)
@@ -281,3 +293,118 @@ def test_parallel_edits_during_training(server):
     finally:
         admin.predict(PASSWORD, api_name="/admin_stop")
         wait_done(admin)
+
+
+def post_raw(url, api_name, data, session_hash):
+    """One call through the raw HTTP API (json with NaN allowed, as any HTTP client can send): the result stream."""
+    import json
+
+    body = json.dumps({"data": data, "session_hash": session_hash}).encode()
+    req = urllib.request.Request(f"{url}gradio_api/call/{api_name}", data=body,
+                                 headers={"Content-Type": "application/json"})
+    event = json.loads(urllib.request.urlopen(req).read())["event_id"]
+    return urllib.request.urlopen(f"{url}gradio_api/call/{api_name}/{event}").read().decode()
+
+
+def test_numeric_inputs_are_checked(client, server):
+    """NaN through the raw HTTP API and non-numeric values are refused with one line; the INR stays finite."""
+    load(client)
+    client.predict("dilate", 32, 1.0, 64, api_name="/edit")
+    stream = post_raw(server[0], "strength", [float("nan"), 64], client.session_hash)
+    assert "event: error" in stream and "strength must be a finite number" in stream
+    stream = post_raw(server[0], "edit", ["dilate", float("inf"), 1.0, 64], client.session_hash)
+    assert "sampled points must be a finite number" in stream
+    for args, match in ((("dilate", "many", 1.0, 64), "sampled points must be a number"),
+                        (("dilate", 32, 7.0, 64), "strength must be between 0 and 3"),
+                        (("dilate", 32, 1.0, "big"), "display resolution must be a number")):
+        with pytest.raises(AppError, match=match):
+            client.predict(*args, api_name="/edit")
+    with pytest.raises(AppError, match="history step must be between 0 and 1"):
+        client.predict(5, 64, api_name="/goto")
+    inr = load_inr(client.predict(64, api_name="/download")[0], allow_stack=False)
+    assert all(torch.isfinite(t).all() for t in inr.params)
+    out = client.predict(0.5, 64, api_name="/strength")
+    assert "1 edit(s) applied" in out[6] and "strength 0.5" in out[6]
+
+
+def test_overlapping_edits_of_one_session_are_refused_visibly(client):
+    """12 /edit calls at once from one session: each either applies (in turn) or is refused with a clear line;
+    the edit counter counts exactly the applied ones."""
+    load(client, DIGIT_INR)
+    jobs = [client.submit("dilate", 16, 1.0, 32, api_name="/edit") for _ in range(12)]
+    ok, refused = 0, 0
+    for j in jobs:
+        try:
+            j.result()
+            ok += 1
+        except AppError as e:
+            assert "another request of this session is still running" in str(e), str(e)
+            refused += 1
+    assert ok + refused == 12 and ok >= 1
+    out = client.predict(1.0, 32, api_name="/strength")
+    assert f"{ok} edit(s) applied" in out[6], (ok, out[6][:300])
+
+
+def test_malformed_paint_values(client, tmp_path):
+    load(client)
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    trunc = tmp_path / "trunc.png"
+    trunc.write_bytes(DIGIT_PNG.read_bytes()[:80])
+    good = tmp_path / "layer.png"
+    layer = np.zeros((64, 64, 4), np.uint8)
+    layer[20:40, 20:40] = (255, 255, 255, 255)
+    Image.fromarray(layer, "RGBA").save(good)
+    cases = [
+        ("just text", "image-editor value"),
+        ({"background": None, "layers": "abc", "composite": None}, "layers must be a list"),
+        ({"background": None, "layers": [handle_file(str(text))], "composite": None}, "not a readable image"),
+        ({"background": None, "layers": [handle_file(str(trunc))], "composite": None}, "not a readable image"),
+        ({"background": None, "layers": [], "composite": None}, "paint a stroke"),
+        ({"background": None, "layers": ["/etc/passwd"], "composite": None}, "must be an image"),
+    ]
+    for value, match in cases:
+        with pytest.raises(AppError, match=match):
+            client.predict(value, "paint", 32, 1.0, 64, api_name="/paint")
+    value = {"background": None, "layers": [handle_file(str(good))], "composite": None}  # composite not needed
+    with pytest.raises(AppError, match="sampled points must be a number"):
+        client.predict(value, "paint", "lots", 1.0, 64, api_name="/paint")
+    out = client.predict(value, "paint", 32, 1.0, 64, api_name="/paint")
+    assert "1 edit(s) applied" in out[6]
+
+
+def test_inr_files_beyond_the_work_bounds_are_refused(client, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from inr.files import save_tiled
+    from inr.tiles import TileGrid
+
+    arch = SirenArch()
+    one = init_params(arch, 1, generator=torch.Generator().manual_seed(0))
+    for size, match in (([4096, 4096], "working resolution of 4096×4096"), ([100000, 100000], "image_size"),
+                        ([0, 0], "image_size")):
+        p = tmp_path / f"size-{size[0]}.safetensors"
+        save_inr(p, one, arch)
+        with safe_open(str(p), framework="pt") as fh:
+            meta = dict(fh.metadata())
+        save_file(load_file(str(p)), str(p), metadata={**meta, "image_size": str(size)})
+        with pytest.raises(AppError, match=match):
+            load(client, p)
+    small = SirenArch(hidden=4, layers=1)
+    grid = TileGrid((1024, 1024), 8, 0)  # 128 × 128 tiles of 8 px
+    p = tmp_path / "many-tiles.safetensors"
+    save_tiled(p, init_params(small, grid.count, generator=torch.Generator().manual_seed(0)), small, grid)
+    with pytest.raises(AppError, match="16384 SIREN.*at most 1600 tiles"):
+        load(client, p)
+    out = load(client)  # the session stays usable
+    assert "0 edit(s)" in out[6]
+
+
+def test_fit_rgba_says_what_was_done(client, tmp_path):
+    rgba = np.zeros((24, 24, 4), np.uint8)
+    rgba[4:20, 4:20] = (200, 30, 30, 255)  # an opaque square on a transparent background
+    p = tmp_path / "logo.png"
+    Image.fromarray(rgba, "RGBA").save(p)
+    out = client.predict(handle_file(str(p)), 16, 2, "auto", 10, "auto", 64, api_name="/fit")
+    assert "transparent pixels: composited on white" in out[6]

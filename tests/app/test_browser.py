@@ -128,6 +128,8 @@ def test_upload_fit_dilate_then_paint(page):
     page.click("#paint-btn")
     wait_info(page, "2 edit(s)")
     shot(page, "4-paint-applied")
+    page.locator("#info").scroll_into_view_if_needed()
+    readme_shot(page, "paint", height=1800)
     painted = image_of(page, "#edited")
     h, w = painted.shape[:2]
     change = np.abs(painted - edited).mean(-1)
@@ -167,3 +169,81 @@ def test_admin_train_publish_appears_in_edit_dropdown(page):
     page.click("#editor-dd input")
     page.wait_for_selector("[role=option] >> text=browser-dilate")
     shot(page, "7-published-in-dropdown")
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "assets" / "screenshots"
+DIGIT_INR = DIGIT_PNG.with_suffix(".safetensors")
+
+
+def readme_shot(page, name, height=1150):
+    """A small PNG of the top of the page for the README (half size, 128 colours)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    body = page.screenshot(clip={"x": 0, "y": 0, "width": 1400, "height": height})
+    im = Image.open(io.BytesIO(body)).convert("RGB")
+    im = im.resize((im.width // 2, im.height // 2), Image.LANCZOS).quantize(128)
+    im.save(SCREENSHOTS / f"{name}.png", optimize=True)
+
+
+def has_image(page, selector) -> bool:
+    return page.locator(f"{selector} img").count() > 0
+
+
+def info_has(page, text, timeout=120_000):
+    page.wait_for_function(f"document.querySelector('#info').innerText.includes({text!r})", timeout=timeout)
+
+
+def test_a_persons_sequence(page, server):
+    """Load a digit INR, apply, apply again, undo, type a strength, hit an error, load a photo: what each panel
+    claims at each point (the editor list filtered, typed strength applied, undo keeping the views, the error
+    inline with the views kept, downloads cleared on a new load)."""
+    page.get_by_role("tab", name="Upload an INR").click()
+    page.set_input_files("#inr-upload input[type=file]", str(DIGIT_INR))
+    page.wait_for_selector(f"#inr-upload >> text={DIGIT_INR.name}")
+    page.click("#load-btn")
+    info_has(page, "0 edit(s) applied")
+    page.click("#editor-dd input")  # only filter editors that fit a gray 2-layer SIREN: never the paint editor
+    page.wait_for_selector("[role=option] >> text=dilate")
+    options = [o.replace("✓", "").strip() for o in page.locator("[role=option]").all_inner_texts()]
+    assert "paint" not in options and "dilate" in options, options
+    page.keyboard.press("Escape")
+    original = image_of(page, "#original")
+    page.click("#edit-btn")
+    info_has(page, "1 edit(s) applied")
+    first = image_of(page, "#edited")
+    page.click("#edit-btn")  # the second apply edits the result of the first
+    info_has(page, "2 edit(s) applied")
+    assert "step 2 of 2" in page.inner_text("#info")
+    page.click("#undo-btn")
+    info_has(page, "step 1 of 2")
+    for sel in ("#target", "#points", "#gmn", "#diff", "#edited"):  # undo keeps every view of the step shown
+        assert has_image(page, sel), sel
+    assert "MSE to target" in page.inner_text("#info")
+    assert np.abs(image_of(page, "#edited") - first).max() <= 1
+    page.fill("#strength input[type=number]", "0")  # typed, not dragged: applies at once
+    page.press("#strength input[type=number]", "Enter")
+    info_has(page, "strength 0,")
+    assert np.abs(image_of(page, "#edited") - original).max() <= 1  # step 1 at s = 0 is the loaded INR
+    readme_shot(page, "edit", height=1800)
+    page.click("#redo-btn")
+    info_has(page, "step 2 of 2")
+    page.click("#redo-btn")  # nothing to redo: the error is inline, every view stays
+    page.wait_for_function("document.querySelector('#alert').innerText.includes('nothing to redo')")
+    shot(page, "8-inline-error")
+    for sel in ("#original", "#target", "#edited", "#diff", "#points", "#gmn"):
+        assert has_image(page, sel), sel
+    assert page.locator(".error").count() == 0 or not page.locator(".error").first.is_visible()
+    page.click("#dl-btn")
+    page.wait_for_function("document.querySelector('#dl-inr').innerText.includes('-edited')")
+    # another image: a bundled colour photo; nothing of the digit may remain
+    page.get_by_role("tab", name="Bundled example").click()
+    page.locator("#examples img").first.click()
+    info_has(page, "example astronaut")
+    text = page.inner_text("#info")
+    assert "0 edit(s) applied" in text and "step 0 of 0" in text and "MSE to target" not in text
+    assert page.inner_text("#alert").strip() == ""
+    for sel in ("#target", "#points", "#gmn"):
+        assert not has_image(page, sel), sel
+    assert "-edited" not in page.inner_text("#dl-inr")  # the digit's download is gone
+    page.wait_for_function("document.querySelector('#card').innerText"
+                           ".includes('no installed filter editor edits this INR')")  # gray editors only here
+    shot(page, "9-photo-loaded")

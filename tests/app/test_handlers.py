@@ -2,6 +2,7 @@
 
 import json
 import time
+from dataclasses import replace
 
 import gradio as gr
 import numpy as np
@@ -10,8 +11,10 @@ import torch
 from app_helpers import PASSWORD, TINY, tiny_editor
 from PIL import Image
 
+import gmn.train as gmn_train
 from app import handlers as H
 from app.jobs import Jobs
+from app.views import render
 from gmn.editors import save_editor
 from gmn.train import TrainConfig
 from inr.siren import SirenArch, init_params
@@ -54,13 +57,14 @@ def test_read_image_downscales_huge(tmp_path):
 def test_views_and_gmn_view(editors_dir):
     settings = H.Settings(registry_dirs=[editors_dir], published_dir=editors_dir / "none")
     st = H.load_example("mnist-test-1")
-    st = H.edit(settings, st, "dilate", 16, 1.0)
+    st = H.edit(settings, st, "dilate", 16, 0.05)
     v = H.views(st, 64)
     assert v["edited"].shape == (64, 64) and v["points"].shape == (64, 64, 3) and v["gmn"].ndim == 3
+    assert v["diff"].shape[0] > 64 and v["diff"].shape[1] > 64  # with its title and colour bar
     assert "test-time Adam" in v["metrics"]
-    st0 = H.restrength(st, 0.0)
-    assert all(torch.equal(a, b) for a, b in zip(st0["params"], st["base"]))
-    assert len(H.undo(st)["history"]) == 0
+    st = H.restrength(st, 0.0)
+    assert all(torch.equal(a, b) for a, b in zip(st.params, st.edit.base))
+    assert H.undo(st).cursor == 0
 
 
 def test_job_resumes_after_restart(tmp_path, tiny_zoo):
@@ -71,6 +75,7 @@ def test_job_resumes_after_restart(tmp_path, tiny_zoo):
     jobs.start("r", cfg)
     t0 = time.time()
     while not jobs.status()["history"] and time.time() - t0 < 120:
+        assert jobs.status()["progress"] < 1.0
         time.sleep(0.2)
     s = jobs.stop()
     s = jobs.wait(60)
@@ -81,10 +86,14 @@ def test_job_resumes_after_restart(tmp_path, tiny_zoo):
     cfg_saved["steps"] = saved + 2
     job.write_text(json.dumps(cfg_saved))
     jobs2 = Jobs(tmp_path, tiny_zoo)  # a fresh server process
-    s = jobs2.start("r", None)
+    # training the run name again with other settings resumes it with the saved ones, and says so
+    s = jobs2.start("r", replace(cfg, task="erode", steps=saved + 2))
     assert s["resumed"] and s["step"] == saved
+    assert "ignored: task: 'dilate' (kept) ≠ 'erode' (given)" in s["notice"] and "steps" not in s["notice"]
+    assert gmn_train.time.process_time is time.thread_time  # the budget is the training thread's CPU time
     s = jobs2.wait(120)
     assert s["state"] == "done" and s["history"][-1]["step"] == saved + 2, s
+    assert s["progress"] == 1.0 and gmn_train.time is time
     assert any(r["run"] == "r" and r["best"] for r in jobs2.runs())
     with pytest.raises(RuntimeError, match="no run"):
         jobs2.start("missing", None)
@@ -93,7 +102,7 @@ def test_job_resumes_after_restart(tmp_path, tiny_zoo):
 def test_depth_mismatch_message(editors_dir):
     settings = H.Settings(registry_dirs=[editors_dir], published_dir=editors_dir / "none")
     arch = SirenArch(layers=3)
-    st = H.new_session(init_params(arch, 1), arch, 28, "deep")
+    st = H.Session.new(init_params(arch, 1), arch, 28, "deep")
     with pytest.raises(gr.Error, match="expects 3"):
         H.edit(settings, st, "dilate", 16)
 
@@ -109,9 +118,9 @@ def test_paint_picks_the_editor_for_the_inrs_channels(tmp_path):
     value = {"background": layer, "layers": [layer], "composite": layer}
     for channels, expected in ((1, "paint"), (3, "paint-color")):
         arch = SirenArch(dim_out=channels)
-        st = H.new_session(init_params(arch, 1), arch, 28, "x")
+        st = H.Session.new(init_params(arch, 1), arch, 28, "x")
         out = H.paint(settings, st, value, "some-filter-editor", 16, 1.0)
-        assert out["edit"]["editor"] == expected and out["edit"]["task"] == "paint"
+        assert out.edit.editor == expected and out.edit.task == "paint"
 
 
 def test_fast_fit_uses_the_optimizer_meant_for_the_channels(tmp_path, monkeypatch):
@@ -130,10 +139,100 @@ def test_fast_fit_uses_the_optimizer_meant_for_the_channels(tmp_path, monkeypatc
     Image.fromarray((rng.random((16, 16)) * 255).astype(np.uint8)).save(gray)
     Image.fromarray((rng.random((16, 16, 3)) * 255).astype(np.uint8)).save(rgb)
     st, notice = H.fit_image(str(gray), hidden=8, steps=10, resolution=16, optimizer="fast (learned)")
-    assert st["fit_optimizer"] == "learned" and notice == ""
+    assert st.fit["optimizer"] == "learned" and notice == ""
     st, notice = H.fit_image(str(rgb), hidden=8, steps=10, resolution=16, optimizer="fast (learned)")
-    assert st["fit_optimizer"] == "Adam" and "no learned optimizer is installed for colour images" in notice
+    assert st.fit["optimizer"] == "Adam" and "no learned optimizer is installed for colour images" in notice
     save_optimizer(tmp_path / "learned.safetensors", LearnedOptimizer(LearnedOptimizerConfig(gmn=False)),
                    {"channels": [1], "widths": [8]})  # meant for width 8 only
     st, notice = H.fit_image(str(gray), hidden=12, steps=10, resolution=16, optimizer="fast (learned)")
-    assert st["fit_optimizer"] == "Adam" and "for gray images at width 12" in notice
+    assert st.fit["optimizer"] == "Adam" and "for gray images at width 12" in notice
+
+
+def settings_for(editors_dir):
+    return H.Settings(registry_dirs=[editors_dir], published_dir=editors_dir / "none")
+
+
+def test_history_model(editors_dir):
+    """Edits apply to the step shown and add a step; undo / redo / goto move; the target and 'no edit' refer to
+    the INR the edit started from; an edit from an earlier step drops the steps after it; strength works after
+    undo; the counter counts every edit although only MAX_HISTORY steps are kept."""
+    settings = settings_for(editors_dir)
+    st = H.load_example("mnist-test-1")
+    for _ in range(3):
+        before = st.params
+        st = H.edit(settings, st, "dilate", 16, 0.05)
+        assert st.edit.base is before  # started from the step shown
+        mse = (render(st, before) - st.edit.target).pow(2).mean().item()
+        assert st.edit.before_mse == pytest.approx(mse)
+    assert [s.edits for s in st.steps] == [0, 1, 2, 3] and st.cursor == 3
+    H.undo(st)
+    v = H.views(st, 32)
+    assert st.cursor == 2 and all(v[k] is not None for k in ("target", "points", "gmn"))
+    assert "MSE to target" in v["metrics"] and "2 edit(s) applied" in v["metrics"]
+    H.restrength(st, 0.0)  # the slider still works after undo: this step's own base
+    assert all(torch.equal(a, b) for a, b in zip(st.params, st.steps[1].params))
+    H.redo(st)
+    assert st.cursor == 3
+    H.goto(st, 1)
+    H.edit(settings, st, "dilate", 16, 0.05)
+    assert [s.edits for s in st.steps] == [0, 1, 2] and st.cursor == 2  # the old steps 2, 3 are dropped
+    with pytest.raises(gr.Error, match="nothing to redo"):
+        H.redo(st)
+    H.reset(st)
+    assert len(st.steps) == 1 and st.cursor == 0
+    with pytest.raises(gr.Error, match="the step shown is the loaded INR"):
+        H.restrength(st, 0.5)
+    for _ in range(H.MAX_HISTORY + 5):
+        H.edit(settings, st, "dilate", 16, 0.0)  # s = 0: the INR stays in the editor's range
+    assert st.current.edits == H.MAX_HISTORY + 5 and len(st.steps) == H.MAX_HISTORY + 1
+    assert f"{H.MAX_HISTORY + 5} edit(s) applied" in H.views(st, 32)["metrics"]
+    for _ in range(H.MAX_HISTORY):
+        H.undo(st)
+    assert st.cursor == 0 and st.current.edits == 0
+
+
+def test_metrics_flag_worse_edits_and_cap_psnr(editors_dir, tmp_path):
+    save_editor(tmp_path / "wild.safetensors", tiny_editor("dilate", scale=3.0, seed=2), {"data": {"dataset": "x"}})
+    settings = H.Settings(registry_dirs=[editors_dir, tmp_path], published_dir=tmp_path / "none")
+    st = H.edit(settings, H.load_example("mnist-test-1"), "wild", 16, 3.0)
+    assert st.edit.before_mse < (render(st, st.params) - st.edit.target).pow(2).mean()
+    assert "⚠ worse than no edit" in H.views(st, 32)["metrics"]
+    st.psnr = 120.0
+    m = H.views(st, 32)["metrics"]
+    assert "> 60 dB (identical at 8 bits)" in m and "120" not in m
+
+
+def test_password_guard_locks_out_repeated_failures(monkeypatch):
+    from app.admin import PasswordGuard
+
+    monkeypatch.setenv("GMN_ADMIN_PASSWORD", PASSWORD)
+    now = [0.0]
+    g = PasswordGuard(free=3, global_free=10, clock=lambda: now[0])
+    for _ in range(3):
+        with pytest.raises(gr.Error, match="wrong admin password"):
+            H.check_admin("guess", "a", g)
+    with pytest.raises(gr.Error, match="too many wrong admin passwords"):
+        H.check_admin(PASSWORD, "a", g)  # locked out, the right password included
+    H.check_admin(PASSWORD, "b", g)  # another client is not
+    now[0] += 3
+    H.check_admin(PASSWORD, "a", g)  # the lock expired; a success clears the count
+    for i in range(10):  # failures from many clients together lock everyone out for a while
+        with pytest.raises(gr.Error):
+            H.check_admin("guess", f"c{i}", g)
+    with pytest.raises(gr.Error, match="too many"):
+        H.check_admin(PASSWORD, "b", g)
+    now[0] += g.global_lock + 1
+    H.check_admin(PASSWORD, "b", g)
+
+
+def test_paint_inputs_without_composite_and_malformed():
+    layer = np.zeros((32, 32, 4), np.uint8)
+    layer[:16, :16] = (0, 255, 0, 255)
+    mask, colour = H.paint_inputs({"background": None, "layers": [layer], "composite": None}, 16, 3)
+    assert mask[:7, :7].min() == 1 and torch.allclose(colour[2, 2], torch.tensor([0.0, 1, 0]))
+    for value, match in ((None, "paint a stroke"), ("x", "image-editor value"), ({"layers": 3}, "must be a list"),
+                         ({"layers": [np.zeros((4, 4, 4)), np.zeros((5, 5, 4))]}, "differ in size"),
+                         ({"layers": ["/etc/passwd"]}, "must be an image"),
+                         ({"layers": [{"path": "/etc/passwd"}]}, "not an uploaded file")):
+        with pytest.raises(gr.Error, match=match):
+            H.paint_inputs(value, 16, 1)

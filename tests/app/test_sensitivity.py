@@ -38,7 +38,7 @@ def test_top_mask_and_images():
     arch = SirenArch()
     params = init_params(arch, 1, generator=torch.Generator().manual_seed(0))
     layers, region, md = sensitivity(params, arch, points=64, top=10, display=64)
-    assert layers.dtype == np.uint8 and layers.ndim == 3 and region.shape == (64, 64, 3)
+    assert layers.dtype == np.uint8 and layers.ndim == 3 and region.shape[0] >= 64 and region.shape[2] == 3
     assert "layers.0.weight" in md and "| in top |" in md
     diag = [torch.arange(t.numel(), dtype=torch.float32).reshape(t.shape) for t in params]
     assert sum(int(m.sum()) for m in top_mask(diag, 100 * 7 / arch.num_params)) >= 7
@@ -51,8 +51,8 @@ def test_sensitivity_endpoint(server):
     client.predict(handle_file(str(DIGIT_INR)), 128, api_name="/load_inr")
     layers, region, md = client.predict(128, 5, 128, api_name="/sensitivity")
     region = np.asarray(Image.open(region).convert("RGB"))
-    assert region.shape == (128, 128, 3) and region.std() > 0  # some regions move more than others
+    assert region.shape[0] >= 128 and region.shape[1] > 128 and region.std() > 0  # map + title + colour bar
     assert np.asarray(Image.open(layers)).shape[0] >= 32 * 8  # a 32-neuron layer at 8 px per cell
     assert "Fisher diagonal" in md and "last_layer.bias" in md
-    with pytest.raises(AppError, match="minimum"):  # the slider bounds are enforced by gradio
+    with pytest.raises(AppError, match="points must be between 16 and 1024"):  # the handlers check every number
         client.predict(0, 5, 128, api_name="/sensitivity")

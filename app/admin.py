@@ -1,0 +1,249 @@
+"""The admin tab's actions: each checks the password (GMN_ADMIN_PASSWORD, constant-time compare) through a
+guard that locks out repeated failures, per client and for the whole server; then trains, evaluates,
+publishes or deletes editors."""
+
+from __future__ import annotations
+
+import hmac
+import os
+import shutil
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import gradio as gr
+
+from gmn.editors import EditorError, load_editor
+from gmn.objectives import TASKS
+
+from . import validate as V
+from .registry import Settings, get_editor, list_editors, load_cached, read_card, registry
+
+TASK_CHOICES = list(TASKS)
+EDITOR_SIZES = {  # EditorConfig overrides
+    "tiny": dict(hidden=16, interaction_layers=1, deepsets_layers=1, lowrank=4, theta_channels=4, ws_hidden=8,
+                 ws_layers=2, pp_dim=16, pp_blocks=1, pp_heads=2, mlp_hidden=64),
+    "small": dict(hidden=32, interaction_layers=2, deepsets_layers=1, lowrank=8, theta_channels=8, ws_hidden=16,
+                  ws_layers=2),
+    "default": {},
+}
+RUN_PREFIX = "run: "  # evaluate a run's best editor before publishing it: "run: NAME"
+
+
+class PasswordGuard:
+    """Failed admin logins: after `free` failures within `window` seconds a client is locked out for a time
+    that doubles with every further failure (up to `max_lock`); after `global_free` failures within the window
+    from all clients together, every client is locked out for `global_lock` seconds. A success clears the
+    client's count."""
+
+    def __init__(self, free: int = 5, window: float = 600.0, max_lock: float = 300.0, global_free: int = 50,
+                 global_lock: float = 60.0, clock=time.monotonic):
+        self.free, self.window, self.max_lock = free, window, max_lock
+        self.global_free, self.global_lock = global_free, global_lock
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._fails: dict[str, deque] = {}
+        self._all: deque = deque()
+        self._until: dict[str, float] = {}
+        self._global_until = 0.0
+
+    def reset(self) -> None:
+        with self._lock:
+            self._fails.clear()
+            self._all.clear()
+            self._until.clear()
+            self._global_until = 0.0
+
+    def _prune(self, q: deque, now: float) -> None:
+        while q and now - q[0] > self.window:
+            q.popleft()
+
+    def check(self, client: str) -> None:
+        """Raise gr.Error while `client` (or everyone) is locked out."""
+        now = self.clock()
+        with self._lock:
+            wait = max(self._until.get(client, 0.0), self._global_until) - now
+        if wait > 0:
+            raise gr.Error(f"too many wrong admin passwords: try again in {wait:.0f} s")
+
+    def failed(self, client: str) -> None:
+        now = self.clock()
+        with self._lock:
+            q = self._fails.setdefault(client, deque())
+            q.append(now)
+            self._prune(q, now)
+            if len(q) >= self.free:
+                self._until[client] = now + min(self.max_lock, 2.0 ** (len(q) - self.free + 1))
+            self._all.append(now)
+            self._prune(self._all, now)
+            if len(self._all) >= self.global_free:
+                self._global_until = now + self.global_lock
+                self._all.clear()
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._fails.pop(client, None)
+            self._until.pop(client, None)
+
+
+GUARD = PasswordGuard()
+
+
+def admin_enabled() -> bool:
+    return bool(os.environ.get("GMN_ADMIN_PASSWORD"))
+
+
+def check_admin(password, client: str = "local", guard: PasswordGuard | None = None) -> None:
+    """Raise gr.Error unless GMN_ADMIN_PASSWORD is set and `password` equals it (constant-time), and the client
+    is not locked out for earlier failures."""
+    guard = guard or GUARD
+    expected = os.environ.get("GMN_ADMIN_PASSWORD")
+    if not expected:
+        raise gr.Error("admin is disabled: start the app with GMN_ADMIN_PASSWORD set")
+    guard.check(client)
+    given = password if isinstance(password, str) else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        guard.failed(client)
+        raise gr.Error("wrong admin password")
+    guard.succeeded(client)
+
+
+def admin_publish(settings: Settings, password, run, name, client: str = "local") -> tuple[list[dict], str]:
+    """Copy runs/RUN/best.safetensors (+ card) into the published folder as NAME; returns (registry, name)."""
+    check_admin(password, client)
+    run, name = V.name(run, "run"), V.name(name)
+    src = Path(settings.runs_dir) / run / "best.safetensors"
+    if not src.exists():
+        raise gr.Error(f"run {run!r} has no best.safetensors yet (train it until its first validation)")
+    try:
+        load_editor(src)
+    except EditorError as e:
+        raise V.error(e) from None
+    for d in settings.registry_dirs:
+        if (Path(d) / f"{name}.safetensors").exists():
+            raise gr.Error(f"{name!r} is a shipped editor's name; choose another")
+    dst = Path(settings.published_dir)
+    dst.mkdir(parents=True, exist_ok=True)
+    for suffix in (".json", ".safetensors"):  # the weights last: the registry lists *.safetensors
+        s = src.with_suffix(suffix)
+        if s.exists():
+            tmp = dst / f".{name}{suffix}.tmp"
+            shutil.copyfile(s, tmp)
+            os.replace(tmp, dst / f"{name}{suffix}")
+    return list_editors(settings), name
+
+
+def admin_delete(settings: Settings, password, name, client: str = "local") -> list[dict]:
+    """Delete a published editor (shipped editors cannot be deleted)."""
+    check_admin(password, client)
+    name = V.name(name)
+    path = Path(settings.published_dir) / f"{name}.safetensors"
+    if not path.exists():
+        shipped = any((Path(d) / f"{name}.safetensors").exists() for d in settings.registry_dirs)
+        raise gr.Error(f"{name!r} is a shipped editor and cannot be deleted" if shipped
+                       else f"no published editor {name!r}")
+    path.unlink()
+    path.with_suffix(".json").unlink(missing_ok=True)
+    return list_editors(settings)
+
+
+def evaluable(settings: Settings) -> list[str]:
+    """What the evaluate dropdown offers: every editor, then every run with a best editor ("run: NAME")."""
+    runs = sorted(p.parent.name for p in Path(settings.runs_dir).glob("*/best.safetensors"))
+    return [r["name"] for r in list_editors(settings)] + [RUN_PREFIX + r for r in runs]
+
+
+def _editor_and_card(settings: Settings, name):
+    name = V.text(name, "editor").strip()
+    run = name.removeprefix(RUN_PREFIX) if name.startswith(RUN_PREFIX) else None
+    if run is None and name not in registry(settings):
+        candidate = Path(settings.runs_dir) / name / "best.safetensors"
+        run = name if V.NAME_RE.match(name) and candidate.exists() else None
+    if run is None:
+        return name, get_editor(settings, name), read_card(registry(settings)[name])
+    run = V.name(run, "run")
+    path = Path(settings.runs_dir) / run / "best.safetensors"
+    if not path.exists():
+        raise gr.Error(f"run {run!r} has no best.safetensors yet (train it until its first validation)")
+    return f"run {run}", load_cached(path), read_card(path)
+
+
+def admin_evaluate(settings: Settings, password, name, limit=100, points=64, client: str = "local") -> list[list]:
+    """An editor (or a run's best editor: "run: NAME" or the run's name) vs baselines on the validation split
+    (rows: method, MSE, ms per INR), as in BENCHMARKS.md."""
+    check_admin(password, client)
+    from gmn.data import EditData
+    from gmn.evaluate import eval_set, no_edit, run_adam, run_editor, tune_adam_lr
+
+    limit = V.number(limit, "validation INRs", 1, 10_000, integer=True)
+    points = V.number(points, "points", 1, 512, integer=True)
+    label, editor, card = _editor_and_card(settings, name)
+    data_card = card.get("data") if isinstance(card.get("data"), dict) else {}
+    train_cfg = card.get("train_config") if isinstance(card.get("train_config"), dict) else {}
+    dataset = data_card.get("dataset") or train_cfg.get("data") or "mnist5k"
+    try:
+        data = EditData.from_zoo(dataset, "val", editor.config.task, root=settings.zoo_root, limit=limit,
+                                 log=lambda *_: None)
+        editor.check(data.arch)
+    except (ValueError, OSError) as e:
+        raise V.error(e) from None
+    es = eval_set(data)
+    rows = [["no edit", f"{no_edit(es):.4g}", "0"]]
+    r = run_editor(editor, es, points=points)
+    rows.append([f"{label} ({editor.config.kind}, B={points})", f"{r['mse']:.4g}",
+                 f"{r['seconds_per_inr'] * 1e3:.2f}"])
+    for k in (1, 10, 100):
+        # the lr that suits Adam best on these very INRs (as the benchmark tunes it on val): favours Adam
+        lr, _ = tune_adam_lr(es, points=points, steps=k, lrs=(3e-4, 1e-3, 3e-3))
+        a = run_adam(es, points=points, steps=k, lr=lr, lam=editor.config.lam)
+        rows.append([f"Adam on the {points} points, K={k} (lr {lr:g}, tuned)", f"{a['mse']:.4g}",
+                     f"{a['seconds_per_inr'] * 1e3:.2f}"])
+    return rows
+
+
+def admin_train(settings: Settings, jobs, password, run, task="dilate", dataset="mnist5k", editor="ws+gmn",
+                size="small", minutes=10.0, steps=None, limit=None, val_size=100, val_every=None,
+                client: str = "local") -> dict:
+    """Start a training job in the background (or resume run RUN from its checkpoint, saying which of the given
+    settings its saved ones override). Returns the job status."""
+    check_admin(password, client)
+    from gmn.editors import KINDS
+    from gmn.train import TrainConfig
+
+    run = V.name(run, "run")
+    if task not in TASKS:
+        raise gr.Error(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if editor not in KINDS:
+        raise gr.Error(f"unknown editor kind {editor!r}; choose one of {', '.join(KINDS)}")
+    if size not in EDITOR_SIZES:
+        raise gr.Error(f"unknown size {size!r}; choose one of {', '.join(EDITOR_SIZES)}")
+    if not isinstance(dataset, str) or not V.NAME_RE.match(dataset):
+        raise gr.Error(f"unknown dataset {dataset!r}")
+    steps = V.number(steps, "steps", 0, 10_000_000, integer=True, default=0) or None
+    minutes = V.number(minutes, "time budget (minutes)", 0, 24 * 60, default=0.0) or None
+    limit = V.number(limit, "training INRs", 0, 10_000_000, integer=True, default=0) or None
+    val_size = V.number(val_size, "validation INRs", 1, 100_000, integer=True, default=100)
+    val_every = V.number(val_every, "validation interval", 0, 10_000_000, integer=True, default=0) or None
+    if not steps and not minutes:
+        raise gr.Error("give a time budget (minutes, up to 24 h) or a number of steps")
+    cfg = TrainConfig(task=task, data=dataset, editor=editor, minutes=minutes, steps=steps, model=EDITOR_SIZES[size],
+                      limit=limit, val_size=val_size, batch=8 if size == "tiny" else 32, val_every=val_every,
+                      zoo_root=str(settings.zoo_root) if settings.zoo_root else None)
+    try:
+        return jobs.start(run, cfg)
+    except RuntimeError as e:
+        raise V.error(e) from None
+
+
+def runs_table(jobs) -> list[list]:
+    return [[r["run"], "yes" if r["best"] else "no", "yes" if r["checkpoint"] else "no", r["step"],
+             "—" if r["val"] is None else f"{r['val']:.4g}"] for r in jobs.runs()]
+
+
+def editors_table(settings: Settings) -> list[list]:
+    def f(v):
+        return "—" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
+
+    return [[r["name"], r["task"], r["editor"], r["siren"], f(r["test_mse"]), f(r["val_mse"]),
+             "published" if r["published"] else "shipped"] for r in list_editors(settings)]

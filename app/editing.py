@@ -1,0 +1,177 @@
+"""Edits of a session (see app.session for the model): each runs a GradMetaNet editor on the INR shown,
+measures it against no edit and test-time Adam on the same points for the same time, and adds a step.
+The session changes only when the whole request succeeds; every numeric input is checked first."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import gradio as gr
+import torch
+
+from gmn.edit import edit_inr
+from gmn.editors import EditorError, apply_edit
+from gmn.objectives import FILTERS
+from inr.files import save_tiled
+from inr.fit import LR
+from inr.siren import forward, select
+
+from . import validate as V
+from .registry import Settings, get_editor, paint_editor_for
+from .session import EditRecord, Session, Step, need
+from .views import render, render_image
+
+REFUSED = "the edit produced NaN or Inf values; refused, the INR shown is unchanged"
+
+
+def _adam_same_budget(params, arch, x, target, weight, seconds: float, lr: float = LR):
+    """Test-time Adam on the editor's sampled points until `seconds` have passed (at least one step)."""
+    p = [t.detach().clone().requires_grad_(True) for t in params]
+    opt = torch.optim.Adam(p, lr=lr)
+    t0, steps = time.perf_counter(), 0
+    while steps == 0 or time.perf_counter() - t0 < seconds:
+        err = (weight * (forward(p, arch, x) - target).pow(2)).mean()
+        opt.zero_grad(set_to_none=True)
+        err.backward()
+        opt.step()
+        steps += 1
+    return [t.detach() for t in p], steps
+
+
+def _finite(params) -> bool:
+    return all(torch.isfinite(t).all() for t in params)
+
+
+def run_edit(settings: Settings, session: Session, editor_name: str, points, strength, *, mask=None, paint=None,
+             seed: int = 0) -> Step:
+    """Edit the INR shown (every tile of a tiled one in one batch) → the new step (not yet added)."""
+    points, strength = V.points(points), V.strength(strength)
+    editor = get_editor(settings, editor_name)
+    arch, grid, base = session.arch, session.grid, session.params
+    t0 = time.perf_counter()
+    try:
+        res = edit_inr(base, arch, editor, grid=grid, points=points, strength=strength, mask=mask, paint=paint,
+                       seed=seed)
+    except EditorError as e:
+        raise V.error(str(e).replace("the original INR is kept", "the INR shown is unchanged")) from None
+    total = time.perf_counter() - t0
+    if not _finite(res.params) or not torch.isfinite(render(session, res.params)).all():
+        raise gr.Error(REFUSED)
+    b = res.batch  # test-time Adam on the same points (of the same tiles), for the editor's time
+    weight = torch.ones_like(b.target_pts[..., :1]) if b.mask_pts is None else (
+        b.mask_pts + editor.config.lam * (1 - b.mask_pts))
+    sub, adam_steps = _adam_same_budget(select(base, res.tiles), arch, b.x, b.target_pts, weight, res.seconds)
+    adam = [t.clone() for t in base]
+    for a, t in zip(adam, sub, strict=True):
+        a[res.tiles] = t
+    adam_mse = (render_tiles_of(session, adam) - res.target).pow(2).mean().item()
+    before = (render(session, base) - res.target).pow(2).mean().item()
+    moved = torch.stack([d[res.tiles].flatten(1).abs().sum(1) for d in res.dtheta]).sum(0)
+    view_tile = int(res.tiles[moved.argmax()])  # the tile the editor changed most: "what GradMetaNet sees"
+    k = int((res.tiles == view_tile).nonzero()[0, 0])
+    rec = EditRecord(editor=editor_name, task=editor.config.task, strength=strength, points=points, base=base,
+                     dtheta=[t.detach().clone() for t in res.dtheta], target=res.target, sampled=res.points,
+                     tile=view_tile, tile_x=b.x[k], tile_target=b.target_pts[k], seconds=res.seconds, total=total,
+                     before_mse=before, adam_mse=adam_mse, adam_steps=adam_steps)
+    label = f"{editor_name} ×{strength:g}" + (" (paint)" if editor.config.task == "paint" else "")
+    return Step(res.params, label, session.current.edits + 1, rec)
+
+
+def render_tiles_of(session: Session, params):
+    """Render params that are not a kept step (no cache)."""
+    from inr.tiles import render_tiles
+
+    return render_tiles(params, session.arch, session.grid)[0]
+
+
+def edit(settings: Settings, session: Session | None, editor_name: str, points=64, strength=1.0,
+         seed: int | None = None) -> Session:
+    """Apply a filter editor to the INR shown; adds a step after it (the steps after it are dropped)."""
+    session = need(session)
+    editor = get_editor(settings, editor_name)
+    if editor.config.task not in FILTERS:
+        raise gr.Error(f"{editor_name!r} is a '{editor.config.task}' editor: paint a stroke in the Paint "
+                       "section below and press 'Apply paint'")
+    seed = session.current.edits if seed is None else seed  # fresh points for every edit of a lineage
+    session.push(run_edit(settings, session, editor_name, points, strength, seed=seed))
+    return session
+
+
+def apply_again(settings: Settings, session: Session | None, editor_name: str, points=64, strength=1.0) -> Session:
+    """The same as `edit` (every edit applies to the INR shown, with fresh points); kept for the API."""
+    return edit(settings, session, editor_name, points, strength)
+
+
+def paint(settings: Settings, session: Session | None, value, editor_name: str | None = None, points=64,
+          strength=1.0) -> Session:
+    """Turn a painted stroke into a weight edit with a paint editor (the chosen one, else one made for the INR)."""
+    from .paint import paint_inputs
+
+    session = need(session)
+    name = paint_editor_for(settings, session.arch, editor_name)
+    mask, colours = paint_inputs(value, session.grid.image_size, session.arch.dim_out)
+    session.push(run_edit(settings, session, name, points, strength, mask=mask, paint=colours,
+                          seed=session.current.edits))
+    return session
+
+
+def restrength(session: Session | None, strength) -> Session:
+    """θ_base + s·Δθ of the shown step's edit at a new strength, without running GradMetaNet again."""
+    session = need(session)
+    s = V.strength(strength)
+    step = session.current
+    if step.edit is None:
+        raise gr.Error("the step shown is the loaded INR: apply an edit first, then set its strength")
+    params = apply_edit(step.edit.base, step.edit.dtheta, s)
+    if not _finite(params):
+        raise gr.Error(REFUSED)
+    label = re.sub(r"×[0-9.e+-]+", f"×{s:g}", step.label, count=1)
+    rec = EditRecord(**{**step.edit.__dict__, "strength": s})
+    session.replace_current(Step(params, label, step.edits, rec))
+    return session
+
+
+def undo(session: Session | None) -> Session:
+    need(session).undo()
+    return session
+
+
+def redo(session: Session | None) -> Session:
+    need(session).redo()
+    return session
+
+
+def goto(session: Session | None, index) -> Session:
+    session = need(session)
+    session.goto(V.number(index, "history step", 0, len(session.steps) - 1, integer=True))
+    return session
+
+
+def reset(session: Session | None) -> Session:
+    need(session).reset()
+    return session
+
+
+def render_current(session: Session | None, size=256, which: str = "edited"):
+    session = need(session)
+    if which not in ("edited", "original"):
+        raise gr.Error(f"which must be 'edited' or 'original', got {which!r}")
+    return render_image(session, session.orig if which == "original" else session.params, size)
+
+
+def downloads(session: Session | None, folder: Path, display=256) -> tuple[str, str]:
+    """Write the INR shown (.safetensors, loadable by `python -m inr`) and a PNG into `folder`."""
+    session = need(session)
+    if not _finite(session.params):
+        raise gr.Error("the INR shown holds NaN or Inf values; nothing written")
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(session.source).stem.replace("example ", ""))[:40] or "inr"
+    inr_path, png_path = folder / f"{stem}-edited.safetensors", folder / f"{stem}-edited.png"
+    save_tiled(inr_path, session.params, session.arch, session.grid,
+               source=f"gmn app: {session.source} + {session.current.edits} edit(s)")
+    from PIL import Image
+
+    Image.fromarray(render_image(session, session.params, display)).save(png_path)
+    return str(inr_path), str(png_path)

@@ -1,0 +1,149 @@
+"""The editors the app offers: gmn's registry (`gmn.edit`: shipped editors in `assets/editors`, name = file
+stem, later folders override earlier ones) plus the folder the admin publishes into, with each editor's card
+and the filter of which editors fit the loaded INR."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from gmn.edit import REGISTRY_DIRS
+from gmn.editors import Editor, EditorError, load_editor
+
+from .validate import error
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PUBLISHED = ROOT / "editors"
+DEFAULT_RUNS = ROOT / "runs" / "app"
+
+
+@dataclass
+class Settings:
+    """Where the app finds editors, publishes them, trains them and reads training data."""
+
+    registry_dirs: list[Path] = field(default_factory=lambda: list(REGISTRY_DIRS))  # shipped (read-only)
+    published_dir: Path = field(default_factory=lambda: Path(os.environ.get("GMN_EDITORS_DIR") or DEFAULT_PUBLISHED))
+    runs_dir: Path = DEFAULT_RUNS
+    zoo_root: Path | None = None
+
+    @property
+    def dirs(self) -> list[Path]:
+        """Registry folders in gmn's order: shipped first, then published (which override by name)."""
+        return [*map(Path, self.registry_dirs), Path(self.published_dir)]
+
+
+def registry(settings: Settings) -> dict[str, Path]:
+    """Name → editor file, by the rule of `gmn.edit.list_editors` over `settings.dirs`."""
+    out: dict[str, Path] = {}
+    for d in settings.dirs:
+        if d.is_dir():
+            for p in sorted(d.glob("*.safetensors")):
+                out[p.stem] = p
+    return out
+
+
+def read_card(path: Path) -> dict:
+    """An editor's card (from the JSON beside it, else the file's metadata); {} when unreadable."""
+    j = path.with_suffix(".json")
+    try:
+        if j.exists():
+            card = json.loads(j.read_text())
+            return card if isinstance(card, dict) else {}
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        return {**json.loads(meta.get("card", "{}")), "config": json.loads(meta.get("config", "{}"))}
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def list_editors(settings: Settings) -> list[dict]:
+    """One row per editor: name, task, kind, training data, val/test MSE, size, where from."""
+    rows = []
+    published = Path(settings.published_dir).resolve()
+    for name, path in registry(settings).items():
+        card = read_card(path)
+        cfg = card.get("config", {}) if isinstance(card.get("config"), dict) else {}
+        arch = cfg.get("arch", {}) if isinstance(cfg.get("arch"), dict) else {}
+        metrics = card.get("metrics", {}) if isinstance(card.get("metrics"), dict) else {}
+        data = card.get("data", {})
+        rows.append({
+            "name": name,
+            "task": card.get("task", cfg.get("task", "?")),
+            "editor": card.get("editor", cfg.get("kind", "?")),
+            "data": data.get("train", "?") if isinstance(data, dict) else str(data),
+            "test_mse": metrics.get("test_mse"),
+            "val_mse": metrics.get("val_mse"),
+            "parameters": card.get("parameters"),
+            "siren": f"{arch.get('layers', '?')} sine layers, {arch.get('dim_out', '?')} channel(s)",
+            "layers": arch.get("layers"),
+            "channels": arch.get("dim_out"),
+            "published": path.resolve().parent == published,
+        })
+    return rows
+
+
+def card_markdown(settings: Settings, name: str | None) -> str:
+    rows = {r["name"]: r for r in list_editors(settings)}
+    if not name or name not in rows:
+        return "no editor selected" if rows else "no editors installed yet: train and publish one in the admin tab"
+    r = rows[name]
+
+    def f(v):
+        return f"{v:.3g}" if isinstance(v, float) else ("—" if v is None else str(v))
+
+    return (f"**{name}** · task `{r['task']}` · editor `{r['editor']}` · data {r['data']} · "
+            f"test MSE {f(r['test_mse'])} · val MSE {f(r['val_mse'])} · {f(r['parameters'])} parameters · "
+            f"edits SIRENs with {r['siren']}{' · published' if r['published'] else ''}")
+
+
+def filter_editors_for(settings: Settings, session) -> tuple[list[str], str | None]:
+    """(names, default) of the filter editors (never paint editors) that can edit the session's INR (its depth
+    and channels), the default being `contrast` for colour INRs and `dilate` for gray ones where installed.
+    With no INR loaded yet: every filter editor, `dilate` first."""
+    rows = [r for r in list_editors(settings) if r["task"] != "paint"]
+    arch = getattr(session, "arch", None)
+    if arch is not None:
+        rows = [r for r in rows if (r["layers"], r["channels"]) == (arch.layers, arch.dim_out)]
+        prefer = "contrast" if arch.dim_out == 3 else "dilate"
+    else:
+        prefer = "dilate"
+    names = sorted((r["name"] for r in rows), key=lambda n: (n != prefer, n))
+    return names, (names[0] if names else None)
+
+
+def paint_editor_for(settings: Settings, arch, chosen: str | None = None) -> str:
+    """The chosen paint editor, else the first one made for this INR's depth and channels, else the first."""
+    rows = [r for r in list_editors(settings) if r["task"] == "paint"]
+    if chosen in [r["name"] for r in rows]:
+        return chosen
+    if not rows:
+        raise gr.Error("no paint editor installed: train and publish one in the admin tab")
+    fits = [r["name"] for r in rows if (r["layers"], r["channels"]) == (arch.layers, arch.dim_out)]
+    return (fits or [rows[0]["name"]])[0]
+
+
+_EDITOR_CACHE: dict[tuple[str, float], tuple[Editor, dict]] = {}
+
+
+def load_cached(path: Path) -> Editor:
+    key = (str(path), path.stat().st_mtime)
+    if key not in _EDITOR_CACHE:
+        try:
+            _EDITOR_CACHE[key] = load_editor(path)
+        except EditorError as e:
+            raise error(e) from None
+    return _EDITOR_CACHE[key][0]
+
+
+def get_editor(settings: Settings, name) -> Editor:
+    reg = registry(settings)
+    if not isinstance(name, str) or name not in reg:
+        known = ", ".join(reg) or "none installed"
+        raise gr.Error(f"unknown editor {name!r} (known: {known})")
+    return load_cached(reg[name])
