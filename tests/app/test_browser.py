@@ -50,9 +50,12 @@ def upload(page, path: Path, tries: int = 3) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for i in range(tries):
-        page.set_input_files("#image-upload input[type=file]", str(path))
+        if page.locator(f"#image-upload >> text={path.name}").count():
+            return  # a slow earlier try got there
+        if page.locator("#image-upload input[type=file]").count():  # gone once a (slow) upload has started
+            page.set_input_files("#image-upload input[type=file]", str(path))
         try:
-            page.wait_for_selector(f"#image-upload >> text={path.name}", timeout=40_000)
+            page.wait_for_selector(f"#image-upload >> text={path.name}", timeout=60_000)
             return
         except PlaywrightTimeout:
             shot(page, f"0-upload-try-{i + 1}-failed")
