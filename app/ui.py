@@ -269,8 +269,12 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                         stop_btn = gr.Button("Stop", variant="stop")
                         status_btn = gr.Button("Refresh status")
                     status = gr.Markdown("no training job yet", elem_id="train-status")
-                    curve = gr.LinePlot(None, x="step", y="loss", color="split", label="Train / val loss",
-                                        x_title="step", y_title="loss (MSE)", elem_id="loss-plot", height=300)
+                    # Gradio 6 draws the colour legend under the x axis and clips it at any height (seen in
+                    # Chromium), so the colours are fixed and named in the label instead
+                    curve = gr.LinePlot(None, x="step", y="loss", color="split",
+                                        color_map={"train": "#1f5fbf", "val": "#e8730c"},
+                                        label="Loss: train (blue), validation (orange)", x_title="step",
+                                        y_title="loss (MSE)", elem_id="loss-plot", height=300)
                     gr.Markdown("### Evaluate, publish, delete")
                     with gr.Row():
                         eval_name = gr.Dropdown(H.evaluable(settings), label="Editor or finished run",
