@@ -489,20 +489,6 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
 
         admin_kw = dict(concurrency_limit=2, concurrency_id="admin")
 
-        def admin_inline(n: int):
-            def deco(fn):
-                @functools.wraps(fn)
-                def wrapper(*args, **kwargs):
-                    try:
-                        out, notice = fn(*args, **kwargs)
-                    except gr.Error as e:
-                        return [gr.skip()] * n + [_alert(_message(e), True)]
-                    return [*out, _alert(notice, False)]
-
-                return wrapper
-
-            return deco
-
         def do_login(password, request: gr.Request = None):
             H.check_admin(password, _client(request))
             return [gr.update(visible=True)], "logged in"
@@ -561,7 +547,7 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
 
         def wire(name, fn, trigger, inputs, ui_outputs, api_outputs, n_ports=0, **kw):
             if trigger is not None:
-                ev = trigger(admin_inline(len(ui_outputs))(fn), inputs, ui_outputs + [admin_alert], **priv, **kw)
+                ev = trigger(inline(len(ui_outputs))(fn), inputs, ui_outputs + [admin_alert], **priv, **kw)
             else:
                 ev = None
             first = inputs[: len(inputs) - n_ports]
@@ -582,11 +568,11 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
              [eval_table], n_ports=2, **admin_kw)
         wire("admin_publish", do_publish, pub_btn.click, [password, pub_run, pub_name],
              [api_json, eval_name, editor, card], [api_json, eval_name, editor, card], n_ports=2,
-             **admin_kw).then(admin_inline(3)(do_admin_tables), [password], [editors_df, runs_df, eval_name,
+             **admin_kw).then(inline(3)(do_admin_tables), [password], [editors_df, runs_df, eval_name,
                                                                              admin_alert], **priv)
         wire("admin_delete", do_delete, del_btn.click, [password, del_name], [api_json, eval_name],
              [api_json, eval_name], n_ports=1, **admin_kw)
-        list_btn.click(admin_inline(3)(do_admin_tables), [password], [editors_df, runs_df, eval_name, admin_alert],
+        list_btn.click(inline(3)(do_admin_tables), [password], [editors_df, runs_df, eval_name, admin_alert],
                        **priv, **admin_kw)
         api_btn["admin_list"].click(api(1)(do_admin_list), [api_text], [api_json], api_name="admin_list",
                                     **admin_kw)

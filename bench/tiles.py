@@ -37,6 +37,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -148,13 +149,24 @@ class Clock:
 
 
 def tiled_fit(image, grid, recipe, *, curve: bool):
-    """Fit the tiles by `recipe` exactly as `inr.tiles.fit_photo` does (one batch, seed 0). With `curve`, the
-    whole-image PSNR (clamped blended render of the best parameters per tile so far, as the fit keeps them)
-    every CURVE_EVERY steps: [step, CPU s, wall s, dB]; the curve's own time is left out of the times."""
+    """Fit the tiles by `recipe`. Without `curve`: `inr.tiles.fit_photo` itself (seed 0), as the app and the CLI
+    run it. With `curve`: the same tiles and recipe as one batch (the same per-tile result: tiles are
+    independent), recording the whole-image PSNR (clamped blended render of the best parameters per tile so
+    far, as the fit keeps them) every CURVE_EVERY steps: [step, CPU s, wall s, dB]; the curve's own time is left
+    out, but one batch runs slower per step than fit_photo's groups of 16 tiles, so the curve's times are an
+    upper bound."""
     from inr.fit import fit
-    from inr.tiles import render_tiles
+    from inr.tiles import fit_photo, render_tiles
 
     arch = _arch()
+    if not curve:
+        clock = Clock()
+        tf = fit_photo(image, arch, grid, recipe, seed=0)
+        cpu, wall = clock.cpu(), clock.wall()
+        p = _psnr(render_tiles(tf.params, arch, grid)[0], image)
+        res = SimpleNamespace(params=tf.params, psnr=tf.tile_psnr, steps=tf.steps)  # what callers read of a FitResult
+        return res, {"psnr": round(p, 3), "cpu": round(cpu, 3), "wall": round(wall, 3),
+                      "median_steps": int(tf.steps.median()), "curve": []}
     live: list = []
     best: list = []
     state = {"prev": None, "curve": []}
