@@ -179,12 +179,14 @@ DIGIT_INR = DIGIT_PNG.with_suffix(".safetensors")
 
 
 def readme_shot(page, name, height=1150):
-    """A small PNG of the top of the page for the README (half size, 128 colours)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    """A small PNG of the top of the page for the README (half size, 128 colours), written to assets/screenshots
+    only with GMN_README_SHOTS=1 (so that `make test` leaves the tracked files alone); else to artifacts/."""
+    folder = SCREENSHOTS if os.environ.get("GMN_README_SHOTS") == "1" else ARTIFACTS
+    folder.mkdir(parents=True, exist_ok=True)
     body = page.screenshot(clip={"x": 0, "y": 0, "width": 1400, "height": height})
     im = Image.open(io.BytesIO(body)).convert("RGB")
     im = im.resize((im.width // 2, im.height // 2), Image.LANCZOS).quantize(128)
-    im.save(SCREENSHOTS / f"{name}.png", optimize=True)
+    im.save(folder / f"readme-{name}.png" if folder == ARTIFACTS else folder / f"{name}.png", optimize=True)
 
 
 def has_image(page, selector) -> bool:
