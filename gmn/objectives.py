@@ -25,8 +25,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .decompose import Objective
-
 FILTERS = ("dilate", "erode", "contrast", "blur", "sharpen", "invert")
 TASKS = FILTERS + ("paint",)
 PAINT_LAMBDA = 1.0
@@ -111,15 +109,6 @@ class EditTarget:
         m = None if self.mask is None else fn(self.mask)
         return EditTarget(fn(self.target), fn(self.weight), m, self.kind, self.lam)
 
-    def at_points(self, idx: Tensor) -> Objective:
-        """The per-point objective (`gmn.decompose.Objective`) at pixel indices idx (N, B) of the row-major grid:
-        the squared error to the target, and for paint the masked form with this objective's λ."""
-        n, h, w, c = self.target.shape
-        t = torch.gather(self.target.reshape(n, h * w, c), 1, idx.unsqueeze(-1).expand(-1, -1, c))  # (N, B, C)
-        if self.mask is None:
-            return Objective("mse", target=t)
-        m = torch.gather(self.mask.reshape(n, h * w, 1), 1, idx.unsqueeze(-1))  # (N, B, 1)
-        return Objective("masked_mse", target=t, mask=m, orig=t, lam=self.lam)
 
 
 def filter_target(images: Tensor, task: str) -> EditTarget:
