@@ -29,6 +29,16 @@ LONG = [
     ["bench.editors", "report", "--task", "contrast", "--data", "patches"],
     ["bench.editors", "train", "--task", "paint", "--data", "patches", "--kinds", "ws+gmn", "--seeds", "0"],
     ["bench.editors", "report", "--task", "paint", "--data", "patches"],
+    # the colour editors on the tiles zoo (the tile recipe; ~35 CPU-min to build the zoo the first time)
+    ["bench.editors", "train", "--task", "contrast", "--data", "tiles", "--kinds", "gmn,ws", "--seeds", "0",
+     "--minutes", "15", "--augment", "--jobs", "2"],
+    ["bench.editors", "report", "--task", "contrast", "--data", "tiles"],
+    ["bench.editors", "train", "--task", "paint", "--data", "tiles", "--kinds", "ws+gmn", "--seeds", "0",
+     "--minutes", "25", "--augment"],
+    ["bench.editors", "train", "--task", "blur", "--data", "tiles", "--kinds", "gmn", "--seeds", "0",
+     "--minutes", "10", "--augment"],
+    ["bench.editors", "train", "--task", "sharpen", "--data", "tiles", "--kinds", "gmn", "--seeds", "0",
+     "--minutes", "10", "--augment"],
     ["bench.large_inr"],  # ~25 CPU-min the first time: deep patches zoo, contrast editor, photo fit, Adam curves
     ["bench.optimizer", "train"],  # 2 × 30 CPU-min: meta-train the learned optimizer with and without GradMetaNet
     ["bench.optimizer", "report"],  # ~10 min: steps to tuned Adam's 500-step PSNR
