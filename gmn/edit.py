@@ -72,7 +72,8 @@ def describe_editor(card: dict) -> str:
     kinds = {1: "gray images (digits, faces)", 3: "colour photos (tiles) and colour images"}
     what = kinds.get(c, f"{c}-channel images")
     dims = "→".join(["2"] + ["H"] * int(layers or 0) + [str(c)]) if layers else "?"
-    width = "width " + str(arch.get("hidden")) + " only" if cfg.get("kind") == "mlp" else "any width"
+    widths = [arch.get("hidden")] if cfg.get("kind") == "mlp" else cfg.get("widths")
+    width = f"width {', '.join(map(str, widths))} only" if widths else "any width"
     return f"{task} of {what} (SIRENs {dims}, {layers} sine layers, {width})"
 
 

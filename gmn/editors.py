@@ -68,6 +68,7 @@ class EditorConfig:
     mlp_hidden: int = 256
     weight_features: bool = True
     edit_scale_init: float = 0.01
+    widths: list[int] | None = None  # SIREN hidden widths it was validated on (None: any width)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -140,6 +141,11 @@ class Editor(nn.Module):
                               f"({mine.w0_initial:g}, {mine.w0:g})")
         if self.config.kind == "mlp" and arch.hidden != mine.hidden:
             raise EditorError(f"the 'mlp' editor only edits width {mine.hidden} INRs, got width {arch.hidden}")
+        widths = self.config.widths
+        if widths and arch.hidden not in widths:
+            raise EditorError(f"editor '{self.config.task}/{self.config.kind}' was validated on SIRENs of width "
+                              f"{', '.join(map(str, widths))} only (its edits of other widths were measured worse: "
+                              f"see its card); this INR has width {arch.hidden}")
 
     def neurons(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None) -> NeuronSet:
         """The per-point neuron features this editor reads (None-free for every kind but 'ws')."""

@@ -78,3 +78,22 @@ def test_shipped_optimizer_is_small_carded_and_beats_adam_on_the_examples(path):
         learned, used = fit_learned(img, arch, net, steps=200, notice=lambda m: None)
         adam = fit(img, arch, steps=200, lr=ZOO_LR)  # Adam's lr tuned on val digits and patches (BENCHMARKS.md)
         assert used == "learned" and learned.psnr.item() > adam.psnr.item(), (png.name, learned.psnr, adam.psnr)
+
+
+def test_an_editor_refuses_widths_it_was_not_validated_on():
+    """The shipped colour paint editor transferred badly to width-64 tiles (1.37× its width-32 test MSE, card):
+    it edits width-32 SIRENs and refuses others in one line; the registry says so in plain words."""
+    from gmn.edit import describe_editor, resolve_editor
+    from gmn.editors import EditorError
+    from inr.siren import SirenArch
+
+    path = resolve_editor("paint-color")
+    editor, card = load_editor(path)
+    assert editor.config.widths == [32] and card["widths"]["validated"] == [32]
+    editor.check(SirenArch(hidden=32, dim_out=3))
+    with pytest.raises(EditorError, match="validated on SIRENs of width 32 only.*width 64") as e:
+        editor.check(SirenArch(hidden=64, dim_out=3))
+    assert "\n" not in str(e.value)
+    assert "width 32 only" in describe_editor(json.loads(path.with_suffix(".json").read_text()))
+    contrast, _ = load_editor(resolve_editor("contrast"))
+    contrast.check(SirenArch(hidden=64, dim_out=3))  # validated at 64 too (1.16×): no restriction
