@@ -430,7 +430,12 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
 
         edit_kw = dict(concurrency_limit=4, concurrency_id="edit")
         priv = dict(api_visibility="private")
-        after_load = dict(fn=do_editors_for, inputs=[state, editor], outputs=[editor, card], **priv)
+        def do_after_load(st, current):
+            """A new INR: the editors that fit it, and the strength back to 1 (a strength typed for the previous
+            INR's edit would otherwise silently scale the first edit of this one)."""
+            return (*do_editors_for(st, current), 1.0)
+
+        after_load = dict(fn=do_after_load, inputs=[state, editor], outputs=[editor, card, strength], **priv)
 
         fit_in = [image_file, hidden, layers, resolution, steps, colour, display, fit_opt]
         fit_btn.click(inline(n_outs)(do_fit), [state, *fit_in], outs + [alert], concurrency_limit=2,

@@ -245,6 +245,11 @@ def test_a_persons_sequence(page, server):
     info_has(page, "example astronaut")
     text = page.inner_text("#info")
     assert "0 edit(s) applied" in text and "step 0 of 0" in text and "MSE to target" not in text
+    try:  # the strength is back to 1, not the 0 typed for the digit's edit
+        page.wait_for_function("parseFloat(document.querySelector('#strength input[type=number]').value) === 1",
+                               timeout=30_000)
+    except Exception:
+        raise AssertionError(page.input_value("#strength input[type=number]")) from None
     assert page.inner_text("#alert").strip() == ""
     for sel in ("#target", "#points", "#gmn"):
         assert not has_image(page, sel), sel
