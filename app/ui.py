@@ -419,14 +419,20 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                 raise gr.Error(str(e)) from None
             return [H.png_file(layers_img, "sens-layers"), H.png_file(region, "sens-region"), md], ""
 
+        def card_for(st, name):
+            """The card of the chosen editor, or why there is none for the loaded INR (one place for both the
+            load chain and the dropdown's change event, which race)."""
+            if not name and st is not None and not H.filter_editors_for(settings, st)[0]:
+                return "no installed filter editor edits this INR (its depth or channels); see the admin tab"
+            return H.card_markdown(settings, name)
+
         def do_editors_for(st, current):
             """Offer only the filter editors that fit the loaded INR; keep the user's choice if it still fits."""
             names, default = H.filter_editors_for(settings, st)
             value = current if current in names else default
             if not names:
-                return gr.update(choices=[], value=None), ("no installed filter editor edits this INR "
-                                                          "(its depth or channels); see the admin tab")
-            return gr.update(choices=names, value=value), H.card_markdown(settings, value)
+                return gr.update(choices=[], value=None), card_for(st, None)
+            return gr.update(choices=names, value=value), card_for(st, value)
 
         edit_kw = dict(concurrency_limit=4, concurrency_id="edit")
         priv = dict(api_visibility="private")
@@ -487,7 +493,7 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
 
         api_btn["list_editors"].click(do_list, None, [api_json], api_name="list_editors")
         refresh.click(do_editors_for, [state, editor], [editor, card], **priv)
-        editor.change(lambda n: H.card_markdown(settings, n), [editor], [card], **priv)
+        editor.change(lambda st, n: card_for(st, n), [state, editor], [card], **priv)
         edit_tab.select(do_editors_for, [state, editor], [editor, card], **priv)
 
         # admin tab
