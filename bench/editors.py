@@ -73,6 +73,8 @@ def _train_one(args, kind: str, seed: int) -> dict:
     cmd = [sys.executable, "-m", "gmn", "train", "--task", args.task, "--data", args.data, "--editor", kind,
            "--minutes", str(args.minutes), "--seed", str(seed), "--out", str(out.relative_to(ROOT)), "--device",
            "cpu", "-q"] + (["--model", args.model] if args.model else []) + (["--augment"] if args.augment else [])
+    if args.steps:
+        cmd += ["--steps", str(args.steps)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
@@ -145,6 +147,12 @@ def _checks(task: str, results: dict[str, list[dict]], none: float, best_adam: f
     return out
 
 
+def _budget(card: dict) -> str:
+    """A run's training budget as the table shows it: steps and CPU-minutes (and its data)."""
+    m = card.get("metrics", {})
+    return f"{m.get('steps')} steps, {card.get('training_minutes')} CPU-min, {card.get('data', {}).get('dataset')}"
+
+
 def cmd_report(args) -> None:
     from gmn.data import EditData
     from gmn.editors import load_editor
@@ -156,29 +164,29 @@ def cmd_report(args) -> None:
     val = eval_set(EditData.from_zoo(args.data, "val", args.task, limit=200))
     B = args.points
     none = no_edit_errors(test)
-    rows = [["no edit", "—", *_mse_cells([none], paint), "—", "—"]]
+    rows = [["no edit", "—", *_mse_cells([none], paint), "—", "—", "—"]]
     adam_pts = {}
     for k in (1, 10, 100):
         lr, _ = tune_adam_lr(val, points=B, steps=k)
         r = run_adam(test, points=B, steps=k, lr=lr)
         adam_pts[k] = (r["mse"], lr)
         rows.append([f"Adam on the same {B} points, K={k} (lr {lr:g})", f"target at {B} points",
-                     *_mse_cells([r], paint), "", f"{r['seconds_per_inr'] * 1000:.2f}"])
+                     *_mse_cells([r], paint), "", f"{r['seconds_per_inr'] * 1000:.2f}", "—"])
         print(rows[-1], flush=True)
     for k in (1, 10, 100):
         lr, _ = tune_adam_lr(val, points=None, steps=k)
         r = run_adam(test, points=None, steps=k, lr=lr)
         rows.append([f"Adam on the full target, K={k} (lr {lr:g})", "full target (oracle)", *_mse_cells([r], paint),
-                     "", f"{r['seconds_per_inr'] * 1000:.2f}"])
+                     "", f"{r['seconds_per_inr'] * 1000:.2f}", "—"])
         print(rows[-1], flush=True)
     best_adam = min(v[0] for v in adam_pts.values())
     results: dict[str, list[dict]] = {}
     latency: dict[str, float] = {}
     overrides: dict[str, dict] = {}  # EditorConfig overrides of a variant (--model)
     test_mse: dict[Path, float] = {}  # per run / shipped file
+    budgets: dict[str, list[str]] = {}  # per method: each run's steps and CPU-minutes
     # only finished runs (done.json): an interrupted run resumes on the next `train` and is not reported
     runs = sorted(p.parent / "best.safetensors" for p in run_dir(args.data, args.task).glob("*/done.json"))
-    budget = None
     for path in runs:
         editor, card = load_editor(path)
         r = run_editor(editor, test, points=B)
@@ -188,7 +196,7 @@ def cmd_report(args) -> None:
         if card.get("train_config", {}).get("augment"):
             overrides[method_of(path.parent.name)]["trained on"] = "sign-flipped copies"
         latency[method_of(path.parent.name)] = r["seconds_per_inr"]
-        budget = card.get("train_config", {}).get("minutes")
+        budgets.setdefault(method_of(path.parent.name), []).append(_budget(card))
         print(path.parent.name, r["mse"], flush=True)
     for kind in [k for k in KINDS if k in results] + sorted(k for k in results if k not in KINDS):
         if kind in results:
@@ -198,13 +206,17 @@ def cmd_report(args) -> None:
             if overrides.get(kind):
                 info += " (" + ", ".join(f"{k} = {v}" for k, v in overrides[kind].items()) + ")"
             rows.append([f"**{kind}** ({n} seed{'s' if n > 1 else ''})", info,
-                         *_mse_cells(results[kind], paint), f"{m / best_adam:.2f}×", f"{latency[kind] * 1000:.2f}"])
+                         *_mse_cells(results[kind], paint), f"{m / best_adam:.2f}×", f"{latency[kind] * 1000:.2f}",
+                         "; ".join(dict.fromkeys(budgets[kind]))])
     # the shipped editors of this task and dataset (assets/editors), as their own rows
     shipped = []
     for card_path in sorted((ROOT / "assets" / "editors").glob("*.json")):
         card = json.loads(card_path.read_text())
-        if card.get("task") != args.task or card.get("data", {}).get("dataset") != args.data:
-            continue
+        from gmn.data import zoo_path
+
+        dataset = card.get("data", {}).get("dataset")
+        if card.get("task") != args.task or dataset is None or zoo_path(dataset, "test") != zoo_path(args.data, "test"):
+            continue  # the shipped editors tested on this test zoo (an augmented dataset tests on the real one)
         editor, _ = load_editor(card_path.with_suffix(".safetensors"))
         if editor.config.siren.layers != test.data.arch.layers:
             continue
@@ -213,7 +225,7 @@ def cmd_report(args) -> None:
         test_mse[shipped[-1]] = r["mse"]
         rows.append([f"shipped `{card_path.stem}` ({card.get('editor')}, {card.get('training_minutes')} CPU-min)",
                      _info(editor.config.kind, args.task), *_mse_cells([r], paint), f"{r['mse'] / best_adam:.2f}×",
-                     f"{r['seconds_per_inr'] * 1000:.2f}"])
+                     f"{r['seconds_per_inr'] * 1000:.2f}", _budget(card)])
         print(rows[-1], flush=True)
     mse_cols = ["inside mask MSE", "outside MSE", "total MSE"] if paint else ["test MSE"]
     if paint:
@@ -231,11 +243,12 @@ def cmd_report(args) -> None:
         intro = (f"Test split, {B} sampled points per INR (the same points for editors and Adam-on-points), MSE of "
                  f"the clamped render against the reference target. ")
     body = (
-        f"{intro}{len(test.data)} test INRs; learned editors at their best-validation checkpoint after {budget} "
-        f"CPU-minutes of training each (1 process, 1 thread, `python -m bench.editors train`), mean ± std over "
+        f"{intro}{len(test.data)} test INRs; learned editors at their best-validation checkpoint within the "
+        f"training budget of their row (steps and CPU-minutes of 1 process, 1 thread, `python -m bench.editors "
+        f"train`; the training data when it is not {args.data}), mean ± std over "
         f"seeds where there are several. Ratio: editor total MSE / best Adam-on-the-same-points MSE "
         f"({sci(best_adam)}). Latency: per INR, batched by 64, decomposition + forward (editors) or K Adam steps.\n\n"
-        + table(["method", "information", *mse_cols, "vs Adam on points", "ms / INR"], rows)
+        + table(["method", "information", *mse_cols, "vs Adam on points", "ms / INR", "training budget"], rows)
     )
     checks = _checks(args.task, results, none["mse"], best_adam)
     if checks:
@@ -343,6 +356,7 @@ def main() -> None:
     ap.add_argument("--task", default="dilate")
     ap.add_argument("--data", default="mnist5k")
     ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--steps", type=int, default=None, help="train: a step budget instead of --minutes")
     ap.add_argument("--kinds", default=None)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--jobs", type=int, default=1)

@@ -35,13 +35,21 @@ DATA_ARCH = {"mnist5k": SirenArch(dim_out=1), "mnist5k-aug": SirenArch(dim_out=1
              "tiles": SirenArch(dim_out=3), "lfw": SirenArch(dim_out=1)}
 
 
+# Augmented datasets validate and test on the real images: their val/test zoos are the originals'.
+SHARED_EVAL = {"mnist5k-aug": "mnist5k"}
+
+
 def zoo_path(dataset: str, split: str, root: str | Path | None = None) -> Path:
+    if split != "train":
+        dataset = SHARED_EVAL.get(dataset, dataset)
     return Path(root or ZOO_ROOT) / f"{dataset}-{split}"
 
 
 def ensure_zoo(dataset: str, split: str, root: str | Path | None = None, *, log=print) -> Path:
     """Path of the zoo of dataset/split, building it first if it is not there."""
     path = zoo_path(dataset, split, root)
+    if split != "train":
+        dataset = SHARED_EVAL.get(dataset, dataset)
     if not (path / "zoo.json").exists():
         log(f"building zoo {path} (one-time, resumable)")
         build_zoo(dataset, split, path, arch=DATA_ARCH.get(dataset), progress=False, log=log)

@@ -288,6 +288,9 @@ def _card(cfg: TrainConfig, state: dict, ecfg: EditorConfig, data: EditData, dev
         "data": {"dataset": cfg.data, "train": f"{cfg.data} train ({len(data)} INRs)",
                  "val": f"{cfg.data} val (first {cfg.val_size})"},
         "metrics": {"val_mse": state["best_val"], "best_step": state["best_step"], "steps": state["step"]},
+        # the learning curve (validation MSE by step and CPU-minute), for the card's picture
+        "history": [{"step": h["step"], "minutes": round(h["elapsed"] / 60, 2), "val": h["val"]}
+                    for h in state["history"]],
         "train_config": asdict(cfg),
         "training_minutes": round(state["elapsed"] / 60, 2),  # CPU-minutes of the training process
         "training_wall_minutes": round(state.get("wall", 0.0) / 60, 2),

@@ -4,6 +4,7 @@
     python -m inr render INR.safetensors -o OUT.png [--size 256]
     python -m inr info INR.safetensors
     python -m inr zoo --dataset mnist5k --split train --out DIR [--limit N --shard-size 250]
+    python -m inr metainit --dataset tiles --out INIT.safetensors [--minutes 10 --inner-steps 20]   # Reptile
 
 Bad input prints one line `error: ...` and exits with code 2.
 """
@@ -118,6 +119,19 @@ def _cmd_zoo(args) -> None:
         print(f"{args.out}: {index['count']} INRs, PSNR mean {p['mean']:.2f} min {p['min']:.2f} dB")
 
 
+def _cmd_metainit(args) -> None:
+    from .metainit import MetaInitConfig, metatrain_init
+    from .threads import set_threads
+
+    set_threads(requested=args.threads or 1)
+    _check_output(args.out, ".safetensors")
+    cfg = MetaInitConfig(out=args.out, dataset=args.dataset, inner_steps=args.inner_steps, inner_lr=args.inner_lr,
+                         batch=args.batch, outer_lr=args.outer_lr, outer_steps=args.outer_steps,
+                         minutes=None if args.outer_steps else args.minutes, seed=args.seed, limit=args.limit)
+    s = metatrain_init(cfg, log=(lambda *_: None) if args.quiet else print)
+    print(f"{args.out}: {s['outer_steps']} outer steps, {s['cpu_minutes']:.1f} CPU-min")
+
+
 def _int_at_least(low: int):
     """An argparse type: an integer ≥ low, else one readable line (argparse exits 2)."""
     what = "a positive integer" if low == 1 else f"an integer ≥ {low}"
@@ -198,6 +212,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(run=_cmd_zoo)
+
+    p = sub.add_parser("metainit", help="meta-learn a SIREN initialisation (Reptile; resumable)")
+    p.add_argument("--dataset", default="tiles", choices=["mnist5k", "mnist5k-aug", "tiles", "lfw"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--minutes", type=float, default=10.0, help="budget in process CPU-minutes")
+    p.add_argument("--outer-steps", type=_positive, default=None, help="budget in outer steps (overrides --minutes)")
+    p.add_argument("--inner-steps", type=_positive, default=20)
+    p.add_argument("--inner-lr", type=float, default=3e-3)
+    p.add_argument("--outer-lr", type=float, default=0.5)
+    p.add_argument("--batch", type=_positive, default=16)
+    p.add_argument("--limit", type=_positive, default=None)
+    p.add_argument("--threads", type=_positive, default=None, help="torch threads (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(run=_cmd_metainit)
 
     args = ap.parse_args(argv)
     try:

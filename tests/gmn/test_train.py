@@ -83,3 +83,12 @@ def test_sign_flip_augmentation_keeps_the_function_and_changes_training(tiny_zoo
         runs[name] = _model(tmp_path / name / "last.safetensors")
     same = lambda a, b: all(torch.equal(a[k], b[k]) for k in a)
     assert same(runs["aug"], runs["aug2"]) and not same(runs["aug"], runs["plain"])
+
+
+def test_augmented_data_validates_and_tests_on_the_real_zoo(tmp_path):
+    from gmn.data import zoo_path
+
+    assert zoo_path("mnist5k-aug", "train", tmp_path) == tmp_path / "mnist5k-aug-train"
+    assert zoo_path("mnist5k-aug", "val", tmp_path) == tmp_path / "mnist5k-val"
+    assert zoo_path("mnist5k-aug", "test", tmp_path) == tmp_path / "mnist5k-test"
+    assert zoo_path("tiles", "test", tmp_path) == tmp_path / "tiles-test"

@@ -1,0 +1,79 @@
+"""Learning curves of the shipped editors: validation MSE against training steps, one panel per editor.
+
+    python -m bench.curves        # bench/figures/learning_curves.png and the `curves` section; seconds
+
+The curve of an editor is the `history` of its card (cards written by `gmn train` carry it) or, for cards
+older than that, the `log.jsonl` of the run folder its card names (`train_config.out`) when that folder is
+still on this machine. Editors with neither are listed as such: their curve was not kept.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.report import ROOT, table, write_section
+
+FIGURE = ROOT / "bench" / "figures" / "learning_curves.png"
+
+
+def curve_of(card: dict) -> tuple[list[dict], str] | tuple[None, str]:
+    """[{step, minutes, val}] and where it came from."""
+    if card.get("history"):
+        return card["history"], "card"
+    out = card.get("train_config", {}).get("out")
+    if out:
+        log = Path(out) if Path(out).is_absolute() else ROOT / out
+        log = log / "log.jsonl"
+        if log.exists():
+            rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            return [{"step": r["step"], "minutes": round(r["elapsed"] / 60, 2), "val": r["val"]} for r in rows], \
+                f"`{out}/log.jsonl`"
+    return None, "not kept (trained before cards carried their curve; its run folder is gone)"
+
+
+def main() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cards = {p.stem: json.loads(p.read_text()) for p in sorted((ROOT / "assets" / "editors").glob("*.json"))}
+    curves = {name: curve_of(card) for name, card in cards.items()}
+    drawn = [n for n, (c, _) in curves.items() if c]
+    cols = 3
+    rows_n = max(1, (len(drawn) + cols - 1) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.0 * rows_n), squeeze=False)
+    for ax, name in zip(axes.flat, drawn):
+        c, _ = curves[name]
+        card = cards[name]
+        ax.plot([h["step"] for h in c], [h["val"] for h in c], "o-", ms=3)
+        best = min(c, key=lambda h: h["val"])
+        ax.axvline(best["step"], color="0.7", ls="--", lw=1)
+        ax.set_yscale("log")
+        ax.set_title(f"{name} ({card.get('editor')}, {card.get('data', {}).get('dataset')})", fontsize=9)
+        ax.set_xlabel("training step", fontsize=8)
+        ax.set_ylabel("validation MSE", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(drawn):]:
+        ax.axis("off")
+    fig.tight_layout()
+    FIGURE.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(FIGURE, dpi=110)
+    body = []
+    for name, (c, src) in curves.items():
+        card = cards[name]
+        m = card.get("metrics", {})
+        body.append([f"`{name}`", card.get("editor"), card.get("data", {}).get("dataset"),
+                     f"{m.get('val_mse', float('nan')):.3e}", m.get("best_step"), m.get("steps"),
+                     card.get("training_minutes"), len(c) if c else 0, src])
+    text = ("Validation MSE (the editor's validation split, clamped render, the metric of its card) against "
+            "training steps for every shipped editor whose curve was kept; the dashed line is the best step, the "
+            "checkpoint that ships.\n\n![learning curves](bench/figures/learning_curves.png)\n\n"
+            + table(["editor", "kind", "data", "best val MSE", "best step", "steps", "CPU-min", "points", "curve from"],
+                    body))
+    write_section("curves", "Editors: learning curves", text, command="python -m bench.curves")
+
+
+if __name__ == "__main__":
+    main()
