@@ -1,6 +1,6 @@
 """`make bench`: run the measurement scripts that rewrite BENCHMARKS.md.
 
-    python -m bench.run          # quick tables (about 25 minutes on 2 cores; ~15 with .bench-cache/tiles/ filled)
+    python -m bench.run          # quick tables (about 45 minutes on 2 cores; ~35 with .bench-cache/tiles/ filled)
     python -m bench.run --long   # + the training-based editor tables (hours: 10 CPU-minutes per editor run)
 
 Each script states its own expected run time in its docstring.
@@ -16,6 +16,8 @@ QUICK = [
     ["bench.inr_core"],  # ~10 min: render, photo fit, lr sweep, the 5,000-INR zoo
     ["bench.gmn_core"],  # ~3 min: memory of decomposed gradients, forward and decomposition time
     ["bench.tiles"],  # 10-16 min the first time, ~2 min after (fits cached in .bench-cache/tiles/): tiled photos
+    ["bench.fitting", "report"],  # ~20 min: steps and time to 30/35/40 dB per fitting method; editability
+    ["bench.curves"],  # seconds: the shipped editors' learning curves
 ]
 LONG = [
     ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k", "--jobs", "2"],
@@ -40,6 +42,7 @@ LONG = [
     ["bench.editors", "train", "--task", "sharpen", "--data", "tiles", "--kinds", "gmn", "--seeds", "0",
      "--minutes", "10", "--augment"],
     ["bench.large_inr"],  # ~25 CPU-min the first time: deep patches zoo, contrast editor, photo fit, Adam curves
+    ["bench.fitting", "train"],  # ~30 CPU-min: Reptile inits, learned optimizers (tiles, ± GradMetaNet)
     ["bench.optimizer", "train"],  # 2 × 30 CPU-min: meta-train the learned optimizer with and without GradMetaNet
     ["bench.optimizer", "report"],  # ~10 min: steps to tuned Adam's 500-step PSNR
     ["bench.optimizer", "variants"],  # ~6 min: hand-made Adam variants vs tuned Adam (val images)

@@ -127,7 +127,8 @@ def _cmd_metainit(args) -> None:
     _check_output(args.out, ".safetensors")
     cfg = MetaInitConfig(out=args.out, dataset=args.dataset, inner_steps=args.inner_steps, inner_lr=args.inner_lr,
                          batch=args.batch, outer_lr=args.outer_lr, outer_steps=args.outer_steps,
-                         minutes=None if args.outer_steps else args.minutes, seed=args.seed, limit=args.limit)
+                         minutes=None if args.outer_steps else args.minutes, seed=args.seed, limit=args.limit,
+                         freeze_first=args.freeze_first)
     s = metatrain_init(cfg, log=(lambda *_: None) if args.quiet else print)
     print(f"{args.out}: {s['outer_steps']} outer steps, {s['cpu_minutes']:.1f} CPU-min")
 
@@ -222,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inner-lr", type=float, default=3e-3)
     p.add_argument("--outer-lr", type=float, default=0.5)
     p.add_argument("--batch", type=_positive, default=16)
+    p.add_argument("--freeze-first", action="store_true", help="keep the init's first layer at its random draw")
     p.add_argument("--limit", type=_positive, default=None)
     p.add_argument("--threads", type=_positive, default=None, help="torch threads (default 1)")
     p.add_argument("--seed", type=int, default=0)

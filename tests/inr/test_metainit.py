@@ -43,3 +43,27 @@ def test_an_init_for_other_sirens_is_refused(tmp_path):
     metatrain_init(_cfg(out, outer_steps=2), log=lambda *_: None)
     with pytest.raises(InrError, match="2→32→32→1 SIRENs, not 2→32→32→3"):
         load_init(out, 4, SirenArch(dim_out=3))
+
+
+def test_freeze_first_keeps_the_random_first_layer(tmp_path):
+    from inr.siren import init_params
+
+    out = tmp_path / "init.safetensors"
+    metatrain_init(_cfg(out, outer_steps=3, freeze_first=True, seed=4), log=lambda *_: None)
+    arch = SirenArch(dim_out=1)
+    got, rand = load_init(out, 1, arch), init_params(arch, 1, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(got[0], rand[0]) and torch.equal(got[1], rand[1])
+    assert not torch.equal(got[2], rand[2])  # the later layers moved
+
+
+def test_cli_writes_an_init_file_and_refuses_a_bad_output(tmp_path, capsys):
+    from inr.__main__ import main
+    from inr.files import load_inr
+
+    out = tmp_path / "init.safetensors"
+    assert main(["metainit", "--dataset", "mnist5k", "--out", str(out), "--outer-steps", "2", "--limit", "20",
+                 "--inner-steps", "2", "-q"]) == 0
+    inr = load_inr(out)
+    assert inr.meta["source"] == "reptile" and inr.n == 1
+    assert main(["metainit", "--out", str(tmp_path / "missing" / "x.safetensors"), "--outer-steps", "1"]) == 2
+    assert "does not exist" in capsys.readouterr().err
