@@ -82,11 +82,12 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> tuple[np
 
 def _learned_optimizer(channels: int, width: int):
     """The learned optimizer for images with `channels` channels fitted at hidden `width` (cached):
-    $GMN_LEARNED_OPTIMIZER, or the shipped one meant for them; None when there is none."""
+    $GMN_LEARNED_OPTIMIZER, or the shipped one meant for them whose INRs the editors still edit (its card's
+    "editable"); None when there is none."""
     from gmn.optim import load_optimizer, shipped_optimizer
 
     env = os.environ.get("GMN_LEARNED_OPTIMIZER")
-    path = Path(env) if env else shipped_optimizer(channels, width)
+    path = Path(env) if env else shipped_optimizer(channels, width, editable=True)
     if path is None:
         return None
     if path not in _LEARNED:
@@ -146,7 +147,8 @@ def fit_image(path: str | None, *, hidden=DEFAULT_HIDDEN, layers=DEFAULT_LAYERS,
             net = _learned_optimizer(c, hidden)
             if net is None:
                 notices.append(f"no learned optimizer is installed for {'gray' if c == 1 else 'colour'} images at "
-                               f"width {hidden} (see BENCHMARKS.md); fitted with Adam")
+                               f"width {hidden} whose INRs the editors still edit (BENCHMARKS.md, 'Fitting speed'); "
+                               "fitted with Adam")
             elif arch.depth != net.config.depth or arch.dim_in != net.config.dim_in:
                 notices.append(f"the learned optimizer fits SIRENs with {net.config.depth - 1} sine layers; "
                                f"fitted with Adam")

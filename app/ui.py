@@ -40,6 +40,20 @@ MODEL = ("Each **Apply** edits the INR shown (the step selected in the history) 
          "own edit. The target and the *no edit* row refer to the INR that edit started from.")
 
 
+FIT_NOTE = ("**Fitting: Adam**, the recipe the editors were trained on. Meta-learned inits and learned optimizers "
+            "were measured (BENCHMARKS.md, \"Fitting speed at practical targets\"): none reached 35 dB faster in "
+            "wall time, and the shipped learned optimizer's INRs made the editors 2.7–4.5× worse, so it is not "
+            "offered here (`python -m gmn fit --optimizer learned` still runs it, with that warning).")
+
+
+def learned_offered() -> bool:
+    """Whether the Fit panel offers "fast (learned)": $GMN_LEARNED_OPTIMIZER is set, or a shipped learned
+    optimizer keeps its INRs editable."""
+    from gmn.optim import editable_optimizer_installed
+
+    return bool(os.environ.get("GMN_LEARNED_OPTIMIZER")) or editable_optimizer_installed()
+
+
 def _delete_state(state) -> None:
     if isinstance(state, Session) and state.cache.get("dir"):
         H.cleanup_session(state.cache["dir"])
@@ -161,12 +175,16 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                                 colour = gr.Radio(["auto", "gray", "colour"], value="auto", label="Channels",
                                                   info="auto: photos as colour tiles (gray ones with R = G = B), "
                                                        "small gray images (digits) gray")
+                                # "fast (learned)" is offered only when an installed learned optimizer keeps
+                                # its INRs editable (docs/DESIGN.md §12); the shipped one does not, so the
+                                # choice is hidden and the line below says why
+                                offer = learned_offered()
                                 fit_opt = gr.Radio(list(H.FIT_OPTIMIZERS), value="Adam", label="Optimizer",
                                                    info="Adam: the recipe the editors were trained on. fast "
                                                         "(learned): a meta-learned optimizer for single gray "
-                                                        "SIRENs; its INRs can be outside the editors' "
-                                                        "distribution (BENCHMARKS.md)",
-                                                   elem_id="fit-optimizer")
+                                                        "SIRENs whose INRs the editors were measured to edit",
+                                                   visible=offer, elem_id="fit-optimizer")
+                                gr.Markdown(FIT_NOTE, visible=not offer, elem_id="fit-note")
                             fit_btn = gr.Button("Fit", variant="primary", elem_id="fit-btn")
                         with gr.Tab("Bundled example"):
                             gallery = gr.Gallery(value=thumbs, label="Examples (MNIST digits, scikit-image photos)",

@@ -407,7 +407,59 @@ def report(res: dict, edit: dict, command: str) -> None:
                      "150-step budget, each with its 35 dB settings) against the zoo-recipe INRs of the same "
                      "images (contrast: 304 tiles-test regions; dilate: 200 MNIST-5k test digits). Goal ≤ 1.1×.\n\n"
                      + table(["editor", "fitted by", "editor MSE", "vs zoo recipe"], body))
+    parts.append(_figures(res, edit))
+    cards = json.loads((ART / "cards.json").read_text()) if (ART / "cards.json").exists() else {}
+    if cards:
+        parts.append("Meta-training of the candidates (`python -m bench.fitting train`, one thread each; files in "
+                     "`bench/artifacts/fitting/`):\n\n" + "\n".join(
+                         f"- `{k}`: `{v['command']}` — {v['wall_minutes']} min wall, {v['date']}"
+                         for k, v in cards.items()))
     write_section("fitting", "Fitting speed at practical targets", "\n\n".join(parts), command=command)
+
+
+def _med_time(row: dict, t: float, key: str = "seconds") -> float:
+    return statistics.median(row[key][str(t)])
+
+
+def _figures(res: dict, edit: dict) -> str:
+    """The issue's figures, computed from the tables above."""
+    out = []
+    for kind in ("photo tiles", "faces", "digits"):
+        rows = res.get(kind, {})
+        if "adam (tuned)" not in rows:
+            continue
+        base = _med_time(rows["adam (tuned)"], 35.0)
+        speed = {n: base / _med_time(r, 35.0) for n, r in rows.items() if n != "adam (tuned)"}
+        best = max(speed, key=speed.get)
+        goal = " (goal ≥ 3×)" if kind in ("photo tiles", "faces") else ""
+        out.append(f"{kind}: the fastest candidate to 35 dB is {best}, {speed[best]:.2f}× tuned Adam's wall "
+                   f"time{goal}: {'met' if speed[best] >= 3 else 'not met'}")
+    photo = res.get("photo tiles", {})
+    if photo:
+        best = min(photo, key=lambda n: _med_time(photo[n], 35.0, "photo_seconds"))
+        t = _med_time(photo[best], 35.0, "photo_seconds")
+        out.append(f"whole 256² photo at 35 dB: fastest {best}, {t:.2f} s (goal ≤ 1 s): "
+                   f"{'met' if t <= 1 else 'not met'}")
+    for kind, rows in res.items():
+        if "learned opt (+GMN)" in rows and "learned opt (no GMN)" in rows:
+            g, n = rows["learned opt (+GMN)"], rows["learned opt (no GMN)"]
+            gs = float(torch.tensor(g["steps"]["35.0"]).median())
+            ns = float(torch.tensor(n["steps"]["35.0"]).median())
+            out.append(f"GradMetaNet features ({kind}, equal meta-training budget): median steps to 35 dB {gs:.0f} "
+                       f"with vs {ns:.0f} without, wall time {_med_time(g, 35.0) * 1000:.0f} vs "
+                       f"{_med_time(n, 35.0) * 1000:.0f} ms: they {'help' if gs < ns else 'do not help'}")
+    ship = [n for kind in ("photo tiles", "digits") for n, r in res.get(kind, {}).items()
+            if n != "adam (tuned)" and "adam (tuned)" in res[kind]
+            and _med_time(res[kind]["adam (tuned)"], 35.0) / _med_time(r, 35.0) >= 2]
+    out.append("shipping rule (≥ 2× tuned Adam's wall time to 35 dB): "
+               + (f"{', '.join(sorted(set(ship)))} qualify" if ship else "no candidate qualifies; the recipes stay"))
+    for editor_name, row in edit.items():
+        z = row["zoo recipe"]
+        bad = [n for n, v in row.items() if v / z > 1.1]
+        out.append(f"editability ({editor_name}): within 1.1× for "
+                   + ", ".join(n for n in row if n != "zoo recipe" and n not in bad)
+                   + (f"; outside it: {', '.join(f'{n} ({row[n] / z:.2f}×)' for n in bad)}" if bad else ""))
+    return "Figures:\n\n" + "\n".join(f"- {x}" for x in out)
 
 
 def main() -> None:
@@ -418,13 +470,17 @@ def main() -> None:
     p = sub.add_parser("report")
     p.add_argument("--only", default=None, help="comma-separated image types (default: all)")
     p.add_argument("--no-edit", action="store_true")
+    p.add_argument("--from-cache", action="store_true", help="rewrite the section from .bench-cache/fitting.json")
     args = ap.parse_args()
     if args.cmd == "train":
         train(args.minutes)
         return
     cache = ROOT / ".bench-cache" / "fitting.json"
-    res = measure(set(args.only.split(",")) if args.only else None)
     old = json.loads(cache.read_text()) if cache.exists() else {}
+    if args.from_cache:  # rewrite the section from the last measurement
+        report(old["res"], old.get("edit", {}), "python -m bench.fitting report")
+        return
+    res = measure(set(args.only.split(",")) if args.only else None)
     old.update({"res": {**old.get("res", {}), **res}})
     if not args.no_edit:
         old["edit"] = editability(old["res"])

@@ -166,8 +166,12 @@ def _cmd_fit(args) -> None:
     arch = SirenArch(hidden=args.hidden, layers=args.layers, dim_out=target.shape[-1])
     set_threads(size * size, args.threads)
     steps = args.steps or recipe.steps
-    net, _ = load_optimizer(learned)
+    net, card = load_optimizer(learned)
     net.check(arch)
+    if card.get("editable") is not True:
+        print("warning: INRs fitted by this learned optimizer are outside the editors' distribution"
+              + (f" ({card['editability']})" if card.get("editability") else " (not measured)")
+              + "; fit with --optimizer adam to edit them", file=sys.stderr)
     res, used = fit_learned(target, arch, net, steps=steps, target_psnr=args.target_psnr, seed=args.seed,
                             progress=not args.quiet, device=args.device, fallback_lr=args.lr or recipe.lr,
                             notice=lambda m: print(m, file=sys.stderr))

@@ -297,16 +297,24 @@ SHIPPED_DIR = Path(__file__).resolve().parent.parent / "assets" / "optimizers"
 SHIPPED = SHIPPED_DIR / "learned.safetensors"  # the default, tried first
 
 
-def shipped_optimizer(channels: int, width: int | None = None) -> Path | None:
+def shipped_optimizer(channels: int, width: int | None = None, *, editable: bool = False) -> Path | None:
     """The shipped learned optimizer for images with `channels` channels fitted into SIRENs of hidden
     `width`: the first file in assets/optimizers (learned.safetensors first) whose card's "channels" and
     "widths" list them (a card naming none: any); None when no shipped optimizer is meant for them (it was
-    measured slower than Adam there)."""
+    measured slower than Adam there). editable=True: only one whose card says `"editable": true`, i.e. the
+    shipped editors were measured to edit the INRs it fits within 1.1× of zoo-recipe INRs (docs/DESIGN.md §12)."""
     for path in sorted(SHIPPED_DIR.glob("*.safetensors"), key=lambda p: (p != SHIPPED, p.name)):
         card = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").exists() else {}
+        if editable and card.get("editable") is not True:
+            continue
         if channels in card.get("channels", [channels]) and (width is None or width in card.get("widths", [width])):
             return path
     return None
+
+
+def editable_optimizer_installed() -> bool:
+    """Whether any shipped learned optimizer keeps its INRs editable (the app offers "fast (learned)" then)."""
+    return any(shipped_optimizer(c, editable=True) is not None for c in (1, 3))
 
 
 # torch.optim interface

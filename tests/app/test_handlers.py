@@ -133,7 +133,7 @@ def test_fast_fit_uses_the_optimizer_meant_for_the_channels(tmp_path, monkeypatc
     monkeypatch.setattr(optim, "SHIPPED_DIR", tmp_path)
     monkeypatch.setattr(optim, "SHIPPED", tmp_path / "learned.safetensors")
     save_optimizer(tmp_path / "learned.safetensors", LearnedOptimizer(LearnedOptimizerConfig(gmn=False)),
-                   {"channels": [1]})
+                   {"channels": [1], "editable": True})
     rng = np.random.default_rng(0)
     gray, rgb = tmp_path / "gray.png", tmp_path / "rgb.png"
     Image.fromarray((rng.random((16, 16)) * 255).astype(np.uint8)).save(gray)
@@ -143,9 +143,28 @@ def test_fast_fit_uses_the_optimizer_meant_for_the_channels(tmp_path, monkeypatc
     st, notice = H.fit_image(str(rgb), hidden=8, steps=10, resolution=16, optimizer="fast (learned)")
     assert st.fit["optimizer"] == "Adam" and "no learned optimizer is installed for colour images" in notice
     save_optimizer(tmp_path / "learned.safetensors", LearnedOptimizer(LearnedOptimizerConfig(gmn=False)),
-                   {"channels": [1], "widths": [8]})  # meant for width 8 only
+                   {"channels": [1], "widths": [8], "editable": True})  # meant for width 8 only
     st, notice = H.fit_image(str(gray), hidden=12, steps=10, resolution=16, optimizer="fast (learned)")
     assert st.fit["optimizer"] == "Adam" and "for gray images at width 12" in notice
+    save_optimizer(tmp_path / "learned.safetensors", LearnedOptimizer(LearnedOptimizerConfig(gmn=False)),
+                   {"channels": [1], "editable": False})  # measured to break editing: never used by the app
+    st, notice = H.fit_image(str(gray), hidden=8, steps=10, resolution=16, optimizer="fast (learned)")
+    assert st.fit["optimizer"] == "Adam" and "whose INRs the editors still edit" in notice
+
+
+def test_the_shipped_learned_optimizer_is_not_offered_because_it_breaks_editing(monkeypatch):
+    """Its card records the measured editability (dilate 2.70×, contrast 4.45× worse): the Fit panel hides
+    "fast (learned)" and says why."""
+    import json
+
+    from app.ui import learned_offered
+    from gmn.optim import SHIPPED, editable_optimizer_installed, shipped_optimizer
+
+    monkeypatch.delenv("GMN_LEARNED_OPTIMIZER", raising=False)
+    card = json.loads(SHIPPED.with_suffix(".json").read_text())
+    assert card["editable"] is False and "2.70x" in card["editability"]
+    assert shipped_optimizer(1, 32) == SHIPPED and shipped_optimizer(1, 32, editable=True) is None
+    assert not editable_optimizer_installed() and not learned_offered()
 
 
 def settings_for(editors_dir):

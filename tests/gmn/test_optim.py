@@ -267,7 +267,10 @@ def test_fit_cli(tmp_path, capsys):
     out = tmp_path / "out.safetensors"
     assert main(["fit", str(img), "-o", str(out), "--learned", str(lopt), "--steps", "20", "--size", "16",
                  "--hidden", "8", "-q"]) == 0
-    assert "learned" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "learned" in captured.out
+    assert "warning: INRs fitted by this learned optimizer are outside the editors' distribution (not measured)" \
+        in captured.err  # its card does not say "editable": true
     inr = load_inr(out)
     assert inr.meta["fit"]["optimizer"] == "learned" and inr.arch.hidden == 8
     assert main(["fit", str(img), "-o", str(out), "--optimizer", "adam", "--steps", "5", "--size", "16", "-q"]) == 0
