@@ -23,6 +23,7 @@ Methods (all 2→32→32→C SIRENs, the app's):
   for colour, MNIST-5k train digits for gray);
 - `learned opt (+GMN)` / `learned opt (no GMN)`: `gmn.optim` meta-trained on tiles-train crops for a 150-step
   horizon with and without its GradMetaNet features, at the same meta-training budget (CPU-minutes);
+- `learned opt (no GMN) from reptile init`: the same, meta-trained and run from the Reptile init;
 - `learned opt (shipped)`: the shipped learned optimizer (a learned step-size schedule, no GMN features).
 
 Steps: the first step whose full-image PSNR (best so far, as `inr.fit` keeps the best) reaches the target, of
@@ -141,13 +142,15 @@ def methods() -> list[Method]:
     out.append(Method("reptile init (tuned)", tuned=True, reptile=True))
     out += [Method("learned opt (+GMN)", learned=str(ART / "lopt-gmn.safetensors")),
             Method("learned opt (no GMN)", learned=str(ART / "lopt-nogmn.safetensors")),
+            Method("learned opt (no GMN) from reptile init", reptile=True,
+                   learned=str(ART / "lopt-nogmn-reptile.safetensors")),
             Method("learned opt (shipped)", learned=str(ROOT / "assets" / "optimizers" / "learned.safetensors"))]
     return out
 
 
 def available(m: Method, family: str) -> bool:
-    if m.reptile:
-        return (ART / f"reptile-{family}.safetensors").exists()
+    if m.reptile and not (ART / f"reptile-{family}.safetensors").exists():
+        return False
     return m.learned is None or Path(m.learned).exists()
 
 
@@ -263,7 +266,8 @@ def train(minutes: float) -> None:
         os.replace(out, ART / out.name)
         cards[out.stem] = {"command": " ".join(["python"] + cmd[1:]), "wall_minutes": round(wall, 1),
                            "date": time.strftime("%Y-%m-%d %H:%M")}
-    for tag, extra in (("gmn", []), ("nogmn", ["--no-gmn"])):
+    reptile = str((ART / "reptile-colour.safetensors").relative_to(ROOT))
+    for tag, extra in (("gmn", []), ("nogmn", ["--no-gmn"]), ("nogmn-reptile", ["--no-gmn", "--siren-init", reptile])):
         out = RUNS / f"lopt-{tag}"
         cmd = py + ["-m", "gmn", "metatrain", "--out", str(out.relative_to(ROOT)), "--datasets", "tiles", "--horizon",
                     "150", "--minutes", str(minutes), "--val-every", "4", "-q", *extra]

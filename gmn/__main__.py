@@ -194,6 +194,7 @@ def _cmd_metatrain(args) -> None:
                           meta_steps=args.meta_steps, seed=args.seed, limit=args.limit, optimizer=opt,
                           device=args.device or _default_device(), estimator=args.estimator,
                           es_pairs=args.es_pairs, es_sigma=args.es_sigma, es_params=args.es_params, init=args.init,
+                          siren_init=args.siren_init,
                           **{k: v for k, v in (("horizon", args.horizon), ("meta_lr", args.meta_lr),
                                                ("val_every", args.val_every)) if v is not None})
     state = metatrain(cfg, progress=not args.quiet, log=(lambda *_: None) if args.quiet else print)
@@ -320,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-every", type=int, default=None, help="validate every N episodes")
     p.add_argument("--init", default=None, help="start from this learned-optimizer file's meta-parameters "
                    "(those whose names and shapes match this run's)")
+    p.add_argument("--siren-init", default=None, help="fit the episodes from this SIREN init (an `inr metainit` "
+                   "file) instead of random SIRENs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")

@@ -64,6 +64,7 @@ class MetaTrainConfig:
     es_sigma: float = 0.1
     es_params: str = "schedule"  # "schedule", "head" or "all" (see `es_parameters`)
     init: str | None = None  # start from this learned-optimizer file's matching meta-parameters
+    siren_init: str | None = None  # fit from this SIREN init (`inr metainit` file) instead of random draws
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -83,20 +84,29 @@ def _episode_data(cfg: MetaTrainConfig, data: dict, episode: int, device):
     idx = torch.randperm(len(images), generator=gen)[: cfg.batch]
     imgs = images[idx].to(device)
     arch = SirenArch(hidden=cfg.hidden, dim_out=imgs.shape[-1])
-    params = [p.to(device) for p in init_params(arch, len(idx), generator=gen)]
+    params = [p.to(device) for p in start_params(cfg.siren_init, arch, len(idx), gen)]
     return name, imgs, arch, params, gen
 
 
 @torch.no_grad()
+def start_params(siren_init: str | None, arch: SirenArch, n: int, gen: torch.Generator):
+    """The SIRENs a fit starts from: n random draws, or n copies of a meta-learned init file."""
+    if siren_init is None:
+        return init_params(arch, n, generator=gen)
+    from inr.metainit import load_init
+
+    return load_init(siren_init, n, arch)
+
+
 def run_learned(net: LearnedOptimizer, images: torch.Tensor, arch: SirenArch, steps: int, *, seed: int = 0,
-                record: bool = False):
+                record: bool = False, siren_init: str | None = None):
     """Fit `images` (N, H, W, C) for `steps` steps with the learned optimizer (functional loop).
 
     Returns (best PSNR (N,), PSNR per step (steps + 1, N) if `record`). PSNR is of the current
     parameters on the full image; the best is the max over steps (as `inr.fit` keeps the best)."""
     n, h, w, c = images.shape
     gen = torch.Generator().manual_seed(seed)
-    params = init_params(arch, n, generator=gen)
+    params = start_params(siren_init, arch, n, gen)
     grid, target = coordinate_grid(h, w), images.reshape(n, h * w, c)
     state = net.init_state(params)
     curve = []
@@ -167,7 +177,7 @@ def es_gradient(net: LearnedOptimizer, params: list[torch.nn.Parameter], images:
         for sign in (1.0, -1.0):
             for p, b, e in zip(params, base, eps):
                 p.copy_(b + sign * cfg.es_sigma * e)
-            best, _ = run_learned(net, images, arch, cfg.horizon, seed=seed)
+            best, _ = run_learned(net, images, arch, cfg.horizon, seed=seed, siren_init=cfg.siren_init)
             f.append(torch.nan_to_num(best, nan=0.0, neginf=0.0).clamp(max=100).mean().item())
         scores += f
         for g, e in zip(grad, eps):
@@ -181,7 +191,7 @@ def _validate(net: LearnedOptimizer, val: dict, cfg: MetaTrainConfig) -> float:
     scores = []
     for imgs in val.values():
         arch = SirenArch(hidden=cfg.hidden, dim_out=imgs.shape[-1])
-        best, _ = run_learned(net, imgs, arch, cfg.val_steps, seed=cfg.seed)
+        best, _ = run_learned(net, imgs, arch, cfg.val_steps, seed=cfg.seed, siren_init=cfg.siren_init)
         scores.append(best.clamp(max=100).mean().item())
     return sum(scores) / len(scores)
 

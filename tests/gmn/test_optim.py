@@ -319,3 +319,20 @@ def test_shipped_optimizer_is_chosen_by_channel_count(tmp_path, monkeypatch, cap
     assert main(["fit", str(img), "-o", str(out), "--optimizer", "learned", "--steps", "5", "--size", "12",
                  "--hidden", "8", "-q"]) == 0
     assert load_inr(out).meta["fit"]["optimizer"] == "learned"
+
+
+def test_learned_fits_can_start_from_a_meta_learned_init(tmp_path):
+    from inr.metainit import MetaInitConfig, load_init, metatrain_init
+
+    init = tmp_path / "init.safetensors"
+    metatrain_init(MetaInitConfig(out=str(init), dataset="mnist5k", limit=40, batch=4, inner_steps=3, outer_steps=4,
+                                  minutes=None), log=lambda *_: None)
+    images = load_dataset("mnist5k", "val")[:3]
+    arch = SirenArch()
+    net = LearnedOptimizer(LearnedOptimizerConfig(gmn=False))
+    _, curve = run_learned(net, images, arch, 0, record=True, siren_init=str(init))
+    p0 = load_init(init, 3, arch)
+    want = -10 * torch.log10(fit_loss(p0, arch, coordinate_grid(28, 28), images.reshape(3, -1, 1)))
+    assert torch.allclose(curve[0], want)
+    _, rand = run_learned(net, images, arch, 0, record=True)
+    assert not torch.allclose(curve[0], rand[0])
