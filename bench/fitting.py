@@ -294,7 +294,7 @@ def _fmt_time(x: float) -> str:
     return f"{x * 1000:.0f} ms" if x < 1 else f"{x:.2f} s"
 
 
-def measure(only: set[str] | None = None) -> dict:
+def measure(only: set[str] | None = None, names: set[str] | None = None) -> dict:
     torch.set_num_threads(1)
     sets = image_sets()
     res: dict = {}
@@ -303,7 +303,7 @@ def measure(only: set[str] | None = None) -> dict:
             continue
         batch = GROUP if family == "colour" else 1
         for m in methods():
-            if not available(m, family):
+            if not available(m, family) or (names and m.name not in names):
                 continue
             t0 = time.time()
             best = tune(m, val, family)
@@ -331,7 +331,7 @@ def measure(only: set[str] | None = None) -> dict:
     return res
 
 
-def editability(res: dict) -> dict:
+def editability(res: dict, names: set[str] | None = None) -> dict:
     """Shipped editors' test MSE on INRs fitted by each method vs on the zoo-recipe INRs of the same images."""
     from gmn.data import EditData
     from gmn.editors import load_editor
@@ -353,7 +353,7 @@ def editability(res: dict) -> dict:
 
         row = {"zoo recipe": score(params)}
         for m in methods():
-            if not available(m, family) or m.name == "adam (recipe)":
+            if not available(m, family) or m.name == "adam (recipe)" or (names and m.name not in names):
                 continue
             # the recipe's budget (150 steps, tiles stop at 40 dB), each method with its 35 dB settings (as tuned
             # for photo tiles / digits by `measure`)
@@ -474,6 +474,7 @@ def main() -> None:
     p = sub.add_parser("report")
     p.add_argument("--only", default=None, help="comma-separated image types (default: all)")
     p.add_argument("--no-edit", action="store_true")
+    p.add_argument("--methods", default=None, help="comma-separated method names to (re)measure (default: all)")
     p.add_argument("--from-cache", action="store_true", help="rewrite the section from .bench-cache/fitting.json")
     args = ap.parse_args()
     if args.cmd == "train":
@@ -484,10 +485,16 @@ def main() -> None:
     if args.from_cache:  # rewrite the section from the last measurement
         report(old["res"], old.get("edit", {}), "python -m bench.fitting report")
         return
-    res = measure(set(args.only.split(",")) if args.only else None)
-    old.update({"res": {**old.get("res", {}), **res}})
+    names = set(args.methods.split(",")) if args.methods else None
+    res = measure(set(args.only.split(",")) if args.only else None, names)
+    merged = old.get("res", {})
+    for kind, rows in res.items():  # rows of the methods measured now replace theirs; the others are kept
+        merged[kind] = {**merged.get(kind, {}), **rows}
+        merged[kind] = {m.name: merged[kind][m.name] for m in methods() if m.name in merged[kind]}  # table order
+    old["res"] = merged
     if not args.no_edit:
-        old["edit"] = editability(old["res"])
+        edit = editability(old["res"], names)
+        old["edit"] = {k: {**old.get("edit", {}).get(k, {}), **v} for k, v in edit.items()}
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(old))
     report(old["res"], old.get("edit", {}), "python -m bench.fitting report")
