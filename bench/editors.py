@@ -246,8 +246,8 @@ def cmd_report(args) -> None:
         intro = (f"Test split, {B} sampled points per INR (the same points for editors and Adam-on-points), MSE of "
                  f"the clamped render against the reference target. ")
     body = (
-        f"{intro}{len(test.data)} test INRs; learned editors at their best-validation checkpoint within the "
-        f"training budget of their row (steps and CPU-minutes of 1 process, 1 thread, `python -m bench.editors "
+        f"{intro}{len(test.data)} test INRs; learned editors at their best-validation checkpoint; the "
+        f"training budget of a row is that checkpoint's (steps and CPU-minutes of 1 process, 1 thread, `python -m bench.editors "
         f"train`; the training data when it is not {args.data}), mean ± std over "
         f"seeds where there are several. Ratio: editor total MSE / best Adam-on-the-same-points MSE "
         f"({sci(best_adam)}). Latency: per INR, batched by 64, decomposition + forward (editors) or K Adam steps.\n\n"
@@ -286,7 +286,9 @@ def cmd_report(args) -> None:
         body += (f"\n\nMSE against the number of sampled points B: the best editor ({best_kind}, "
                  f"`{best_path.parent.name}`) vs Adam on the same points (K={best_k}, lr tuned on val per B).\n\n"
                  + table(["B", "editor MSE", *grad_cols, "Adam on points MSE", *inside_cols, "ratio"], brows))
-        wide = ROOT / "zoo" / f"{args.data}-test-w64"
+        from gmn.data import zoo_path
+
+        wide = zoo_path(args.data, "test-w64")  # an augmented dataset's is the real test images' zoo
         if (wide / "zoo.json").exists():
             wtest = eval_set(EditData.from_zoo(args.data, "test-w64", args.task))
             wrows = []

@@ -41,6 +41,18 @@ LONG = [
      "--minutes", "10", "--augment"],
     ["bench.editors", "train", "--task", "sharpen", "--data", "tiles", "--kinds", "gmn", "--seeds", "0",
      "--minutes", "10", "--augment"],
+    # the augmented MNIST zoo (40,000 INRs, ~37 CPU-min to build the first time): equal-step ws vs ws+gmn,
+    # the shipped default dilate (ws-h32l5), a wider variant, and erode
+    ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k-aug", "--kinds", "ws,ws+gmn", "--seeds", "0",
+     "--steps", "2000", "--augment", "--tag", "2k"],
+    ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k-aug", "--kinds", "ws", "--seeds", "0",
+     "--minutes", "35", "--augment", "--tag", "h32l5", "--model", '{"ws_hidden": 32, "ws_layers": 5}'],
+    ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k-aug", "--kinds", "ws", "--seeds", "0",
+     "--minutes", "40", "--augment", "--tag", "h64l5", "--model", '{"ws_hidden": 64, "ws_layers": 5}'],
+    ["bench.editors", "report", "--task", "dilate", "--data", "mnist5k-aug"],
+    ["bench.editors", "train", "--task", "erode", "--data", "mnist5k-aug", "--kinds", "ws", "--seeds", "0",
+     "--minutes", "10", "--augment"],
+    ["bench.editors", "report", "--task", "erode", "--data", "mnist5k-aug"],
     ["bench.large_inr"],  # ~25 CPU-min the first time: deep patches zoo, contrast editor, photo fit, Adam curves
     ["bench.fitting", "train"],  # ~30 CPU-min: Reptile inits, learned optimizers (tiles, ± GradMetaNet)
     ["bench.optimizer", "train"],  # 2 × 30 CPU-min: meta-train the learned optimizer with and without GradMetaNet
