@@ -247,8 +247,8 @@ def cmd_report(args) -> None:
                  f"the clamped render against the reference target. ")
     body = (
         f"{intro}{len(test.data)} test INRs; learned editors at their best-validation checkpoint; the "
-        f"training budget of a row is that checkpoint's (steps and CPU-minutes of 1 process, 1 thread, `python -m bench.editors "
-        f"train`; the training data when it is not {args.data}), mean ± std over "
+        f"training budget of a row is that checkpoint's (steps and CPU-minutes of 1 process, 1 thread, "
+        f"`python -m bench.editors train`; the training data when it is not {args.data}), mean ± std over "
         f"seeds where there are several. Ratio: editor total MSE / best Adam-on-the-same-points MSE "
         f"({sci(best_adam)}). Latency: per INR, batched by 64, decomposition + forward (editors) or K Adam steps.\n\n"
         + table(["method", "information", *mse_cols, "vs Adam on points", "ms / INR", "training budget"], rows)
