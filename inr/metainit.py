@@ -1,7 +1,7 @@
 """Meta-learned initialisations for SIRENs (Reptile, Nichol et al. 2018; for INRs see Tancik et al.
 2021, "Learned initializations for optimizing coordinate-based neural representations").
 
-    python -m inr metainit --dataset tiles --out runs/init/tiles.safetensors [--minutes 10 --inner-steps 20]
+    python -m inr metainit --dataset tiles --out init.safetensors --minutes 3 --inner-steps 50 --outer-lr 0.05
 
 One SIREN φ, shared by every image. Each outer step fits `batch` training images from φ for
 `inner_steps` steps of Adam (the fitting recipe's optimizer and lr, so the inner loop is the fit a
