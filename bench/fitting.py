@@ -51,7 +51,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from bench.report import ROOT, table, write_section
@@ -77,34 +76,28 @@ REPTILE = {"colour": {"dataset": "tiles", "inner_steps": 50, "outer_lr": 0.05, "
 # images
 
 
-def _photo(name: str) -> torch.Tensor:
-    from skimage import data
-
-    from inr.images import to_size
-    from inr.tiles import plan_fit
-
-    img = getattr(data, name)()
-    img = img[0] if isinstance(img, tuple) else img
-    img = img.astype(np.float32) / 255.0
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, -1)
-    grid, _ = plan_fit(img.shape[0], img.shape[1], 3)
-    return to_size(img[..., :3], grid.image_size, aspect="stretch"), grid
-
-
 def image_sets() -> dict:
-    """{type: (test images (N, H, W, C), validation images for tuning, family)}."""
+    """{type: (test images (N, H, W, C), validation images for tuning, family)}; the photo tiles are the four
+    photos' tiles in PHOTOS order (`tile_counts` says how many each)."""
+    from bench.tiles import photo
     from inr.datasets import load_dataset
 
     tiles = []
     for name in PHOTOS:
-        img, grid = _photo(name)
+        img, grid, _ = photo(name, 256)  # the app's working size (longer side 256)
         tiles.append(grid.cut(img))
     return {
         "photo tiles": (torch.cat(tiles), load_dataset("tiles", "val")[:64], "colour"),
         "faces": (load_dataset("lfw", "test"), load_dataset("lfw", "val"), "gray"),
         "digits": (load_dataset("mnist5k", "test")[:100], load_dataset("mnist5k", "val")[:64], "gray"),
     }
+
+
+def tile_counts() -> list[int]:
+    """Tiles per photo of PHOTOS at the app's working size."""
+    from bench.tiles import photo
+
+    return [photo(name, 256)[1].count for name in PHOTOS]
 
 
 def _arch(family: str):
@@ -297,6 +290,7 @@ def _fmt_time(x: float) -> str:
 def measure(only: set[str] | None = None, names: set[str] | None = None) -> dict:
     torch.set_num_threads(1)
     sets = image_sets()
+    counts = tile_counts()
     res: dict = {}
     for kind, (test, val, family) in sets.items():
         if only and kind not in only:
@@ -319,10 +313,9 @@ def measure(only: set[str] | None = None, names: set[str] | None = None) -> dict
                 if kind == "photo tiles":  # whole photos: groups of 16 end when their last tile reaches t
                     photo = []
                     n0 = 0
-                    for name in PHOTOS:
-                        _, grid = _photo(name)
-                        ss = s[n0 : n0 + grid.count]
-                        n0 += grid.count
+                    for count in counts:
+                        ss = s[n0 : n0 + count]
+                        n0 += count
                         groups = [ss[i : i + GROUP] for i in range(0, len(ss), GROUP)]
                         photo.append(sum(float(g.max()) * sec * len(g) / GROUP for g in groups))
                     row.setdefault("photo_seconds", {})[str(t)] = photo

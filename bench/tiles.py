@@ -107,11 +107,12 @@ def photo(name: str, size: int):
     from inr.images import to_size
     from inr.tiles import plan_fit
 
-    img = getattr(data, name)().astype(np.float32) / 255.0
+    img = getattr(data, name)()
+    img = (img[0] if isinstance(img, tuple) else img).astype(np.float32) / 255.0  # a stereo pair: its left view
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, -1)  # a gray photo is tiled through the colour path (R = G = B)
     grid, recipe = plan_fit(img.shape[0], img.shape[1], 3, size=size)
-    return to_size(img, grid.image_size, aspect="stretch"), grid, recipe
+    return to_size(img[..., :3], grid.image_size, aspect="stretch"), grid, recipe
 
 
 def _psnr(a, b) -> float:

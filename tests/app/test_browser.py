@@ -102,6 +102,9 @@ def test_upload_fit_dilate_then_paint(page):
     page.get_by_text("INR size").click()
     page.fill("#fit-steps input[type=number]", "100")
     page.press("#fit-steps input[type=number]", "Enter")
+    # the shipped learned optimizer breaks editing (its card): no optimizer choice, a line that says why
+    assert page.locator("#fit-note").is_visible() and "not offered" in page.inner_text("#fit-note")
+    assert page.locator("#fit-optimizer").count() == 0 or not page.locator("#fit-optimizer").is_visible()
     upload(page, DIGIT_PNG)
     page.click("#fit-btn")
     wait_info(page, "0 edit(s)")
