@@ -11,8 +11,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from gmn.edit import REGISTRY_DIRS
-from gmn.editors import Editor, EditorError, load_editor
+from gmn.edit import REGISTRY_DIRS, describe_editor
+from gmn.editors import KIND_WORDS, Editor, EditorError, load_editor
 
 from .validate import error
 
@@ -81,6 +81,7 @@ def list_editors(settings: Settings) -> list[dict]:
             "val_mse": metrics.get("val_mse"),
             "parameters": card.get("parameters"),
             "siren": f"{arch.get('layers', '?')} sine layers, {arch.get('dim_out', '?')} channel(s)",
+            "what": describe_editor(card),
             "layers": arch.get("layers"),
             "channels": arch.get("dim_out"),
             "published": path.resolve().parent == published,
@@ -97,9 +98,10 @@ def card_markdown(settings: Settings, name: str | None) -> str:
     def f(v):
         return f"{v:.3g}" if isinstance(v, float) else ("—" if v is None else str(v))
 
-    return (f"**{name}** · task `{r['task']}` · editor `{r['editor']}` · data {r['data']} · "
-            f"test MSE {f(r['test_mse'])} · val MSE {f(r['val_mse'])} · {f(r['parameters'])} parameters · "
-            f"edits SIRENs with {r['siren']}{' · published' if r['published'] else ''}")
+    reads = KIND_WORDS.get(r["editor"], f"an editor of kind {r['editor']!r}")
+    return (f"**{name}**: {r['what']}. It is {reads}. Trained on {r['data']}; test MSE {f(r['test_mse'])}, "
+            f"val MSE {f(r['val_mse'])}; {f(r['parameters'])} parameters (`{r['editor']}`)"
+            f"{' · published' if r['published'] else ''}.")
 
 
 def filter_editors_for(settings: Settings, session) -> tuple[list[str], str | None]:

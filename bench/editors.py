@@ -42,6 +42,8 @@ INFO = {
     "gmn": "θ + gradients at B points",
     "gmnpp": "θ + gradients at B points",
     "mlp": "θ + mean gradient at B points",
+    "ng": "θ only (neural-graph backbone)",
+    "ng+gmn": "θ + gradients at B points (neural-graph backbone)",
 }
 
 
@@ -264,10 +266,10 @@ def cmd_report(args) -> None:
                         key=lambda p: load_editor(p)[1]["metrics"]["val_mse"])
         editor, _ = load_editor(best_path)
         # when the best editor reads no points (ws), also show the best one that reads gradients
-        grads = [k for k in results if k.split("-")[0] in ("gmn", "ws+gmn", "gmnpp")]
+        grads = [k for k in results if k.split("-")[0] in ("gmn", "ws+gmn", "ng+gmn", "gmnpp")]
         grad_kind = min(grads, key=lambda k: statistics.mean(r["mse"] for r in results[k])) if grads else None
         grad_editor = None
-        if grad_kind and best_kind.split("-")[0] == "ws":
+        if grad_kind and best_kind.split("-")[0] in ("ws", "ng"):
             grad_editor = load_editor(min((p for p in runs if method_of(p.parent.name) == grad_kind),
                                           key=lambda p: load_editor(p)[1]["metrics"]["val_mse"]))[0]
         side = test.data.side

@@ -12,6 +12,9 @@ Kinds (all equivariant to hidden-neuron permutations except "mlp"; all see θ):
 - "ws+probe+res": the same fed (a, r) with the residual r = w·(f − t) at each point broadcast to
                   all neurons: the target information of the gradient, without backpropagation.
 - "ws+gmn":       the same fed the gradients (a, g): the paper's best setup.
+- "ng":           neural-graph network on the weights alone (`gmn.graph`): message passing on the
+                  SIREN's computation graph, a stronger weight-space backbone than the NP layers.
+- "ng+gmn":       the same fed GradMetaNet's Θ[f] channels of the gradients, as in "ws+gmn".
 - "mlp":          MLP on the flattened mean gradient and θ (non-equivariant, one width only).
 
 The three "ws+…" kinds share one architecture and differ only in what the points tell them,
@@ -33,11 +36,24 @@ from inr.siren import Params, SirenArch
 
 from .baselines import FlatGradientMLP, FlatMLPConfig
 from .decompose import NeuronSet, Objective, decompose_gradients, probe_features, rank1_gradients
+from .graph import NGNet, NGNetConfig
 from .model import GradMetaNet, GradMetaNetConfig, GradMetaNetPP, GradMetaNetPPConfig, GradMetaNetWS
 from .modelfile import load_module, save_module
 from .weightspace import WSNet, WSNetConfig
 
-KINDS = ("gmn", "gmnpp", "ws", "ws+probe", "ws+probe+res", "ws+gmn", "mlp")
+KINDS = ("gmn", "gmnpp", "ws", "ws+probe", "ws+probe+res", "ws+gmn", "ng", "ng+gmn", "mlp")
+GRADIENT_KINDS = ("gmn", "gmnpp", "ws+gmn", "ng+gmn", "mlp")  # kinds that read per-point gradients
+KIND_WORDS = {  # what each kind reads, in plain words (the app's editor card)
+    "gmn": "GradMetaNet on the edit's gradients at the sampled points",
+    "gmnpp": "GradMetaNet++ on the edit's gradients at the sampled points",
+    "ws": "a weight-space network on the INR's weights alone (the points are not read)",
+    "ws+probe": "a weight-space network on the weights and the activations at the sampled points",
+    "ws+probe+res": "a weight-space network on the weights, activations and residuals at the sampled points",
+    "ws+gmn": "a weight-space network on the weights plus GradMetaNet on the edit's gradients at the points",
+    "ng": "a neural-graph network on the INR's weights alone (the points are not read)",
+    "ng+gmn": "a neural-graph network on the weights plus GradMetaNet on the edit's gradients at the points",
+    "mlp": "a plain MLP on the flattened mean gradient (not permutation-aware; one width only)",
+}
 EDITOR_FORMAT = "gmn-editor"
 
 
@@ -62,6 +78,9 @@ class EditorConfig:
     ws_hidden: int = 16
     ws_layers: int = 3
     ws_residual: bool = False  # residual connections between WS's hidden layers
+    ng_edge: int = 16  # neural-graph edge (weight) width
+    ng_node: int = 32  # neural-graph node (neuron) width
+    ng_blocks: int = 3
     pp_dim: int = 32
     pp_blocks: int = 2
     pp_heads: int = 4
@@ -106,12 +125,17 @@ class Editor(nn.Module):
         elif cfg.kind == "ws":
             self.net = WSNet(WSNetConfig.for_arch(arch, in_channels=1, hidden=cfg.ws_hidden, layers=cfg.ws_layers,
                                                   edit_scale_init=scale, residual=cfg.ws_residual))
-        elif cfg.kind.startswith("ws+"):
-            f = {"ws+probe": 1, "ws+probe+res": 1 + arch.dim_out, "ws+gmn": 2}[cfg.kind]
+        elif cfg.kind == "ng":
+            self.net = NGNet(self._ng_config(1))
+        elif "+" in cfg.kind:  # ws+… and ng+gmn
+            f = {"ws+probe": 1, "ws+probe+res": 1 + arch.dim_out, "ws+gmn": 2, "ng+gmn": 2}[cfg.kind]
             gcfg = GradMetaNetConfig.for_arch(arch, in_features=f, out_channels=cfg.theta_channels,
                                               edit_scale_init=None, **gkw)
-            wcfg = WSNetConfig.for_arch(arch, in_channels=1 + cfg.theta_channels, hidden=cfg.ws_hidden,
-                                        layers=cfg.ws_layers, edit_scale_init=scale, residual=cfg.ws_residual)
+            if cfg.kind.startswith("ng"):
+                wcfg = self._ng_config(1 + cfg.theta_channels)
+            else:
+                wcfg = WSNetConfig.for_arch(arch, in_channels=1 + cfg.theta_channels, hidden=cfg.ws_hidden,
+                                            layers=cfg.ws_layers, edit_scale_init=scale, residual=cfg.ws_residual)
             self.net = GradMetaNetWS(gcfg, wcfg)
         else:  # mlp
             self.net = FlatGradientMLP(arch, FlatMLPConfig(hidden=cfg.mlp_hidden, edit_scale_init=scale))
@@ -121,6 +145,11 @@ class Editor(nn.Module):
         # (without it the first-layer output scales collapse to ~0, docs/DESIGN.md §4).
         pre = [1.0 / w for w in arch.omegas for _ in range(2)] + [1.0, 1.0]
         self.register_buffer("precond", torch.tensor(pre), persistent=False)
+
+    def _ng_config(self, channels: int) -> NGNetConfig:
+        cfg = self.config
+        return NGNetConfig.for_arch(cfg.siren, in_channels=channels, edge_dim=cfg.ng_edge, node_dim=cfg.ng_node,
+                                    blocks=cfg.ng_blocks, edit_scale_init=cfg.edit_scale_init)
 
     # inputs
 
@@ -151,7 +180,7 @@ class Editor(nn.Module):
         """The per-point neuron features this editor reads (None-free for every kind but 'ws')."""
         kind, lam = self.config.kind, self.config.lam
         objective = _objective(target, mask, lam)
-        if kind in ("gmn", "gmnpp", "ws+gmn", "mlp"):
+        if kind in GRADIENT_KINDS:
             return decompose_gradients(params, arch, x, objective=objective)
         probe = probe_features(params, arch, x)
         if kind == "ws+probe":
@@ -174,7 +203,7 @@ class Editor(nn.Module):
 
     def _raw(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None) -> Params:
         kind = self.config.kind
-        if kind == "ws":
+        if kind in ("ws", "ng"):
             return self.net(params)
         neurons = self.neurons(params, arch, x, target, mask)
         if kind in ("gmn", "gmnpp"):
@@ -187,7 +216,7 @@ class Editor(nn.Module):
     def fit_norm(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None = None) -> None:
         """Fit the input normalisation statistics on a batch of training data."""
         kind = self.config.kind
-        if kind == "ws":
+        if kind in ("ws", "ng"):
             self.net.fit_norm(params)
             return
         neurons = self.neurons(params, arch, x, target, mask)

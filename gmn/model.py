@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from inr.siren import Params, SirenArch
 
 from .decompose import FeatureNorm, NeuronSet
+from .graph import NGNet, NGNetConfig
 from .layers import (
     DeepSetsLayer,
     InteractionLayer,
@@ -234,15 +235,17 @@ class GradMetaNetPP(_NeuronModel):
 
 class GradMetaNetWS(nn.Module):
     """WS + GradMetaNet (the paper's best setup): GradMetaNet's Θ[f] output (c channels in weight
-    space, no output scale) is concatenated to the weights as extra channels of a WS network."""
+    space, no output scale) is concatenated to the weights as extra channels of a weight-space
+    network: the NP-layer `WSNet` (a `WSNetConfig`) or the neural-graph `NGNet` (an `NGNetConfig`)."""
 
-    def __init__(self, gmn: GradMetaNetConfig, ws: WSNetConfig):
+    def __init__(self, gmn: GradMetaNetConfig, ws: WSNetConfig | NGNetConfig):
         super().__init__()
         if gmn.edit_scale_init is not None:
             raise ValueError("GradMetaNetWS: the GradMetaNet produces features, set its edit_scale_init=None")
         if ws.in_channels != 1 + gmn.out_channels:
             raise ValueError(f"GradMetaNetWS: WS in_channels must be 1 + {gmn.out_channels} (weights + Θ[f])")
-        self.gmn, self.ws = GradMetaNet(gmn), WSNet(ws)
+        self.gmn = GradMetaNet(gmn)
+        self.ws = NGNet(ws) if isinstance(ws, NGNetConfig) else WSNet(ws)
 
     def forward(self, params: Params, neurons: NeuronSet) -> Params:
         """Δθ in Params layout."""

@@ -255,3 +255,15 @@ def test_paint_inputs_without_composite_and_malformed():
                          ({"layers": [{"path": "/etc/passwd"}]}, "not an uploaded file")):
         with pytest.raises(gr.Error, match=match):
             H.paint_inputs(value, 16, 1)
+
+
+def test_editor_card_says_what_the_editor_is_for_in_plain_words(tmp_path):
+    """The card names the task, the INRs' channels, depth and validated widths, and what the editor reads."""
+    editor = tiny_editor("dilate", channels=3)
+    editor.config.widths = [32]
+    save_editor(tmp_path / "dil.safetensors", editor, {"data": {"dataset": "x", "train": "tiles train (8 INRs)"}})
+    card = H.card_markdown(H.Settings(registry_dirs=[tmp_path], published_dir=tmp_path / "none"), "dil")
+    assert card.startswith("**dil**: dilate of colour photos (tiles) and colour images (SIRENs 2→H→H→3, "
+                           "2 sine layers, width 32 only). It is a weight-space network on the weights plus "
+                           "GradMetaNet"), card
+    assert "gradients at the points" in card and "tiles train (8 INRs)" in card, card

@@ -7,7 +7,7 @@ from gmn.train import edit_loss
 from inr.siren import SirenArch, init_params
 
 SMALL = dict(hidden=16, interaction_layers=1, deepsets_layers=1, lowrank=4, theta_channels=4, ws_hidden=8,
-             ws_layers=2, pp_dim=16, pp_blocks=1, pp_heads=2, mlp_hidden=32)
+             ws_layers=2, ng_edge=8, ng_node=8, ng_blocks=1, pp_dim=16, pp_blocks=1, pp_heads=2, mlp_hidden=32)
 
 
 def _data(task, n=16, hidden=32, seed=0):

@@ -1,9 +1,12 @@
-"""Weight-space pieces: weight-derived neuron features, channel helpers, WS network, flat baseline."""
+"""Weight-space pieces: weight-derived neuron features, channel helpers, WS and neural-graph networks,
+flat baseline."""
 
+import pytest
 import torch
 
 from gmn.baselines import FlatGradientMLP, FlatMLPConfig
-from gmn.decompose import decompose_gradients, mse, probe_features, rank1_gradients
+from gmn.decompose import decompose_gradients, mse, permute_params, probe_features, random_perms, rank1_gradients
+from gmn.graph import NGNet, NGNetConfig
 from gmn.weightspace import WSNet, WSNetConfig, neuron_channels, weight_channels, weight_neuron_features
 from inr.siren import SirenArch, flatten, init_params, unflatten
 
@@ -36,6 +39,31 @@ def test_channel_helpers_and_ws_shapes():
     assert [t.shape for t in delta] == [t.shape for t in params]
     assert max(t.abs().max() for t in delta) < 1.0  # small initial edits (scale 0.01)
     assert [t.shape[-1] for t in weight_channels(params)] == [1] * 6
+
+
+def test_neural_graph_any_width_extra_channels_and_equivariance():
+    """NGNet edits any width of its depth, takes extra channels, commutes with hidden-neuron permutations
+    (with its random initialisation: nothing here is zero) and names what it expected on bad input."""
+    g = torch.Generator().manual_seed(0)
+    for hidden in (8, 24):
+        arch = SirenArch(hidden=hidden, layers=2, dim_out=3)
+        params = init_params(arch, 2, generator=g, dtype=torch.float64)
+        extra = [torch.randn(*t.shape, 2, generator=g, dtype=torch.float64) for t in params]
+        net = NGNet(NGNetConfig.for_arch(arch, in_channels=3, edge_dim=8, node_dim=8, blocks=2,
+                                         edit_scale_init=None)).double()
+        net.fit_norm(params, extra)
+        out = net(params, extra)
+        assert [t.shape for t in out] == [t.shape for t in params]
+        perms = random_perms(arch.dims, g)
+        moved = net(permute_params(params, perms), permute_params(extra, perms))
+        for a, b in zip(moved, permute_params(out, perms)):
+            torch.testing.assert_close(a, b)
+        assert not torch.allclose(out[2][:, 0], out[2][:, 1])  # hidden neurons are told apart
+    with pytest.raises(ValueError, match="expects 3 channels, got 1"):
+        net(params)
+    deep = SirenArch(hidden=8, layers=3)
+    with pytest.raises(ValueError, match="expects 3 weight layers, got 4"):
+        NGNet(NGNetConfig.for_arch(arch))(init_params(deep, 1))
 
 
 def test_flat_baseline_shapes_and_unflatten():
