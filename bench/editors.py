@@ -141,15 +141,26 @@ def _checks(task: str, results: dict[str, list[dict]], none: float, best_adam: f
            + ("yes" if all(v < none for v in m.values()) else
               "no, not " + ", ".join(k for k, v in m.items() if v >= none)),
            f"best editor {best} at {m[best] / best_adam:.2f}× the best Adam on the same points (goal ≤ 0.45×)"]
-    others = ("ws", "ws+probe", "ws+probe+res")
-    for grad in ("ws+gmn", "gmn"):
-        for other in others:
-            if grad in m and other in m:
-                pct = (1 - m[grad] / m[other]) * 100
+    backbone = {"ws+gmn": ("ws", "ws+probe", "ws+probe+res"), "gmn": ("ws", "ws+probe", "ws+probe+res"),
+                "ng+gmn": ("ng",)}
+    for name in m:  # a gradient reader against the weights-only runs of the same tag (same budget)
+        kind, tag = _kind_tag(name)
+        for other_kind in backbone.get(kind, ()):
+            other = other_kind + ("-" + tag if tag else "")
+            if other in m:
+                pct = (1 - m[name] / m[other]) * 100
                 verdict = (f"beats {other} ({pct:.0f}% lower)" if pct > 0 else
                            f"does not beat {other} ({-pct:.0f}% higher)")
-                out.append(f"{grad} {verdict}: {sci(m[grad])} vs {sci(m[other])}")
+                out.append(f"{name} {verdict}: {sci(m[name])} vs {sci(m[other])}")
     return out
+
+
+def _kind_tag(method: str) -> tuple[str, str | None]:
+    """'ws+gmn-2k' -> ('ws+gmn', '2k'): the editor kind of a table row and its variant tag."""
+    for kind in sorted(INFO, key=len, reverse=True):
+        if method == kind or method.startswith(kind + "-"):
+            return kind, method[len(kind) + 1:] or None
+    return method, None
 
 
 def _budget(card: dict) -> str:

@@ -49,6 +49,13 @@ LONG = [
      "--minutes", "35", "--augment", "--tag", "h32l5", "--model", '{"ws_hidden": 32, "ws_layers": 5}'],
     ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k-aug", "--kinds", "ws", "--seeds", "0",
      "--minutes", "40", "--augment", "--tag", "h64l5", "--model", '{"ws_hidden": 64, "ws_layers": 5}'],
+    # the neural-graph backbone (gmn/graph.py): 40 CPU-min default and wider, and equal-step ng vs ng+gmn
+    ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k-aug", "--kinds", "ng", "--seeds", "0",
+     "--minutes", "40", "--augment"],
+    ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k-aug", "--kinds", "ng,ng+gmn", "--seeds", "0",
+     "--steps", "2000", "--augment", "--tag", "2k"],
+    ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k-aug", "--kinds", "ng", "--seeds", "0",
+     "--minutes", "40", "--augment", "--tag", "e32n64", "--model", '{"ng_edge": 32, "ng_node": 64}'],
     ["bench.editors", "report", "--task", "dilate", "--data", "mnist5k-aug"],
     ["bench.editors", "train", "--task", "erode", "--data", "mnist5k-aug", "--kinds", "ws", "--seeds", "0",
      "--minutes", "10", "--augment"],

@@ -87,11 +87,12 @@ def _cmd_edit(args) -> None:
                    mask=mask, paint=paint, seed=args.seed)
     if not all(torch.isfinite(t).all() for t in res.params):
         raise EditorError("the edited INR has NaN or Inf weights; refused")
-    save_tiled(args.output, res.params, inr.arch, grid,
+    save_tiled(args.output, res.params, res.arch, grid,
                source=f"{inr.meta.get('source', Path(args.inr).name)} + {editor.config.task} ({args.editor})",
                edit={"editor": str(args.editor), "points": int(res.points.shape[0]), "strength": args.strength})
+    wider = f", {editor.config.copies} averaged copies: width {res.arch.hidden}" if editor.config.copies > 1 else ""
     print(f"{args.output}: {editor.config.task} edit of {len(res.tiles)} SIREN(s), MSE to target {res.mse:.5f}, "
-          f"{res.seconds * 1000:.1f} ms ({res.points.shape[0]} points)")
+          f"{res.seconds * 1000:.1f} ms ({res.points.shape[0]} points{wider})")
 
 
 def _check_output(path: str) -> None:

@@ -24,7 +24,7 @@ from inr.siren import Params, SirenArch, check_params, coordinate_grid, select
 from inr.tiles import TileGrid, render_tiles
 
 from .data import Batch, make_batch
-from .editors import Editor, EditorError, apply_edit
+from .editors import Editor, EditorError, apply_edit, edited_arch
 from .objectives import FILTERS, filter_target, paint_target
 
 REGISTRY_DIRS = [Path(__file__).resolve().parent.parent / "assets" / "editors"]
@@ -41,6 +41,7 @@ class EditResult:
     size: tuple[int, int]  # (H, W) of the objective (the INR's working resolution)
     tiles: Tensor  # (K,) indices of the edited tiles (all, or those a paint mask touches)
     batch: Batch  # what the editor saw: the K tiles' params, tile-local points (K, B, 2), targets, mask there
+    arch: SirenArch  # of `params`: the INR's own, or k× as wide after an OCE editor of k copies
 
 
 def editor_dirs() -> list[Path]:
@@ -147,14 +148,15 @@ def edit_inr(
     seconds = time.perf_counter() - t0
     if not all(torch.isfinite(t).all() for t in sub):
         raise EditorError("the edit produced NaN or Inf values; refused, the original INR is kept")
-    dtheta = [torch.zeros_like(p) for p in params]
+    k = editor.config.copies  # OCE: Δθ has a trailing axis of k copies (untouched tiles: k copies of θ)
+    dtheta = [p.new_zeros(*p.shape, k) if k > 1 else torch.zeros_like(p) for p in params]
     for d, t in zip(dtheta, sub):
         d[tiles] = t
-    new = apply_edit(params, dtheta, strength)
-    out = render_tiles(new, arch, grid)
+    new, new_arch = apply_edit(params, dtheta, strength), edited_arch(arch, dtheta)
+    out = render_tiles(new, new_arch, grid)
     mse = (out - obj.target).pow(2).mean().item()
     return EditResult(new, dtheta, obj.target[0], mse, seconds, _global_points(batch.x, tiles, grid), (h, w), tiles,
-                      batch)
+                      batch, new_arch)
 
 
 EDIT_CHUNK = 8  # tiles per editor forward: the editor is memory-bound; 8 tiles at a time ran an 81-tile edit

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from inr.siren import Params, SirenArch
+from inr.siren import Params, SirenArch, biases, forward, weights
 
 from .baselines import FlatGradientMLP, FlatMLPConfig
 from .decompose import NeuronSet, Objective, decompose_gradients, probe_features, rank1_gradients
@@ -43,6 +43,7 @@ from .weightspace import WSNet, WSNetConfig
 
 KINDS = ("gmn", "gmnpp", "ws", "ws+probe", "ws+probe+res", "ws+gmn", "ng", "ng+gmn", "mlp")
 GRADIENT_KINDS = ("gmn", "gmnpp", "ws+gmn", "ng+gmn", "mlp")  # kinds that read per-point gradients
+OCE_KINDS = ("ws", "ws+probe", "ws+probe+res", "ws+gmn", "ng", "ng+gmn")  # kinds that can output k copies
 KIND_WORDS = {  # what each kind reads, in plain words (the app's editor card)
     "gmn": "GradMetaNet on the edit's gradients at the sampled points",
     "gmnpp": "GradMetaNet++ on the edit's gradients at the sampled points",
@@ -88,10 +89,15 @@ class EditorConfig:
     weight_features: bool = True
     edit_scale_init: float = 0.01
     widths: list[int] | None = None  # SIREN hidden widths it was validated on (None: any width)
+    copies: int = 1  # OCE: k edited copies whose outputs are averaged (the edit widens the SIREN k×)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise EditorError(f"unknown editor kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if self.copies < 1:
+            raise EditorError(f"copies must be at least 1, got {self.copies}")
+        if self.copies > 1 and self.kind not in OCE_KINDS:
+            raise EditorError(f"k > 1 edited copies (OCE) need a weight-space backbone: one of {', '.join(OCE_KINDS)}")
 
     @property
     def siren(self) -> SirenArch:
@@ -124,7 +130,8 @@ class Editor(nn.Module):
                 edit_scale_init=scale, weight_features=cfg.weight_features))
         elif cfg.kind == "ws":
             self.net = WSNet(WSNetConfig.for_arch(arch, in_channels=1, hidden=cfg.ws_hidden, layers=cfg.ws_layers,
-                                                  edit_scale_init=scale, residual=cfg.ws_residual))
+                                                  edit_scale_init=scale, residual=cfg.ws_residual,
+                                                  out_channels=cfg.copies))
         elif cfg.kind == "ng":
             self.net = NGNet(self._ng_config(1))
         elif "+" in cfg.kind:  # ws+… and ng+gmn
@@ -135,7 +142,8 @@ class Editor(nn.Module):
                 wcfg = self._ng_config(1 + cfg.theta_channels)
             else:
                 wcfg = WSNetConfig.for_arch(arch, in_channels=1 + cfg.theta_channels, hidden=cfg.ws_hidden,
-                                            layers=cfg.ws_layers, edit_scale_init=scale, residual=cfg.ws_residual)
+                                            layers=cfg.ws_layers, edit_scale_init=scale, residual=cfg.ws_residual,
+                                            out_channels=cfg.copies)
             self.net = GradMetaNetWS(gcfg, wcfg)
         else:  # mlp
             self.net = FlatGradientMLP(arch, FlatMLPConfig(hidden=cfg.mlp_hidden, edit_scale_init=scale))
@@ -149,7 +157,7 @@ class Editor(nn.Module):
     def _ng_config(self, channels: int) -> NGNetConfig:
         cfg = self.config
         return NGNetConfig.for_arch(cfg.siren, in_channels=channels, edge_dim=cfg.ng_edge, node_dim=cfg.ng_node,
-                                    blocks=cfg.ng_blocks, edit_scale_init=cfg.edit_scale_init)
+                                    blocks=cfg.ng_blocks, edit_scale_init=cfg.edit_scale_init, out_channels=cfg.copies)
 
     # inputs
 
@@ -194,7 +202,8 @@ class Editor(nn.Module):
     def forward(
         self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None = None
     ) -> Params:
-        """Δθ (Params) for N INRs.
+        """Δθ (Params) for N INRs; with k = `copies` > 1 every tensor has a trailing axis of k copies
+        (`apply_edit` merges them).
 
         x: (N, B, 2) sampled coordinates; target: (N, B, C) target values there; mask: (N, B, 1)
         paint mask (None for filter edits)."""
@@ -240,8 +249,51 @@ def _objective(target: Tensor, mask: Tensor | None, lam: float) -> Objective:
 
 
 def apply_edit(params: Params, dtheta: Params, strength: float = 1.0) -> Params:
-    """θ' = θ + s·Δθ."""
-    return [p + strength * d for p, d in zip(params, dtheta)]
+    """θ' = θ + s·Δθ. An OCE edit (Δθ with a trailing axis of k copies) gives the k SIRENs θ + s·Δθ_c
+    merged into one SIREN of k× the hidden width whose output is their mean (`merge_copies`)."""
+    if dtheta[0].dim() == params[0].dim():
+        return [p + strength * d for p, d in zip(params, dtheta)]
+    return merge_copies([p.unsqueeze(-1) + strength * d for p, d in zip(params, dtheta)])
+
+
+def merge_copies(copies: list[Tensor]) -> Params:
+    """k SIRENs (Params layout with a trailing copy axis: W_l (N, d_l, d_{l-1}, k), b_l (N, d_l, k)) → one
+    SIREN of width k·d computing their mean output, exactly: the first layer's rows and every hidden bias
+    stacked, hidden→hidden weights block-diagonal, the last layer's columns stacked and divided by k,
+    its bias averaged. Costs: k× the neurons, ~k² × the hidden→hidden weights and their render time."""
+    ws, bs, out = weights(copies), biases(copies), []
+    depth, k = len(ws), ws[0].shape[-1]
+    for li, (w, b) in enumerate(zip(ws, bs)):
+        N, rows, cols, _ = w.shape
+        w, b = w.permute(0, 3, 1, 2), b.permute(0, 2, 1)  # (N, k, rows, cols), (N, k, rows)
+        if li == depth - 1:  # output layer: Σ_c W_c h_c / k, mean of the biases
+            out += [w.permute(0, 2, 1, 3).reshape(N, rows, k * cols) / k, b.mean(1)]
+        elif li == 0:  # input layer: every copy's neurons read the same coordinates
+            out += [w.reshape(N, k * rows, cols), b.reshape(N, k * rows)]
+        else:
+            big = w.new_zeros(N, k, rows, k, cols)
+            big[:, torch.arange(k), :, torch.arange(k)] = w.transpose(0, 1)  # block c on the diagonal
+            out += [big.reshape(N, k * rows, k * cols), b.reshape(N, k * rows)]
+    return out
+
+
+def edited_forward(params: Params, dtheta: Params, arch: SirenArch, x: Tensor, strength: float = 1.0) -> Tensor:
+    """f (N, B, C) of the edited INRs at points x; for an OCE edit the mean of its k copies' outputs (what
+    the merged SIREN computes, at k rather than k² the cost of its hidden layers)."""
+    if dtheta[0].dim() == params[0].dim():
+        return forward(apply_edit(params, dtheta, strength), arch, x)
+    N, k = params[0].shape[0], dtheta[0].shape[-1]
+    flat = [(p.unsqueeze(-1) + strength * d).movedim(-1, 1).flatten(0, 1) for p, d in zip(params, dtheta)]
+    xs = x if x.dim() == 2 else x.repeat_interleave(k, 0)
+    f = forward(flat, arch, xs)  # (N·k, B, C)
+    return f.unflatten(0, (N, k)).mean(1)
+
+
+def edited_arch(arch: SirenArch, dtheta: Params) -> SirenArch:
+    """The architecture of `apply_edit(params, dtheta)`: k× the width for an OCE edit of k copies."""
+    if dtheta[1].dim() == 2:  # b_1 (N, d_1): one copy
+        return arch
+    return SirenArch.from_dict({**arch.to_dict(), "hidden": arch.hidden * dtheta[0].shape[-1]})
 
 
 # files

@@ -46,6 +46,7 @@ class NGNetConfig:
     edge_dim: int = 16
     node_dim: int = 32
     blocks: int = 3
+    out_channels: int = 1  # Δθ channels: k > 1 gives k edited copies (OCE, `gmn.editors.merge_copies`)
     edit_scale_init: float | None = 0.01
 
     @classmethod
@@ -110,8 +111,9 @@ class NGNet(nn.Module):
         self.input_emb = nn.Parameter(torch.randn(cfg.dim_in, dn) * 0.1)  # input neurons keep their identity
         self.output_emb = nn.Parameter(torch.randn(cfg.dim_out, dn) * 0.1)  # and so do output neurons
         self.blocks = nn.ModuleList(GraphBlock(L, de, dn) for _ in range(cfg.blocks))
-        self.edge_out = nn.ModuleList(nn.Sequential(nn.LayerNorm(de), nn.Linear(de, 1)) for _ in range(L))
-        self.bias_out = nn.ModuleList(nn.Sequential(nn.LayerNorm(dn), nn.Linear(dn, 1)) for _ in range(L))
+        k = cfg.out_channels
+        self.edge_out = nn.ModuleList(nn.Sequential(nn.LayerNorm(de), nn.Linear(de, k)) for _ in range(L))
+        self.bias_out = nn.ModuleList(nn.Sequential(nn.LayerNorm(dn), nn.Linear(dn, k)) for _ in range(L))
         self.register_buffer("in_scale", torch.ones(2 * L, c))
         scale = cfg.edit_scale_init
         self.scale = nn.Parameter(torch.full((2 * L,), scale)) if scale is not None else None
@@ -135,7 +137,8 @@ class NGNet(nn.Module):
             self.in_scale[i, : rms.shape[0]] = rms
 
     def forward(self, params: Params, extra: list[Tensor] | None = None) -> Params:
-        """params: N INRs; extra: Params-layout channels (N, d_l, d_{l-1}, c') / (N, d_l, c'). Returns Δθ."""
+        """params: N INRs; extra: Params-layout channels (N, d_l, d_{l-1}, c') / (N, d_l, c'). Returns Δθ
+        (with a trailing axis of `out_channels` copies when that is > 1)."""
         x = [t / s.to(t.dtype) for t, s in zip(self.inputs(params, extra), self.in_scale, strict=True)]
         ws, bs = weights(x), biases(x)
         N = ws[0].shape[0]
@@ -148,5 +151,7 @@ class NGNet(nn.Module):
             edges, nodes = block(edges, nodes)
         out = []
         for l in range(self.config.depth):
-            out += [self.edge_out[l](edges[l])[..., 0], self.bias_out[l](nodes[l + 1])[..., 0]]
+            out += [self.edge_out[l](edges[l]), self.bias_out[l](nodes[l + 1])]  # (N, d_l, d_{l-1}, k), (N, d_l, k)
+        if self.config.out_channels == 1:
+            out = [t[..., 0] for t in out]
         return out if self.scale is None else [t * s for t, s in zip(out, self.scale, strict=True)]

@@ -35,10 +35,8 @@ from pathlib import Path
 
 import torch
 
-from inr.siren import forward
-
 from .data import EditData, sign_flip
-from .editors import Editor, EditorConfig, apply_edit, save_editor
+from .editors import Editor, EditorConfig, edited_forward, save_editor
 
 
 @dataclass
@@ -89,7 +87,7 @@ def _dist() -> tuple[int, int]:
 def edit_loss(editor, batch, arch, grid, *, clamp: bool = False) -> torch.Tensor:
     """Per-INR weighted MSE (N,) of the edited INRs on the full grid."""
     dtheta = editor(batch.params, arch, batch.x, batch.target_pts, batch.mask_pts)
-    f = forward(apply_edit(batch.params, dtheta), arch, grid)  # (N, H*W, C)
+    f = edited_forward(batch.params, dtheta, arch, grid)  # (N, H*W, C)
     if clamp:
         f = f.clamp(0, 1)
     return batch.objective.error(f.reshape(batch.objective.target.shape))

@@ -193,6 +193,7 @@ class WSNetConfig:
     layers: int = 3
     edit_scale_init: float | None = 0.01
     residual: bool = False  # hidden → hidden layers add to their input (lets deeper WS networks train)
+    out_channels: int = 1  # Δθ channels: k > 1 gives k edited copies (OCE, `gmn.editors.merge_copies`)
 
     @classmethod
     def for_arch(cls, arch: SirenArch, **kw) -> WSNetConfig:
@@ -212,7 +213,7 @@ class WSNet(nn.Module):
     def __init__(self, config: WSNetConfig):
         super().__init__()
         self.config = cfg = config
-        chans = [cfg.in_channels] + [cfg.hidden] * (cfg.layers - 1) + [1]
+        chans = [cfg.in_channels] + [cfg.hidden] * (cfg.layers - 1) + [cfg.out_channels]
         self.layers = nn.ModuleList(
             NPLayer(a, b, cfg.depth, cfg.dim_in, cfg.dim_out) for a, b in zip(chans[:-1], chans[1:], strict=True)
         )
@@ -238,7 +239,8 @@ class WSNet(nn.Module):
             self.in_scale[i, : rms.shape[0]] = rms
 
     def forward(self, params: Params, extra: list[Tensor] | None = None) -> Params:
-        """params: N INRs; extra: Params-layout channels (N, d_l, d_{l-1}, c') / (N, d_l, c'). Returns Δθ."""
+        """params: N INRs; extra: Params-layout channels (N, d_l, d_{l-1}, c') / (N, d_l, c'). Returns Δθ
+        (with a trailing axis of `out_channels` copies when that is > 1)."""
         x = [t / s.to(t.dtype) for t, s in zip(self.inputs(params, extra), self.in_scale, strict=True)]
         last = len(self.layers) - 1
         for i, np_layer in enumerate(self.layers):
@@ -249,5 +251,5 @@ class WSNet(nn.Module):
                 x = [t + self.act(u) for t, u in zip(x, y, strict=True)]
             else:
                 x = [self.act(u) for u in y]
-        out = [t[..., 0] for t in x]
+        out = [t[..., 0] for t in x] if self.config.out_channels == 1 else x
         return out if self.scale is None else [t * s for t, s in zip(out, self.scale, strict=True)]

@@ -267,3 +267,18 @@ def test_editor_card_says_what_the_editor_is_for_in_plain_words(tmp_path):
                            "2 sine layers, width 32 only). It is a weight-space network on the weights plus "
                            "GradMetaNet"), card
     assert "gradients at the points" in card and "tiles train (8 INRs)" in card, card
+
+
+def test_the_app_does_not_offer_oce_editors_which_widen_the_inr(tmp_path):
+    """An editor of k averaged copies is left out of the app's lists and refused by name in one line."""
+    from gmn.editors import Editor, EditorConfig
+
+    save_editor(tmp_path / "dilate.safetensors", tiny_editor("dilate"), {"data": {"dataset": "x"}})
+    save_editor(tmp_path / "dilate-oce.safetensors", Editor(EditorConfig(kind="ws", task="dilate", copies=2)),
+                {"data": {"dataset": "x"}})
+    settings = H.Settings(registry_dirs=[tmp_path], published_dir=tmp_path / "none")
+    arch = SirenArch()
+    names, default = H.filter_editors_for(settings, H.Session.new(init_params(arch, 1), arch, 28, "x"))
+    assert names == ["dilate"] and default == "dilate"
+    with pytest.raises(gr.Error, match="2 averaged copies .* python -m gmn edit"):
+        H.get_editor(settings, "dilate-oce")

@@ -189,3 +189,28 @@ def test_cli_edit_tiled(tmp_path):
     r = run("edit", src, "--editor", "contrast", "--points", "many", "-o", bad)
     assert r.returncode == 2 and "invalid int value: 'many'" in r.stderr and "Traceback" not in r.stderr
     assert not bad.exists() and not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_an_oce_editor_widens_every_tile_and_the_cli_saves_the_wider_inr(tmp_path):
+    """k averaged copies (OCE): every tile of the edited INR is k× as wide, renders as edit_inr measured,
+    and `gmn edit` saves it in the tiled format with the wider architecture."""
+    torch.manual_seed(0)
+    editor = Editor(EditorConfig(kind="ws", task="contrast", arch=ARCH.to_dict(), copies=2, ws_hidden=8,
+                                 ws_layers=2, edit_scale_init=0.05)).eval()
+    params = _params()
+    res = edit_inr(params, ARCH, editor, grid=GRID, points=16)
+    assert res.arch.hidden == 2 * ARCH.hidden and res.params[2].shape == (GRID.count, 64, 64)
+    out = render_tiles(res.params, res.arch, GRID)
+    assert abs((out - res.target).pow(2).mean().item() - res.mse) < 1e-7
+    from gmn.editors import save_editor
+
+    save_editor(tmp_path / "oce.safetensors", editor)
+    save_tiled(tmp_path / "in.safetensors", params, ARCH, GRID)
+    r = subprocess.run([sys.executable, "-m", "gmn", "edit", str(tmp_path / "in.safetensors"), "--editor",
+                        str(tmp_path / "oce.safetensors"), "-o", str(tmp_path / "out.safetensors"), "--points", "16"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "2 averaged copies: width 64" in r.stdout
+    back = load_inr(tmp_path / "out.safetensors")
+    assert back.arch.hidden == 64
+    torch.testing.assert_close(render_tiles(back.params, back.arch, back.grid), out, rtol=0, atol=1e-5)

@@ -118,3 +118,52 @@ def test_editors_are_equivariant_and_point_invariant(kind):
     expected = permute_params(base, perms)
     same = all(torch.allclose(a, b, rtol=1e-8, atol=1e-10) for a, b in zip(permuted, expected))
     assert same == (kind != "mlp")
+
+
+def test_merge_copies_is_the_mean_of_the_copies_outputs():
+    """OCE: k edited SIRENs merged into one k× wider SIREN compute exactly the mean of their outputs."""
+    from gmn.editors import edited_arch, edited_forward, merge_copies
+    from inr.siren import forward
+
+    arch = SirenArch(hidden=6, layers=3, dim_out=3)
+    g = torch.Generator().manual_seed(0)
+    params = init_params(arch, 2, generator=g, dtype=torch.float64)
+    dtheta = [torch.randn(*t.shape, 4, generator=g, dtype=torch.float64) * 0.05 for t in params]
+    x = torch.rand(2, 20, 2, generator=g, dtype=torch.float64) * 2 - 1
+    copies = [forward([p + 0.7 * d[..., c] for p, d in zip(params, dtheta)], arch, x) for c in range(4)]
+    mean = torch.stack(copies).mean(0)
+    merged = apply_edit(params, dtheta, 0.7)
+    wide = edited_arch(arch, dtheta)
+    assert wide.hidden == 24 and [t.shape[1] for t in merged[:-2]] == [24] * 6
+    torch.testing.assert_close(forward(merged, wide, x), mean, rtol=0, atol=1e-12)
+    torch.testing.assert_close(edited_forward(params, dtheta, arch, x, 0.7), mean, rtol=0, atol=1e-12)
+    one = merge_copies([p.unsqueeze(-1) for p in params])  # k = 1: the SIREN itself
+    assert all(torch.equal(a, b) for a, b in zip(one, params))
+
+
+@pytest.mark.parametrize("kind", ["ws", "ng+gmn"])
+def test_oce_editor_trains_is_equivariant_and_refuses_other_kinds(kind):
+    from gmn.decompose import permute_params, random_perms
+
+    torch.manual_seed(0)
+    data = _data("dilate", n=8)
+    editor = Editor(EditorConfig(kind=kind, task="dilate", copies=3, **SMALL))
+    batch = data.batch(torch.arange(8), 16, seed=0)
+    editor.fit_norm(batch.params, data.arch, batch.x, batch.target_pts)
+    d = editor(batch.params, data.arch, batch.x, batch.target_pts)
+    assert [t.shape for t in d] == [(*p.shape, 3) for p in batch.params]
+    with torch.no_grad():
+        perms = random_perms(data.arch.dims, torch.Generator().manual_seed(1))
+        moved = editor(permute_params(batch.params, perms), data.arch, batch.x, batch.target_pts)
+    for a, b in zip(moved, permute_params(d, perms)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    opt = torch.optim.Adam(editor.parameters(), lr=3e-3)
+    first = edit_loss(editor, batch, data.arch, data.grid).mean().item()
+    for _ in range(25):
+        loss = edit_loss(editor, batch, data.arch, data.grid).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.9 * first
+    with pytest.raises(EditorError, match="need a weight-space backbone"):
+        EditorConfig(kind="gmn", copies=2)
