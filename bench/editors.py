@@ -163,6 +163,34 @@ def _kind_tag(method: str) -> tuple[str, str | None]:
     return method, None
 
 
+def _oce_cost(data, copies: list[int]) -> str:
+    """What an OCE edit of k copies costs the edited INR: size of its file and render time (median of 20)."""
+    import tempfile
+
+    from gmn.editors import apply_edit, edited_arch
+    from inr.files import save_inr
+    from inr.siren import render
+
+    arch, params, side = data.arch, data.params, data.side
+    rows = []
+    for k in [1, *copies]:
+        dtheta = [torch.zeros_like(p) if k == 1 else p.new_zeros(*p.shape, k) for p in params]
+        edited, wide = apply_edit(params, dtheta), edited_arch(arch, dtheta)
+        with tempfile.TemporaryDirectory() as d:
+            save_inr(Path(d) / "x.safetensors", edited, wide)
+            size = (Path(d) / "x.safetensors").stat().st_size
+        times = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            render(edited, wide, side)
+            times.append(time.perf_counter() - t0)
+        rows.append([str(k), str(wide.hidden), str(sum(t[0].numel() for t in edited)), f"{size / 1024:.1f}",
+                     f"{statistics.median(times) * 1000:.2f}"])
+    return (f"OCE cost: an edit of k copies merges them into one SIREN of k× the width (`gmn.editors.merge_copies`); "
+            f"its file and its {side}×{side} render time (one thread, median of 20) against k = 1:\n\n"
+            + table(["k", "width", "parameters", "file (kB)", "render (ms)"], rows))
+
+
 def _budget(card: dict) -> str:
     """A run's training budget as the table shows it: steps and CPU-minutes (and its data)."""
     m = card.get("metrics", {})
@@ -317,6 +345,9 @@ def cmd_report(args) -> None:
                      f"test images (zoo `{wide.name}`, no edit {sci(no_edit_errors(wtest)['mse'])}). "
                      f"Limit ≤ {WIDTH_LIMIT}× (above it `ship` makes the editor refuse other widths).\n\n"
                      + table(["run", "width 32 MSE", "width 64 MSE", "ratio"], wrows))
+    copies = sorted({load_editor(p)[0].config.copies for p in runs} - {1})
+    if copies:
+        body += "\n\n" + _oce_cost(EditData.from_zoo(args.data, "test", args.task, limit=1), copies)
     runs_json = run_dir(args.data, args.task) / "runs.json"
     if runs_json.exists():
         recs = json.loads(runs_json.read_text())

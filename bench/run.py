@@ -34,6 +34,8 @@ LONG = [
     # the colour editors on the tiles zoo (the tile recipe; ~35 CPU-min to build the zoo the first time)
     ["bench.editors", "train", "--task", "contrast", "--data", "tiles", "--kinds", "gmn,ws", "--seeds", "0",
      "--minutes", "15", "--augment", "--jobs", "2"],
+    ["bench.editors", "train", "--task", "contrast", "--data", "tiles", "--kinds", "ng+gmn", "--seeds", "0",
+     "--minutes", "30", "--augment", "--tag", "oce4", "--model", '{"copies": 4}'],
     ["bench.editors", "report", "--task", "contrast", "--data", "tiles"],
     ["bench.editors", "train", "--task", "paint", "--data", "tiles", "--kinds", "ws+gmn", "--seeds", "0",
      "--minutes", "25", "--augment"],
@@ -54,8 +56,11 @@ LONG = [
      "--minutes", "40", "--augment"],
     ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k-aug", "--kinds", "ng,ng+gmn", "--seeds", "0",
      "--steps", "2000", "--augment", "--tag", "2k"],
-    ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k-aug", "--kinds", "ng", "--seeds", "0",
-     "--minutes", "40", "--augment", "--tag", "e32n64", "--model", '{"ng_edge": 32, "ng_node": 64}'],
+    ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k-aug", "--kinds", "ng+gmn", "--seeds", "0",
+     "--minutes", "85", "--augment", "--tag", "long"],
+    # OCE: k = 4 edited copies averaged (the edit widens the SIREN 4×), equal steps with and without gradients
+    ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k-aug", "--kinds", "ng,ng+gmn", "--seeds", "0",
+     "--steps", "2000", "--augment", "--tag", "oce4-2k", "--model", '{"copies": 4}'],
     ["bench.editors", "report", "--task", "dilate", "--data", "mnist5k-aug"],
     ["bench.editors", "train", "--task", "erode", "--data", "mnist5k-aug", "--kinds", "ws", "--seeds", "0",
      "--minutes", "10", "--augment"],

@@ -75,7 +75,9 @@ def describe_editor(card: dict) -> str:
     dims = "→".join(["2"] + ["H"] * int(layers or 0) + [str(c)]) if layers else "?"
     widths = [arch.get("hidden")] if cfg.get("kind") == "mlp" else cfg.get("widths")
     width = f"width {', '.join(map(str, widths))} only" if widths else "any width"
-    return f"{task} of {what} (SIRENs {dims}, {layers} sine layers, {width})"
+    k = cfg.get("copies", 1) if isinstance(cfg, dict) else 1
+    oce = f"; {k} averaged copies: the edited INR is {k}× as wide" if k > 1 else ""
+    return f"{task} of {what} (SIRENs {dims}, {layers} sine layers, {width}{oce})"
 
 
 def resolve_editor(name_or_path: str) -> Path:

@@ -124,7 +124,7 @@ SMALL = dict(hidden=16, interaction_layers=1, deepsets_layers=1, lowrank=4, thet
 
 
 @pytest.mark.parametrize("task", ["dilate", "paint"])
-@pytest.mark.parametrize("kind", [k for k in KINDS if k not in ("mlp", "ws")])
+@pytest.mark.parametrize("kind", [k for k in KINDS if k not in ("mlp", "ws", "ng")])  # ws, ng: no points
 def test_every_point_twice_leaves_the_edit_unchanged(kind, task):
     # the editors average over points: a sum would double (or otherwise change) Δθ
     arch = SirenArch(hidden=8, dim_out=3)
