@@ -49,6 +49,10 @@ def run_edit(settings: Settings, session: Session, editor_name: str, points, str
     """Edit the INR shown (every tile of a tiled one in one batch) → the new step (not yet added)."""
     points, strength = V.points(points), V.strength(strength)
     editor = get_editor(settings, editor_name)
+    if session.widened:
+        raise gr.Error(f"the INR shown is {session.params[0].shape[1] // session.arch.hidden}× as wide as the loaded "
+                       "one (an OCE edit: averaged copies), outside what the editors were trained on; undo to edit "
+                       "the INR before it")
     arch, grid, base = session.arch, session.grid, session.params
     t0 = time.perf_counter()
     try:
@@ -83,7 +87,7 @@ def render_tiles_of(session: Session, params):
     """Render params that are not a kept step (no cache)."""
     from inr.tiles import render_tiles
 
-    return render_tiles(params, session.arch, session.grid)[0]
+    return render_tiles(params, session.arch_of(params), session.grid)[0]
 
 
 def edit(settings: Settings, session: Session | None, editor_name: str, points=64, strength=1.0,
@@ -169,7 +173,7 @@ def downloads(session: Session | None, folder: Path, display=256) -> tuple[str, 
     folder.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(session.source).stem.replace("example ", ""))[:40] or "inr"
     inr_path, png_path = folder / f"{stem}-edited.safetensors", folder / f"{stem}-edited.png"
-    save_tiled(inr_path, session.params, session.arch, session.grid,
+    save_tiled(inr_path, session.params, session.arch_of(session.params), session.grid,
                source=f"gmn app: {session.source} + {session.current.edits} edit(s)")
     from PIL import Image
 

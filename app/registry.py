@@ -82,7 +82,6 @@ def list_editors(settings: Settings) -> list[dict]:
             "parameters": card.get("parameters"),
             "siren": f"{arch.get('layers', '?')} sine layers, {arch.get('dim_out', '?')} channel(s)",
             "what": describe_editor(card),
-            "copies": cfg.get("copies", 1),
             "layers": arch.get("layers"),
             "channels": arch.get("dim_out"),
             "published": path.resolve().parent == published,
@@ -109,7 +108,7 @@ def filter_editors_for(settings: Settings, session) -> tuple[list[str], str | No
     """(names, default) of the filter editors (never paint editors) that can edit the session's INR (its depth
     and channels), the default being `contrast` for colour INRs and `dilate` for gray ones where installed.
     With no INR loaded yet: every filter editor, `dilate` first."""
-    rows = [r for r in list_editors(settings) if r["task"] != "paint" and r["copies"] == 1]  # OCE: see get_editor
+    rows = [r for r in list_editors(settings) if r["task"] != "paint"]
     arch = getattr(session, "arch", None)
     if arch is not None:
         rows = [r for r in rows if (r["layers"], r["channels"]) == (arch.layers, arch.dim_out)]
@@ -122,7 +121,7 @@ def filter_editors_for(settings: Settings, session) -> tuple[list[str], str | No
 
 def paint_editor_for(settings: Settings, arch, chosen: str | None = None) -> str:
     """The chosen paint editor, else the first one made for this INR's depth and channels, else the first."""
-    rows = [r for r in list_editors(settings) if r["task"] == "paint" and r["copies"] == 1]
+    rows = [r for r in list_editors(settings) if r["task"] == "paint"]
     if chosen in [r["name"] for r in rows]:
         return chosen
     if not rows:
@@ -149,8 +148,4 @@ def get_editor(settings: Settings, name) -> Editor:
     if not isinstance(name, str) or name not in reg:
         known = ", ".join(reg) or "none installed"
         raise gr.Error(f"unknown editor {name!r} (known: {known})")
-    editor = load_cached(reg[name])
-    if editor.config.copies > 1:
-        raise gr.Error(f"editor {name!r} outputs {editor.config.copies} averaged copies (OCE), which makes the INR "
-                       f"{editor.config.copies}× wider; the app edits INRs in place: use python -m gmn edit")
-    return editor
+    return load_cached(reg[name])

@@ -62,7 +62,8 @@ class Step:
 
 @dataclass
 class Session:
-    """The loaded INR (architecture, tile grid, where it came from) and its history of steps."""
+    """The loaded INR (architecture, tile grid, where it came from) and its history of steps. `arch` is the
+    loaded INR's; a step after an OCE edit is wider (`arch_of`)."""
 
     arch: SirenArch | None = None
     grid: TileGrid | None = None
@@ -105,6 +106,17 @@ class Session:
     @property
     def edit(self) -> EditRecord | None:
         return self.current.edit
+
+    def arch_of(self, params: Params) -> SirenArch:
+        """The architecture of a step's `params`: the loaded INR's, or k× as wide after an OCE edit of k copies."""
+        hidden = params[0].shape[1]
+        return self.arch if hidden == self.arch.hidden else SirenArch.from_dict({**self.arch.to_dict(),
+                                                                                 "hidden": hidden})
+
+    @property
+    def widened(self) -> bool:
+        """Whether the INR shown was made wider than the loaded one (by an OCE edit in its lineage)."""
+        return self.params[0].shape[1] != self.arch.hidden
 
     @property
     def size(self) -> int:

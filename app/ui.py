@@ -431,7 +431,7 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
             st = H.need(st)
             try:
                 layers_img, region, md = S.sensitivity_tiles(
-                    st.params, st.arch, st.grid, points=number(pts, "points", 16, 1024, integer=True),
+                    st.params, st.arch_of(st.params), st.grid, points=number(pts, "points", 16, 1024, integer=True),
                     top=number(top, "most sensitive weights (%)", 0.5, 50), display=check_display(disp))
             except ValueError as e:
                 raise gr.Error(str(e)) from None

@@ -45,7 +45,7 @@ def render(session: Session, params: Params, size: tuple[int, int] | None = None
     hit = cache.get(key)
     if hit is not None and hit[0] is params:
         return hit[1]
-    out = render_tiles(params, session.arch, session.grid, size)[0]
+    out = render_tiles(params, session.arch_of(params), session.grid, size)[0]
     if len(cache) >= 12:
         cache.pop(next(iter(cache)))
     cache[key] = (params, out)
@@ -123,7 +123,7 @@ def gmn_view(params: Params, arch: SirenArch, points: Tensor, target_pts: Tensor
 
 def metrics(session: Session, size: tuple[int, int]) -> str:
     """The info line (what is loaded, its fit, the step shown) and, for an edit step, its table."""
-    a, grid = session.arch, session.grid
+    a, grid = session.arch_of(session.params), session.grid
     line = (f"**{session.source}** · SIREN {'→'.join(map(str, a.dims))} · {grid.describe()} "
             f"({grid.count * a.num_params:,} parameters)")
     if session.psnr is not None:
@@ -176,7 +176,7 @@ def views(session: Session, display) -> dict:
     if e is not None:
         out["target"] = upscale(e.target, size)
         out["points"] = draw_points(to_uint8(before), e.sampled)
-        out["gmn"] = gmn_view(select(e.base, e.tile), session.arch, e.tile_x, e.tile_target)
+        out["gmn"] = gmn_view(select(e.base, e.tile), session.arch_of(e.base), e.tile_x, e.tile_target)
     return out
 
 

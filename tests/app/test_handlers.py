@@ -269,16 +269,31 @@ def test_editor_card_says_what_the_editor_is_for_in_plain_words(tmp_path):
     assert "gradients at the points" in card and "tiles train (8 INRs)" in card, card
 
 
-def test_the_app_does_not_offer_oce_editors_which_widen_the_inr(tmp_path):
-    """An editor of k averaged copies is left out of the app's lists and refused by name in one line."""
+def test_an_oce_edit_widens_the_step_and_a_person_can_undo_and_edit_again(tmp_path):
+    """An editor of k averaged copies (OCE) makes the step shown k× as wide: it renders, its strength slider
+    works, the info line and the download say the wider SIREN, a further edit of it is refused in one line
+    (it is outside the editors' training distribution), and after undo editing goes on as before."""
     from gmn.editors import Editor, EditorConfig
+    from inr.files import load_inr
 
+    torch.manual_seed(0)
+    oce = Editor(EditorConfig(kind="ws", task="dilate", copies=2, ws_hidden=8, ws_layers=2, edit_scale_init=0.05))
+    save_editor(tmp_path / "dilate-oce.safetensors", oce, {"data": {"dataset": "x"}})
     save_editor(tmp_path / "dilate.safetensors", tiny_editor("dilate"), {"data": {"dataset": "x"}})
-    save_editor(tmp_path / "dilate-oce.safetensors", Editor(EditorConfig(kind="ws", task="dilate", copies=2)),
-                {"data": {"dataset": "x"}})
     settings = H.Settings(registry_dirs=[tmp_path], published_dir=tmp_path / "none")
-    arch = SirenArch()
-    names, default = H.filter_editors_for(settings, H.Session.new(init_params(arch, 1), arch, 28, "x"))
-    assert names == ["dilate"] and default == "dilate"
-    with pytest.raises(gr.Error, match="2 averaged copies .* python -m gmn edit"):
-        H.get_editor(settings, "dilate-oce")
+    st = H.load_example("mnist-test-1")
+    assert "dilate-oce" in H.filter_editors_for(settings, st)[0]
+    H.edit(settings, st, "dilate-oce", 16, 1.0)
+    assert st.widened and st.params[0].shape[1] == 64 and st.arch.hidden == 32
+    v = H.views(st, 32)
+    assert "SIREN 2→64→64→1" in v["metrics"] and v["edited"].shape[:2] == (32, 32)
+    H.restrength(st, 0.0)  # s = 0: the merged copies of the loaded INR render as the loaded INR
+    torch.testing.assert_close(render(st, st.params), render(st, st.steps[0].params), rtol=0, atol=1e-5)
+    inr_path, _ = H.downloads(st, tmp_path / "dl")
+    assert load_inr(inr_path).arch.hidden == 64
+    with pytest.raises(gr.Error, match="2× as wide as the loaded one .* undo to edit") as e:
+        H.edit(settings, st, "dilate", 16, 1.0)
+    assert "\n" not in str(e.value)
+    H.undo(st)
+    H.edit(settings, st, "dilate", 16, 0.05)
+    assert not st.widened and [s.edits for s in st.steps] == [0, 1]
