@@ -191,6 +191,33 @@ def _oce_cost(data, copies: list[int]) -> str:
             + table(["k", "width", "parameters", "file (kB)", "render (ms)"], rows))
 
 
+def _chain_table(data, shipped: list[Path], points: int) -> str:
+    """Apply again: each shipped filter editor on its own edited INR (the target recomputed from the edited
+    render, as the app does), against editing once. MSE of the clamped render to that step's target."""
+    from gmn.data import make_batch
+    from gmn.editors import apply_edit, edited_arch, load_editor
+    from gmn.objectives import filter_target
+    from inr.siren import render
+
+    def once(editor, params, arch, seed):
+        obj = filter_target(render(params, arch, data.side), data.task)
+        b = make_batch(params, obj, data.grid, points, torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            d = editor.eval()(params, arch, b.x, b.target_pts)
+        new, wide = apply_edit(params, d), edited_arch(arch, d)
+        return new, wide, (render(new, wide, data.side).clamp(0, 1) - obj.target).pow(2).mean().item()
+
+    rows = []
+    for path in shipped:
+        editor, _ = load_editor(path)
+        p1, a1, first = once(editor, data.params, data.arch, 0)
+        p2, a2, second = once(editor, p1, a1, 1)
+        rows.append([f"`{path.stem}`", sci(first), sci(second), str(a2.hidden)])
+    return (f"Apply again: each shipped editor on {len(data)} test INRs, then on its own result (the second target "
+            f"is the {data.task} of the first result's render, as the app computes it); MSE to each step's target:\n\n"
+            + table(["editor", "first edit", "second edit", "width after two"], rows))
+
+
 def _budget(card: dict) -> str:
     """A run's training budget as the table shows it: steps and CPU-minutes (and its data)."""
     m = card.get("metrics", {})
@@ -345,6 +372,8 @@ def cmd_report(args) -> None:
                      f"test images (zoo `{wide.name}`, no edit {sci(no_edit_errors(wtest)['mse'])}). "
                      f"Limit ≤ {WIDTH_LIMIT}× (above it `ship` makes the editor refuse other widths).\n\n"
                      + table(["run", "width 32 MSE", "width 64 MSE", "ratio"], wrows))
+    if not paint and shipped:
+        body += "\n\n" + _chain_table(EditData.from_zoo(args.data, "test", args.task, limit=128), shipped, B)
     copies = sorted({load_editor(p)[0].config.copies for p in runs} - {1})
     if copies:
         body += "\n\n" + _oce_cost(EditData.from_zoo(args.data, "test", args.task, limit=1), copies)

@@ -64,6 +64,8 @@ LONG = [
     ["bench.editors", "report", "--task", "dilate", "--data", "mnist5k-aug"],
     ["bench.editors", "train", "--task", "erode", "--data", "mnist5k-aug", "--kinds", "ws", "--seeds", "0",
      "--minutes", "10", "--augment"],
+    ["bench.editors", "train", "--task", "erode", "--data", "mnist5k-aug", "--kinds", "ng,ng+gmn", "--seeds", "0",
+     "--steps", "2000", "--augment", "--tag", "oce4-2k", "--model", '{"copies": 4}'],
     ["bench.editors", "report", "--task", "erode", "--data", "mnist5k-aug"],
     ["bench.large_inr"],  # ~25 CPU-min the first time: deep patches zoo, contrast editor, photo fit, Adam curves
     ["bench.fitting", "train"],  # ~30 CPU-min: Reptile inits, learned optimizers (tiles, ± GradMetaNet)
