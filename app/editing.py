@@ -51,8 +51,8 @@ def run_edit(settings: Settings, session: Session, editor_name: str, points, str
     editor = get_editor(settings, editor_name)
     if session.widened:
         raise gr.Error(f"the INR shown is {session.params[0].shape[1] // session.arch.hidden}× as wide as the loaded "
-                       "one (an OCE edit: averaged copies), outside what the editors were trained on; undo to edit "
-                       "the INR before it")
+                       "one (an OCE edit: averaged copies), outside what the editors were trained on; undo, and use "
+                       "an in-place editor (such as dilate-inplace) to edit repeatedly")
     arch, grid, base = session.arch, session.grid, session.params
     t0 = time.perf_counter()
     try:

@@ -291,7 +291,7 @@ def test_an_oce_edit_widens_the_step_and_a_person_can_undo_and_edit_again(tmp_pa
     torch.testing.assert_close(render(st, st.params), render(st, st.steps[0].params), rtol=0, atol=1e-5)
     inr_path, _ = H.downloads(st, tmp_path / "dl")
     assert load_inr(inr_path).arch.hidden == 64
-    with pytest.raises(gr.Error, match="2× as wide as the loaded one .* undo to edit") as e:
+    with pytest.raises(gr.Error, match="2× as wide as the loaded one .* undo, and use an in-place editor") as e:
         H.edit(settings, st, "dilate", 16, 1.0)
     assert "\n" not in str(e.value)
     H.undo(st)
