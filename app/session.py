@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import gradio as gr
 from torch import Tensor
@@ -110,8 +110,7 @@ class Session:
     def arch_of(self, params: Params) -> SirenArch:
         """The architecture of a step's `params`: the loaded INR's, or k× as wide after an OCE edit of k copies."""
         hidden = params[0].shape[1]
-        return self.arch if hidden == self.arch.hidden else SirenArch.from_dict({**self.arch.to_dict(),
-                                                                                 "hidden": hidden})
+        return self.arch if hidden == self.arch.hidden else replace(self.arch, hidden=hidden)
 
     @property
     def widened(self) -> bool:

@@ -26,7 +26,7 @@ for a paint mask m (w = 1 for filters): see `gmn.objectives`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -293,7 +293,7 @@ def edited_arch(arch: SirenArch, dtheta: Params) -> SirenArch:
     """The architecture of `apply_edit(params, dtheta)`: k× the width for an OCE edit of k copies."""
     if dtheta[1].dim() == 2:  # b_1 (N, d_1): one copy
         return arch
-    return SirenArch.from_dict({**arch.to_dict(), "hidden": arch.hidden * dtheta[0].shape[-1]})
+    return replace(arch, hidden=arch.hidden * dtheta[0].shape[-1])
 
 
 # files

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from inr.siren import Params, SirenArch, biases, weights
 
-from .weightspace import cat_channels, weight_channels
+from .weightspace import WeightSpaceInput
 
 # helpers
 
@@ -98,7 +98,7 @@ class GraphBlock(nn.Module):
 # network
 
 
-class NGNet(nn.Module):
+class NGNet(WeightSpaceInput):
     """Equivariant weight-space editor on the neural graph: Δθ = scale ⊙ heads(blocks(embed(θ)))."""
 
     def __init__(self, config: NGNetConfig):
@@ -119,27 +119,14 @@ class NGNet(nn.Module):
         self.scale = nn.Parameter(torch.full((2 * L,), scale)) if scale is not None else None
 
     def inputs(self, params: Params, extra: list[Tensor] | None = None) -> list[Tensor]:
-        x = weight_channels(params)
-        if extra is not None:
-            x = cat_channels(x, extra)
-        if x[0].shape[-1] != self.config.in_channels:
-            raise ValueError(f"NGNet expects {self.config.in_channels} channels, got {x[0].shape[-1]}")
-        if len(weights(x)) != self.config.depth:
-            raise ValueError(f"NGNet expects {self.config.depth} weight layers, got {len(weights(x))}")
-        return x
-
-    @torch.no_grad()
-    def fit_norm(self, params: Params, extra: list[Tensor] | None = None) -> None:
-        """Per-tensor, per-channel RMS of the inputs (weights only when `extra` is None)."""
-        x = self.inputs(params, extra) if extra is not None else weight_channels(params)
-        for i, t in enumerate(x):
-            rms = t.pow(2).flatten(0, -2).mean(0).sqrt().clamp_min(1e-8)
-            self.in_scale[i, : rms.shape[0]] = rms
+        if len(weights(params)) != self.config.depth:
+            raise ValueError(f"NGNet expects {self.config.depth} weight layers, got {len(weights(params))}")
+        return super().inputs(params, extra)
 
     def forward(self, params: Params, extra: list[Tensor] | None = None) -> Params:
         """params: N INRs; extra: Params-layout channels (N, d_l, d_{l-1}, c') / (N, d_l, c'). Returns Δθ
         (with a trailing axis of `out_channels` copies when that is > 1)."""
-        x = [t / s.to(t.dtype) for t, s in zip(self.inputs(params, extra), self.in_scale, strict=True)]
+        x = self.normalised(params, extra)
         ws, bs = weights(x), biases(x)
         N = ws[0].shape[0]
         edges = [f(w) for f, w in zip(self.edge_in, ws, strict=True)]  # (N, d_l, d_{l-1}, De)

@@ -203,7 +203,32 @@ class WSNetConfig:
         return asdict(self)
 
 
-class WSNet(nn.Module):
+class WeightSpaceInput(nn.Module):
+    """The input side shared by the weight-space networks (`WSNet`, `gmn.graph.NGNet`): θ as one channel plus
+    optional extra Params-layout channels, divided by a per-tensor, per-channel RMS fitted with `fit_norm`
+    (the `in_scale` buffer, (2L, in_channels), and `config.in_channels` are the subclass's)."""
+
+    def inputs(self, params: Params, extra: list[Tensor] | None = None) -> list[Tensor]:
+        x = weight_channels(params)
+        if extra is not None:
+            x = cat_channels(x, extra)
+        if x[0].shape[-1] != self.config.in_channels:
+            raise ValueError(f"{type(self).__name__} expects {self.config.in_channels} channels, got {x[0].shape[-1]}")
+        return x
+
+    @torch.no_grad()
+    def fit_norm(self, params: Params, extra: list[Tensor] | None = None) -> None:
+        """Per-tensor, per-channel RMS of the inputs (weights only when `extra` is None)."""
+        x = self.inputs(params, extra) if extra is not None else weight_channels(params)
+        for i, t in enumerate(x):
+            rms = t.pow(2).flatten(0, -2).mean(0).sqrt().clamp_min(1e-8)
+            self.in_scale[i, : rms.shape[0]] = rms
+
+    def normalised(self, params: Params, extra: list[Tensor] | None = None) -> list[Tensor]:
+        return [t / s.to(t.dtype) for t, s in zip(self.inputs(params, extra), self.in_scale, strict=True)]
+
+
+class WSNet(WeightSpaceInput):
     """Equivariant weight-space editor: Δθ = scale ⊙ NP-network(θ [, extra channels]).
 
     Inputs are divided by a per-tensor, per-channel RMS (buffers fitted with `fit_norm`),
@@ -222,26 +247,10 @@ class WSNet(nn.Module):
         scale = cfg.edit_scale_init
         self.scale = nn.Parameter(torch.full((2 * cfg.depth,), scale)) if scale is not None else None
 
-    def inputs(self, params: Params, extra: list[Tensor] | None = None) -> list[Tensor]:
-        x = weight_channels(params)
-        if extra is not None:
-            x = cat_channels(x, extra)
-        if x[0].shape[-1] != self.config.in_channels:
-            raise ValueError(f"WSNet expects {self.config.in_channels} channels, got {x[0].shape[-1]}")
-        return x
-
-    @torch.no_grad()
-    def fit_norm(self, params: Params, extra: list[Tensor] | None = None) -> None:
-        """Per-tensor, per-channel RMS of the inputs (weights only when `extra` is None)."""
-        x = self.inputs(params, extra) if extra is not None else weight_channels(params)
-        for i, t in enumerate(x):
-            rms = t.pow(2).flatten(0, -2).mean(0).sqrt().clamp_min(1e-8)
-            self.in_scale[i, : rms.shape[0]] = rms
-
     def forward(self, params: Params, extra: list[Tensor] | None = None) -> Params:
         """params: N INRs; extra: Params-layout channels (N, d_l, d_{l-1}, c') / (N, d_l, c'). Returns Δθ
         (with a trailing axis of `out_channels` copies when that is > 1)."""
-        x = [t / s.to(t.dtype) for t, s in zip(self.inputs(params, extra), self.in_scale, strict=True)]
+        x = self.normalised(params, extra)
         last = len(self.layers) - 1
         for i, np_layer in enumerate(self.layers):
             y = np_layer(x)
