@@ -67,6 +67,7 @@ LONG = [
     ["bench.editors", "train", "--task", "erode", "--data", "mnist5k-aug", "--kinds", "ng,ng+gmn", "--seeds", "0",
      "--steps", "2000", "--augment", "--tag", "oce4-2k", "--model", '{"copies": 4}'],
     ["bench.editors", "report", "--task", "erode", "--data", "mnist5k-aug"],
+    ["bench.editors", "widths"],  # ~2 min: every shipped editor at width 64 (zoos *-test-w64)
     ["bench.large_inr"],  # ~25 CPU-min the first time: deep patches zoo, contrast editor, photo fit, Adam curves
     ["bench.fitting", "train"],  # ~30 CPU-min: Reptile inits, learned optimizers (tiles, ± GradMetaNet)
     ["bench.optimizer", "train"],  # 2 × 30 CPU-min: meta-train the learned optimizer with and without GradMetaNet

@@ -1,7 +1,9 @@
 import torch
 
 from gmn.data import EditData
-from gmn.evaluate import errors_to, eval_set, mse_to, no_edit, no_edit_errors, run_adam
+from gmn.evaluate import errors_to, eval_set, mse_to, no_edit, no_edit_errors, objective_floor, run_adam
+from gmn.objectives import filter_images
+from inr.siren import render
 
 
 def test_eval_batches_line_up_with_references(tiny_zoo):
@@ -15,6 +17,25 @@ def test_eval_batches_line_up_with_references(tiny_zoo):
     torch.testing.assert_close(zero, mse_to(es.data.params, es.data.arch, es.reference))
     assert abs(zero.mean().item() - no_edit(es)) < 1e-7
     assert run_adam(es, points=None, steps=20, lr=3e-3)["mse"] < 0.5 * no_edit(es)  # the oracle improves
+
+
+def test_filter_eval_reports_the_objective_beside_the_reference(tiny_zoo):
+    """Filters are scored against the filter of the original image and against the objective every method is
+    given (the filter of the INR's own render); they differ only by the fit's error."""
+    data = EditData.from_zoo("mnist5k", "test", "dilate", root=tiny_zoo)
+    es = eval_set(data)
+    ne = no_edit_errors(es)
+    own = filter_images(render(data.params, data.arch, data.side).clamp(0, 1), "dilate")
+    direct = (data.renders.clamp(0, 1) - own).pow(2).mean(dim=(1, 2, 3)).mean().item()
+    assert abs(ne["objective"] - direct) < 1e-6 and ne["objective"] > 0
+    floor = objective_floor(es)
+    assert abs(floor - (own - filter_images(data.images, "dilate")).pow(2).mean().item()) < 1e-6
+    # with the renders as the originals (a perfect fit) the two metrics coincide and the floor is 0
+    exact = eval_set(EditData(data.params, data.arch, "dilate"))
+    e = no_edit_errors(exact)
+    assert abs(e["mse"] - e["objective"]) < 1e-7 and objective_floor(exact) < 1e-12
+    full = run_adam(es, points=None, steps=20, lr=3e-3)
+    assert full["objective"] < 0.5 * ne["objective"]  # the oracle moves toward its objective
 
 
 def test_paint_eval_is_seeded_and_split_inside_outside(tiny_zoo):
