@@ -228,7 +228,16 @@ def _budget(card: dict) -> str:
 def cmd_report(args) -> None:
     from gmn.data import EditData
     from gmn.editors import load_editor
-    from gmn.evaluate import eval_set, no_edit_errors, objective_floor, run_adam, run_editor, tune_adam_lr
+    from gmn.evaluate import (
+        eval_set,
+        nearest_point_paint,
+        no_edit_errors,
+        objective_floor,
+        run_adam,
+        run_editor,
+        tune_adam_lr,
+        tune_nearest_alpha,
+    )
 
     torch.manual_seed(0)
     paint = args.task == "paint"
@@ -254,6 +263,12 @@ def cmd_report(args) -> None:
         r = run_adam(test, points=None, steps=k, lr=lr)
         rows.append([f"Adam on the full target, K={k} (lr {lr:g})", "full target (oracle)", *_mse_cells([r], paint),
                      "", f"{r['seconds_per_inr'] * 1000:.2f}", "—"])
+        print(rows[-1], flush=True)
+    if paint:  # the same points, no learning, no INR: what they say about the stroke's shape
+        alpha = tune_nearest_alpha(val, points=B)
+        r = nearest_point_paint(test, points=B, alpha=alpha)
+        rows.append([f"nearest-point painting (α {alpha:g}; a pixel image, not an INR)",
+                     f"mask and target at {B} points", *_mse_cells([r], paint), "", "—", "—"])
         print(rows[-1], flush=True)
     best_adam = min(v[0] for v in adam_pts.values())
     results: dict[str, list[dict]] = {}
@@ -314,6 +329,9 @@ def cmd_report(args) -> None:
             f"pixels, *total* = MSE over all pixels to the painted image (the paint objective with λ = 1), "
             f"averaged over INRs. {B} sampled points per INR, half inside the mask and half outside, the same "
             f"points for editors and Adam-on-points (objective m(f − c)² + λ(1 − m)(f − f_orig)² at the points). "
+            f"Nearest-point painting uses the same points without learning: a pixel is painted when its nearest "
+            f"inside point is closer than 1/α times its nearest outside point (α tuned on validation), in the "
+            f"inside points' colour (`gmn.evaluate.nearest_point_paint`). "
         )
     else:
         intro = (f"Test split, {B} sampled points per INR (the same points for editors and Adam-on-points), MSE of "

@@ -182,3 +182,38 @@ def tune_adam_lr(es_val: EvalSet, *, points: int | None, steps: int,
     """Pick the Adam lr with the lowest MSE on a validation EvalSet."""
     scores = {lr: run_adam(es_val, points=points, steps=steps, lr=lr)["mse"] for lr in lrs}
     return min(scores, key=scores.get), scores
+
+
+def nearest_point_paint(es: EvalSet, *, points: int, alpha: float, seed: int = 0) -> dict:
+    """Paint only: what the B sampled points alone say about the stroke, without learning and without an INR.
+    Each pixel is called inside the mask when its nearest inside point is closer than 1/alpha times its
+    nearest outside point (the points are half inside and half outside, so the inside side is sampled more
+    densely: alpha > 1 corrects for that), and gets the colour of the inside points there; the other pixels
+    keep the INR's render. Errors as `run_editor` reports them (a pixel image, not an edited INR)."""
+    if es.mask is None:
+        raise ValueError("nearest_point_paint is for paint objectives")
+    n, h, w, c = es.reference.shape
+    grid = es.data.grid.reshape(h * w, 2)
+    errs = []
+    for idx, b in es.batches(points, seed=seed):
+        d = torch.cdist(grid[None].expand(len(idx), -1, -1), b.x)  # (N, HW, B)
+        inside_pt = (b.mask_pts[..., 0] > 0.5)[:, None, :]
+        d_in = torch.where(inside_pt, d, torch.inf).min(-1).values
+        d_out = torch.where(inside_pt, torch.inf, d).min(-1).values
+        painted = (alpha * d_in < d_out)[..., None]  # (N, HW, 1)
+        colour = (b.target_pts * b.mask_pts).sum(1) / b.mask_pts.sum(1).clamp_min(1)  # (N, C)
+        orig = es.data.renders[idx].reshape(len(idx), h * w, c).clamp(0, 1)
+        img = torch.where(painted, colour[:, None, :], orig).reshape(len(idx), h, w, c)
+        sq = (img - es.reference[idx]).pow(2)
+        m = es.mask[idx]
+        e = {"mse": sq.mean(dim=(1, 2, 3))}
+        for name, mm in (("inside", m), ("outside", 1 - m)):
+            e[name] = (mm * sq).sum(dim=(1, 2, 3)) / (mm.sum(dim=(1, 2, 3)) * c).clamp_min(1)
+        errs.append(e)
+    return _summary(errs, 0.0)
+
+
+def tune_nearest_alpha(es_val: EvalSet, *, points: int, alphas=(1.0, 1.5, 2.0, 2.5, 3.0, 4.0)) -> float:
+    """The nearest-point painter's alpha with the lowest total MSE on a validation EvalSet."""
+    scores = {a: nearest_point_paint(es_val, points=points, alpha=a)["mse"] for a in alphas}
+    return min(scores, key=scores.get)

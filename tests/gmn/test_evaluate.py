@@ -1,7 +1,16 @@
 import torch
 
 from gmn.data import EditData
-from gmn.evaluate import errors_to, eval_set, mse_to, no_edit, no_edit_errors, objective_floor, run_adam
+from gmn.evaluate import (
+    errors_to,
+    eval_set,
+    mse_to,
+    nearest_point_paint,
+    no_edit,
+    no_edit_errors,
+    objective_floor,
+    run_adam,
+)
 from gmn.objectives import filter_images
 from inr.siren import render
 
@@ -58,3 +67,14 @@ def test_paint_eval_is_seeded_and_split_inside_outside(tiny_zoo):
     assert abs(zero["inside"] - ne["inside"]) < 1e-7  # zero steps: the identity, split the same way
     full = run_adam(es, points=None, steps=30, lr=3e-3)
     assert full["mse"] < 0.5 * ne["mse"] and full["inside"] < ne["inside"]  # the oracle paints
+
+
+def test_nearest_point_painter_is_exact_with_every_pixel_and_degrades_with_fewer(tiny_zoo):
+    """The same-information painting baseline: with every pixel as a point it knows the mask and the colour, so
+    it reproduces the reference exactly; with 16 points it misses part of the stroke."""
+    es = eval_set(EditData.from_zoo("mnist5k", "test", "paint", root=tiny_zoo))
+    side = es.data.side
+    full = nearest_point_paint(es, points=side * side, alpha=1.0)
+    assert full["mse"] < 1e-10 and full["inside"] < 1e-10 and full["outside"] < 1e-10
+    few = nearest_point_paint(es, points=16, alpha=2.0)
+    assert few["mse"] > 1e-4 and few["inside"] < no_edit_errors(es)["inside"]
