@@ -84,6 +84,7 @@ def list_editors(settings: Settings) -> list[dict]:
             "what": describe_editor(card),
             "layers": arch.get("layers"),
             "channels": arch.get("dim_out"),
+            "widths": cfg.get("widths"),  # hidden widths it was validated on (None: any)
             "published": path.resolve().parent == published,
         })
     return rows
@@ -104,14 +105,20 @@ def card_markdown(settings: Settings, name: str | None) -> str:
             f"{' · published' if r['published'] else ''}.")
 
 
+def _fits(row: dict, arch) -> bool:
+    """Whether an editor can edit INRs of `arch`: its depth and channels, and a width it was validated on."""
+    widths = row.get("widths")
+    return (row["layers"], row["channels"]) == (arch.layers, arch.dim_out) and (not widths or arch.hidden in widths)
+
+
 def filter_editors_for(settings: Settings, session) -> tuple[list[str], str | None]:
-    """(names, default) of the filter editors (never paint editors) that can edit the session's INR (its depth
-    and channels), the default being `contrast` for colour INRs and `dilate` for gray ones where installed.
+    """(names, default) of the filter editors (never paint editors) that can edit the session's INR (its depth,
+    channels and width), the default being `contrast` for colour INRs and `dilate` for gray ones where installed.
     With no INR loaded yet: every filter editor, `dilate` first."""
     rows = [r for r in list_editors(settings) if r["task"] != "paint"]
     arch = getattr(session, "arch", None)
     if arch is not None:
-        rows = [r for r in rows if (r["layers"], r["channels"]) == (arch.layers, arch.dim_out)]
+        rows = [r for r in rows if _fits(r, arch)]
         prefer = "contrast" if arch.dim_out == 3 else "dilate"
     else:
         prefer = "dilate"
@@ -120,13 +127,13 @@ def filter_editors_for(settings: Settings, session) -> tuple[list[str], str | No
 
 
 def paint_editor_for(settings: Settings, arch, chosen: str | None = None) -> str:
-    """The chosen paint editor, else the first one made for this INR's depth and channels, else the first."""
+    """The chosen paint editor, else the first one made for this INR's depth, channels and width, else the first."""
     rows = [r for r in list_editors(settings) if r["task"] == "paint"]
     if chosen in [r["name"] for r in rows]:
         return chosen
     if not rows:
         raise gr.Error("no paint editor installed: train and publish one in the admin tab")
-    fits = [r["name"] for r in rows if (r["layers"], r["channels"]) == (arch.layers, arch.dim_out)]
+    fits = [r["name"] for r in rows if _fits(r, arch)]
     return (fits or [rows[0]["name"]])[0]
 
 

@@ -390,6 +390,7 @@ def cmd_report(args) -> None:
                 editor, _ = load_editor(path)
                 if editor.config.kind == "mlp":
                     continue
+                editor.config.widths = None  # measured even where it refuses other widths (that is the point)
                 m32 = test_mse[path]  # the width-32 figure of the table above
                 m64 = run_editor(editor, wtest, points=B)["mse"]
                 name = f"shipped `{path.stem}`" if path in shipped else path.parent.name
@@ -507,13 +508,15 @@ def cmd_widths(args) -> None:
         data, task = card["data"]["dataset"], card["task"]
         torch.manual_seed(0)
         m32 = run_editor(editor, eval_set(EditData.from_zoo(data, "test", task)), points=args.points)["mse"]
+        before = (card.get("widths") or {}).get("validated")
         w = _stamp_widths(editor, card, data, task, m32, args.points) if args.stamp else \
             _width_check(editor, data, task, m32, args.points)
         if w is None:
             rows.append([f"`{path.stem}`", data, task, sci(m32), "not measured", "", ""])
             continue
-        if args.stamp:
+        if args.stamp and card["widths"]["validated"] != before:  # rewrite only what changes (binary churn)
             save_editor(path, editor, card)
+            print(f"stamped {path.name}: widths {card['widths']['validated']}")
         refuses = "any" if w["ok"] else "32 only"
         rows.append([f"`{path.stem}`", data, task, sci(m32), sci(w["m64"]), f"{w['ratio']:.2f}×", refuses])
         print(rows[-1], flush=True)

@@ -8,6 +8,7 @@ rest of the file (other scripts' sections, hand-written prose) is kept.
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import os
 import platform
 import re
@@ -55,12 +56,15 @@ def write_section(name: str, title: str, body: str, *, command: str | None = Non
     )
     block = f"<!-- begin {name} -->\n## {title}\n\n{stamp}\n\n{body.strip()}\n<!-- end {name} -->"
     header = "# Benchmarks\n\nWritten by `make bench` (scripts in `bench/`).\n"
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else header
-    pattern = re.compile(rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->", re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    tmp = BENCHMARKS.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, BENCHMARKS)
+    # several reports may finish at once (parallel bench jobs): one read-modify-write at a time
+    with open(BENCHMARKS.with_suffix(".md.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = BENCHMARKS.read_text() if BENCHMARKS.exists() else header
+        pattern = re.compile(rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->", re.S)
+        text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+        tmp = BENCHMARKS.with_suffix(f".md.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, BENCHMARKS)
 
 
 def table(header: list[str], rows: list[list]) -> str:

@@ -39,8 +39,14 @@ LONG = [
     ["bench.editors", "report", "--task", "contrast", "--data", "tiles"],
     ["bench.editors", "train", "--task", "paint", "--data", "tiles", "--kinds", "ws+gmn", "--seeds", "0",
      "--minutes", "25", "--augment"],
+    ["bench.editors", "train", "--task", "paint", "--data", "tiles", "--kinds", "ng+gmn", "--seeds", "0",
+     "--minutes", "70", "--augment"],
+    ["bench.editors", "report", "--task", "paint", "--data", "tiles"],
     ["bench.editors", "train", "--task", "blur", "--data", "tiles", "--kinds", "gmn", "--seeds", "0",
      "--minutes", "10", "--augment"],
+    ["bench.editors", "train", "--task", "blur", "--data", "tiles", "--kinds", "ng+gmn", "--seeds", "0",
+     "--minutes", "25", "--augment"],
+    ["bench.editors", "report", "--task", "blur", "--data", "tiles"],
     ["bench.editors", "train", "--task", "sharpen", "--data", "tiles", "--kinds", "gmn", "--seeds", "0",
      "--minutes", "10", "--augment"],
     # the augmented MNIST zoo (40,000 INRs, ~37 CPU-min to build the first time): equal-step ws vs ws+gmn,
@@ -67,6 +73,12 @@ LONG = [
     ["bench.editors", "train", "--task", "erode", "--data", "mnist5k-aug", "--kinds", "ng,ng+gmn", "--seeds", "0",
      "--steps", "2000", "--augment", "--tag", "oce4-2k", "--model", '{"copies": 4}'],
     ["bench.editors", "report", "--task", "erode", "--data", "mnist5k-aug"],
+    # gray paint on the augmented digits: in place (70 CPU-min) and OCE k = 4 at 2,000 steps
+    ["bench.editors", "train", "--task", "paint", "--data", "mnist5k-aug", "--kinds", "ng+gmn", "--seeds", "0",
+     "--minutes", "70", "--augment"],
+    ["bench.editors", "train", "--task", "paint", "--data", "mnist5k-aug", "--kinds", "ng+gmn", "--seeds", "0",
+     "--steps", "2000", "--augment", "--tag", "oce4-2k", "--model", '{"copies": 4}'],
+    ["bench.editors", "report", "--task", "paint", "--data", "mnist5k-aug"],
     ["bench.editors", "widths"],  # ~2 min: every shipped editor at width 64 (zoos *-test-w64)
     ["bench.large_inr"],  # ~25 CPU-min the first time: deep patches zoo, contrast editor, photo fit, Adam curves
     ["bench.fitting", "train"],  # ~30 CPU-min: Reptile inits, learned optimizers (tiles, ± GradMetaNet)

@@ -14,6 +14,7 @@ from PIL import Image
 import gmn.train as gmn_train
 from app import handlers as H
 from app.jobs import Jobs
+from app.registry import paint_editor_for
 from app.views import render
 from gmn.editors import save_editor
 from gmn.train import TrainConfig
@@ -255,6 +256,25 @@ def test_paint_inputs_without_composite_and_malformed():
                          ({"layers": [{"path": "/etc/passwd"}]}, "not an uploaded file")):
         with pytest.raises(gr.Error, match=match):
             H.paint_inputs(value, 16, 1)
+
+
+def test_editor_lists_offer_only_editors_validated_for_the_inrs_width(tmp_path):
+    """An editor that refuses other widths is not offered for them: a width-64 INR is offered the any-width
+    filter editor only, and painted by the any-width paint editor; a width-32 INR is offered both."""
+    only32 = tiny_editor("dilate")
+    only32.config.widths = [32]
+    save_editor(tmp_path / "blur.safetensors", only32, {"data": {"dataset": "x"}})
+    save_editor(tmp_path / "blur-any.safetensors", tiny_editor("dilate"), {"data": {"dataset": "x"}})
+    paint32 = tiny_editor("paint")
+    paint32.config.widths = [32]
+    save_editor(tmp_path / "paint-32.safetensors", paint32, {"data": {"dataset": "x"}})  # first in the registry
+    save_editor(tmp_path / "paint-any.safetensors", tiny_editor("paint"), {"data": {"dataset": "x"}})
+    settings = H.Settings(registry_dirs=[tmp_path], published_dir=tmp_path / "none")
+    for hidden, names, painter in ((32, ["blur", "blur-any"], "paint-32"), (64, ["blur-any"], "paint-any")):
+        arch = SirenArch(hidden=hidden)
+        st = H.Session.new(init_params(arch, 1), arch, 28, "x")
+        assert sorted(H.filter_editors_for(settings, st)[0]) == names
+        assert paint_editor_for(settings, arch) == painter
 
 
 def test_editor_card_says_what_the_editor_is_for_in_plain_words(tmp_path):
