@@ -74,7 +74,12 @@ def errors_to(params: Params, arch: SirenArch, reference: Tensor, mask: Tensor |
     """Per-INR errors (N,) of the clamped render against reference (N, H, W, C): "mse" over all
     pixels, and with a paint mask (N, H, W, 1) also "inside" and "outside" (MSE over the mask's
     pixels and over the others; 0 where a side has no pixels)."""
-    sq = (render(params, arch, tuple(reference.shape[1:3])) - reference).pow(2)  # (N, H, W, C)
+    return image_errors(render(params, arch, tuple(reference.shape[1:3])), reference, mask)
+
+
+def image_errors(image: Tensor, reference: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
+    """`errors_to` for images (N, H, W, C) already rendered (clamped)."""
+    sq = (image - reference).pow(2)
     out = {"mse": sq.mean(dim=(1, 2, 3))}
     if mask is not None:
         c = sq.shape[-1]
@@ -129,8 +134,7 @@ def _errors(es: EvalSet, params: Params, idx: Tensor) -> dict[str, Tensor]:
     # method is given; it differs from the reference by the fit's error seen through the filter
     f = render(params, es.data.arch, tuple(es.reference.shape[1:3]))
     objective = es.objectives.target[idx].reshape(f.shape).clamp(0, 1)
-    return {"mse": (f - es.reference[idx]).pow(2).mean(dim=(1, 2, 3)),
-            "objective": (f - objective).pow(2).mean(dim=(1, 2, 3))}
+    return {**image_errors(f, es.reference[idx]), "objective": image_errors(f, objective)["mse"]}
 
 
 def objective_floor(es: EvalSet) -> float:
@@ -204,12 +208,7 @@ def nearest_point_paint(es: EvalSet, *, points: int, alpha: float, seed: int = 0
         colour = (b.target_pts * b.mask_pts).sum(1) / b.mask_pts.sum(1).clamp_min(1)  # (N, C)
         orig = es.data.renders[idx].reshape(len(idx), h * w, c).clamp(0, 1)
         img = torch.where(painted, colour[:, None, :], orig).reshape(len(idx), h, w, c)
-        sq = (img - es.reference[idx]).pow(2)
-        m = es.mask[idx]
-        e = {"mse": sq.mean(dim=(1, 2, 3))}
-        for name, mm in (("inside", m), ("outside", 1 - m)):
-            e[name] = (mm * sq).sum(dim=(1, 2, 3)) / (mm.sum(dim=(1, 2, 3)) * c).clamp_min(1)
-        errs.append(e)
+        errs.append(image_errors(img, es.reference[idx], es.mask[idx]))
     return _summary(errs, 0.0)
 
 
