@@ -49,6 +49,9 @@ LONG = [
     ["bench.editors", "report", "--task", "blur", "--data", "tiles"],
     ["bench.editors", "train", "--task", "sharpen", "--data", "tiles", "--kinds", "gmn", "--seeds", "0",
      "--minutes", "10", "--augment"],
+    ["bench.editors", "train", "--task", "sharpen", "--data", "tiles", "--kinds", "ng+gmn", "--seeds", "0",
+     "--minutes", "15", "--augment"],
+    ["bench.editors", "report", "--task", "sharpen", "--data", "tiles"],
     # the augmented MNIST zoo (40,000 INRs, ~37 CPU-min to build the first time): equal-step ws vs ws+gmn,
     # the shipped default dilate (ws-h32l5), a wider variant, and erode
     ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k-aug", "--kinds", "ws,ws+gmn", "--seeds", "0",
