@@ -134,7 +134,9 @@ def paint_editor_for(settings: Settings, arch, chosen: str | None = None) -> str
     if not rows:
         raise gr.Error("no paint editor installed: train and publish one in the admin tab")
     fits = [r["name"] for r in rows if _fits(r, arch)]
-    return (fits or [rows[0]["name"]])[0]
+    # none validated for this width: the one of the right depth and channels, whose edit says why it refuses
+    shape = [r["name"] for r in rows if (r["layers"], r["channels"]) == (arch.layers, arch.dim_out)]
+    return (fits or shape or [rows[0]["name"]])[0]
 
 
 _EDITOR_CACHE: dict[tuple[str, float], tuple[Editor, dict]] = {}

@@ -275,6 +275,15 @@ def test_editor_lists_offer_only_editors_validated_for_the_inrs_width(tmp_path):
         st = H.Session.new(init_params(arch, 1), arch, 28, "x")
         assert sorted(H.filter_editors_for(settings, st)[0]) == names
         assert paint_editor_for(settings, arch) == painter
+    # no paint editor validated for width 64 colour INRs: the colour one is picked, and its edit says why
+    only = tmp_path / "only"
+    only.mkdir()
+    colour32 = tiny_editor("paint", channels=3)
+    colour32.config.widths = [32]
+    save_editor(only / "paint-color.safetensors", colour32, {"data": {"dataset": "x"}})
+    save_editor(only / "paint-a.safetensors", tiny_editor("paint"), {"data": {"dataset": "x"}})  # first in order
+    wide = SirenArch(hidden=64, dim_out=3)
+    assert paint_editor_for(H.Settings(registry_dirs=[only], published_dir=only / "none"), wide) == "paint-color"
 
 
 def test_editor_card_says_what_the_editor_is_for_in_plain_words(tmp_path):
