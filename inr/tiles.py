@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from .fit import TILE_RECIPE, FitRecipe, fit_recipe, psnr
-from .siren import Params, SirenArch, forward, init_params, select
+from .siren import RENDER_CHUNK, Params, SirenArch, evaluate, init_params, select
 
 TILE = 32  # the colour editors' training patch side
 OVERLAP = 4  # pixels shared by neighbouring tiles: 256 = 32 + 8 · 28, a 9×9 grid
@@ -201,12 +201,12 @@ def render_tiles(
     size: int | tuple[int, int] | None = None,
     *,
     clamp: bool = True,
-    chunk: int = 1 << 18,
+    chunk: int = RENDER_CHUNK,
 ) -> Tensor:
     """Render a tiled INR (params: N = grid.count tiles) at any resolution: (1, H', W', C).
 
     `size` defaults to the grid's image size. Tiles are evaluated in groups of about `chunk`
-    points, so memory stays bounded at any resolution."""
+    points, so memory stays bounded at any resolution and the activations in cache."""
     size = grid.image_size if size is None else ((size, size) if isinstance(size, int) else tuple(size))
     n = params[0].shape[0]
     if n != grid.count:
@@ -220,7 +220,7 @@ def render_tiles(
     per = max(1, chunk // local.shape[1])
     with torch.no_grad():
         for i in range(0, n, per):
-            f = forward(select(params, slice(i, i + per)), arch, local[i : i + per])  # (k, M, C)
+            f = evaluate(select(params, slice(i, i + per)), arch, local[i : i + per])  # (k, M, C)
             out.index_add_(0, flat[i : i + per].flatten(), (f * weight[i : i + per, :, None]).reshape(-1, arch.dim_out))
     if clamp:
         out.clamp_(0.0, 1.0)
