@@ -80,6 +80,10 @@ def _train_one(args, kind: str, seed: int) -> dict:
            "cpu", "-q"] + (["--model", args.model] if args.model else []) + (["--augment"] if args.augment else [])
     if args.steps:
         cmd += ["--steps", str(args.steps)]
+    if args.init:
+        cmd += ["--init", args.init]
+    if args.lr:
+        cmd += ["--lr", str(args.lr)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
@@ -222,7 +226,16 @@ def _chain_table(data, shipped: list[Path], points: int) -> str:
 def _budget(card: dict) -> str:
     """A run's training budget as the table shows it: steps and CPU-minutes (and its data)."""
     m = card.get("metrics", {})
-    return f"{m.get('steps')} steps, {card.get('training_minutes')} CPU-min, {card.get('data', {}).get('dataset')}"
+    out = f"{m.get('steps')} steps, {card.get('training_minutes')} CPU-min, {card.get('data', {}).get('dataset')}"
+    init = card.get("init")
+    path = (card.get("train_config") or {}).get("init")
+    if init is None and path and (ROOT / path).exists():  # cards written before `init` was recorded
+        from gmn.train import init_card
+
+        init = init_card(str(ROOT / path))
+    if init:  # fine-tuned: the run it started from cost this much too
+        out += f", after {init.get('steps')} steps, {init.get('training_minutes')} CPU-min of the run it started from"
+    return out
 
 
 def cmd_report(args) -> None:
@@ -543,6 +556,8 @@ def main() -> None:
     ap.add_argument("--model", default=None, help='train: JSON of EditorConfig overrides, e.g. \'{"ws_hidden": 32}\'')
     ap.add_argument("--tag", default=None, help="train: names the variant (run folders KIND-TAG-sSEED)")
     ap.add_argument("--augment", action="store_true", help="train: random hidden-neuron sign flips (gmn train)")
+    ap.add_argument("--init", default=None, help="train: fine-tune from this editor file (gmn train --init)")
+    ap.add_argument("--lr", type=float, default=None, help="train: learning rate (gmn train's default otherwise)")
     ap.add_argument("--run", default=None, help="ship: a run folder, or a run name under runs/bench/DATA-TASK")
     ap.add_argument("--name", default=None, help="ship: the file name in assets/editors")
     ap.add_argument("--note", default=None, help="ship: a note for the card")

@@ -36,6 +36,8 @@ LONG = [
      "--minutes", "15", "--augment", "--jobs", "2"],
     ["bench.editors", "train", "--task", "contrast", "--data", "tiles", "--kinds", "ng+gmn", "--seeds", "0",
      "--minutes", "30", "--augment", "--tag", "oce4", "--model", '{"copies": 4}'],
+    ["bench.editors", "train", "--task", "contrast", "--data", "tiles", "--kinds", "ng+gmn", "--seeds", "0",
+     "--minutes", "30", "--augment"],
     ["bench.editors", "report", "--task", "contrast", "--data", "tiles"],
     ["bench.editors", "train", "--task", "paint", "--data", "tiles", "--kinds", "ws+gmn", "--seeds", "0",
      "--minutes", "25", "--augment"],
@@ -81,6 +83,14 @@ LONG = [
      "--minutes", "70", "--augment"],
     ["bench.editors", "train", "--task", "paint", "--data", "mnist5k-aug", "--kinds", "ng+gmn", "--seeds", "0",
      "--steps", "2000", "--augment", "--tag", "oce4-2k", "--model", '{"copies": 4}'],
+    # two rounds (the network applied again at the edited INR, same points) against one, both fine-tuned
+    # 40 CPU-min from the 70 CPU-min run above: equal budget, so the extra training is not what differs
+    ["bench.editors", "train", "--task", "paint", "--data", "mnist5k-aug", "--kinds", "ng+gmn", "--seeds", "0",
+     "--minutes", "40", "--augment", "--tag", "r2ft", "--model", '{"rounds": 2}', "--lr", "3e-4",
+     "--init", "runs/bench/mnist5k-aug-paint/ng+gmn-s0/best.safetensors"],
+    ["bench.editors", "train", "--task", "paint", "--data", "mnist5k-aug", "--kinds", "ng+gmn", "--seeds", "0",
+     "--minutes", "40", "--augment", "--tag", "ft", "--lr", "3e-4",
+     "--init", "runs/bench/mnist5k-aug-paint/ng+gmn-s0/best.safetensors"],
     ["bench.editors", "report", "--task", "paint", "--data", "mnist5k-aug"],
     ["bench.editors", "widths"],  # ~2 min: every shipped editor at width 64 (zoos *-test-w64)
     ["bench.large_inr"],  # ~25 CPU-min the first time: deep patches zoo, contrast editor, photo fit, Adam curves

@@ -90,6 +90,7 @@ class EditorConfig:
     edit_scale_init: float = 0.01
     widths: list[int] | None = None  # SIREN hidden widths it was validated on (None: any width)
     copies: int = 1  # OCE: k edited copies whose outputs are averaged (the edit widens the SIREN k×)
+    rounds: int = 1  # the network applied this many times, re-reading the gradients at the edited INR
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -98,6 +99,11 @@ class EditorConfig:
             raise EditorError(f"copies must be at least 1, got {self.copies}")
         if self.copies > 1 and self.kind not in OCE_KINDS:
             raise EditorError(f"k > 1 edited copies (OCE) need a weight-space backbone: one of {', '.join(OCE_KINDS)}")
+        if self.rounds < 1:
+            raise EditorError(f"rounds must be at least 1, got {self.rounds}")
+        if self.rounds > 1 and (self.copies > 1 or self.kind not in GRADIENT_KINDS):
+            raise EditorError("several rounds need an in-place editor that reads gradients (copies = 1, a "
+                              f"gradient kind: {', '.join(sorted(GRADIENT_KINDS))})")
 
     @property
     def siren(self) -> SirenArch:
@@ -206,9 +212,18 @@ class Editor(nn.Module):
         (`apply_edit` merges them).
 
         x: (N, B, 2) sampled coordinates; target: (N, B, C) target values there; mask: (N, B, 1)
-        paint mask (None for filter edits)."""
+        paint mask (None for filter edits).
+
+        With `rounds` = R > 1 the network is applied R times to the same points and objective, each round
+        reading the gradients of the INR edited so far; Δθ is the sum of the rounds' edits (differentiable
+        through every round, so training sees what the last round makes of the first)."""
         self.check(arch)
-        return [d * c for d, c in zip(self._raw(params, arch, x, target, mask), self.precond)]
+        total: Params | None = None
+        for r in range(self.config.rounds):
+            current = params if total is None else [p + t for p, t in zip(params, total)]
+            d = [d * c for d, c in zip(self._raw(current, arch, x, target, mask), self.precond)]
+            total = d if total is None else [t + e for t, e in zip(total, d)]
+        return total
 
     def _raw(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None) -> Params:
         kind = self.config.kind

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from .data import EditData, sign_flip
-from .editors import Editor, EditorConfig, edited_forward, save_editor
+from .editors import Editor, EditorConfig, EditorError, edited_forward, load_editor, save_editor
 
 
 @dataclass
@@ -62,6 +62,7 @@ class TrainConfig:
     device: str = "cpu"
     model: dict = field(default_factory=dict)  # EditorConfig overrides (hidden, lowrank, ...)
     augment: bool = False  # train on INRs with random hidden-neuron sign flips (function-preserving)
+    init: str | None = None  # start from this editor file's weights (fine-tuning; same sizes, e.g. more rounds)
 
 
 def _commit() -> str:
@@ -155,6 +156,8 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, on_val: Calla
     editor = Editor(ecfg)
     nb = train_data.batch(torch.arange(min(len(train_data), 256)), cfg.points, seed=cfg.seed)
     editor.fit_norm(nb.params, arch, nb.x, nb.target_pts, nb.mask_pts)  # identical on every rank
+    if cfg.init:
+        _init_from(editor, cfg.init)
     editor.to(device)
     opt = torch.optim.AdamW(editor.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # "elapsed": CPU seconds of this process spent training (the budget, fair under contention);
@@ -279,6 +282,26 @@ def _to(batch, device):
     return Batch([t.to(device) for t in batch.params], batch.x.to(device), batch.target_pts.to(device), m, o)
 
 
+def _init_from(editor: Editor, path: str) -> None:
+    """Copy the weights (and input normalisation) of the editor file `path` into `editor`: fine-tuning, e.g.
+    a one-round editor trained on for two rounds. Its kind and sizes must match."""
+    src, _ = load_editor(path)
+    if src.config.kind != editor.config.kind:
+        raise EditorError(f"--init {path} is a {src.config.kind!r} editor; this run trains {editor.config.kind!r}")
+    try:
+        editor.load_state_dict(src.state_dict())
+    except RuntimeError as e:
+        raise EditorError(f"--init {path} has other sizes than this run's editor: {str(e).splitlines()[-1].strip()}")
+
+
+def init_card(path: str) -> dict:
+    """What a fine-tuned run started from: the editor file, its steps, CPU-minutes and commit."""
+    _, card = load_editor(path)
+    m = card.get("metrics", {})
+    return {"path": path, "steps": m.get("steps"), "training_minutes": card.get("training_minutes"),
+            "commit": card.get("commit")}
+
+
 def _card(cfg: TrainConfig, state: dict, ecfg: EditorConfig, data: EditData, device) -> dict:
     return {
         "task": cfg.task,
@@ -291,6 +314,8 @@ def _card(cfg: TrainConfig, state: dict, ecfg: EditorConfig, data: EditData, dev
                     for h in state["history"]],
         "train_config": asdict(cfg),
         "training_minutes": round(state["elapsed"] / 60, 2),  # CPU-minutes of the training process
+        # a fine-tuned run's starting point and what it had cost (its budget adds to this run's)
+        "init": init_card(cfg.init) if cfg.init else None,
         "training_wall_minutes": round(state.get("wall", 0.0) / 60, 2),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "processes": int(os.environ.get("WORLD_SIZE", "1")),

@@ -167,3 +167,37 @@ def test_oce_editor_trains_is_equivariant_and_refuses_other_kinds(kind):
     assert loss.item() < 0.9 * first
     with pytest.raises(EditorError, match="need a weight-space backbone"):
         EditorConfig(kind="gmn", copies=2)
+
+
+def test_two_rounds_are_the_one_round_network_applied_twice():
+    """rounds = 2 equals applying the same network once, recomputing the objective's gradients at the edited
+    INR, and applying it again (same points); training reaches the first round through the second."""
+    arch = SirenArch(hidden=8)
+    g = torch.Generator().manual_seed(2)
+    params = init_params(arch, 3, generator=g, dtype=torch.float64)
+    x = torch.rand(3, 10, 2, generator=g, dtype=torch.float64) * 2 - 1
+    t = torch.rand(3, 10, 1, generator=g, dtype=torch.float64)
+    m = (torch.rand(3, 10, 1, generator=g) > 0.5).double()
+    one = Editor(EditorConfig(kind="ng+gmn", task="paint", arch=arch.to_dict(), **SMALL)).double()
+    with torch.no_grad():
+        for p in one.parameters():
+            p.copy_(torch.randn_like(p) * 0.3)
+    two = Editor(EditorConfig(kind="ng+gmn", task="paint", arch=arch.to_dict(), rounds=2, **SMALL)).double()
+    two.load_state_dict(one.state_dict())
+    with torch.no_grad():
+        d1 = one(params, arch, x, t, m)
+        d2 = one(apply_edit(params, d1), arch, x, t, m)
+        both = two(params, arch, x, t, m)
+    assert max((a - b).abs().max().item() for a, b in zip(d1, d2)) > 1e-6  # the second round moves on
+    for got, a, b in zip(both, d1, d2):
+        torch.testing.assert_close(got, a + b, rtol=1e-10, atol=1e-12)
+    # the gradient of a loss on the two-round edit differs from treating round one's edit as a constant
+    w = next(p for n, p in two.named_parameters() if p.requires_grad)
+    loss = sum(d.pow(2).sum() for d in two(params, arch, x, t, m))
+    assert torch.autograd.grad(loss, w)[0].abs().sum() > 0
+    with pytest.raises(EditorError, match="several rounds"):
+        EditorConfig(kind="ng+gmn", rounds=2, copies=2)
+    with pytest.raises(EditorError, match="several rounds"):
+        EditorConfig(kind="ws", rounds=2)
+    with pytest.raises(EditorError, match="at least 1"):
+        EditorConfig(kind="gmn", rounds=0)

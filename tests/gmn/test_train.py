@@ -92,3 +92,26 @@ def test_augmented_data_validates_and_tests_on_the_real_zoo(tmp_path):
     assert zoo_path("mnist5k-aug", "val", tmp_path) == tmp_path / "mnist5k-val"
     assert zoo_path("mnist5k-aug", "test", tmp_path) == tmp_path / "mnist5k-test"
     assert zoo_path("tiles", "test", tmp_path) == tmp_path / "tiles-test"
+
+
+def test_init_fine_tunes_from_an_editor_file_and_refuses_another_kind(tiny_zoo, tmp_path):
+    """--init: a run starts from another editor's weights (here a one-round editor trained on for two
+    rounds); at step 0 it is that editor; a file of another kind or size is refused in one line."""
+    import pytest
+
+    from gmn.editors import EditorError
+
+    quiet = lambda *_: None
+    train(_cfg(tiny_zoo, tmp_path / "base"), log=quiet)
+    base = tmp_path / "base" / "best.safetensors"
+    # lr 0: the fine-tuned file holds exactly the weights it started from
+    train(_cfg(tiny_zoo, tmp_path / "ft", steps=2, lr=0.0, model={**SMALL, "rounds": 2}, init=str(base)), log=quiet)
+    a, _ = load_editor(base)
+    b, _ = load_editor(tmp_path / "ft" / "best.safetensors")
+    assert b.config.rounds == 2 and a.config.rounds == 1
+    for (n, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), n
+    with pytest.raises(EditorError, match="is a 'ws\\+gmn' editor"):
+        train(_cfg(tiny_zoo, tmp_path / "other", editor="gmn", init=str(base)), log=quiet)
+    with pytest.raises(EditorError, match="other sizes"):
+        train(_cfg(tiny_zoo, tmp_path / "wide", model={**SMALL, "ws_hidden": 12}, init=str(base)), log=quiet)
