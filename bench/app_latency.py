@@ -110,10 +110,11 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     torch.set_flush_denormal(True)  # as app.ui.launch does
-    threads0 = torch.get_num_threads()
+    threads0 = os.cpu_count() or 1  # every core (an OMP_NUM_THREADS=1 environment would hide the comparison)
+    torch.set_num_threads(threads0)
     load0 = os.getloadavg()[0]
     editor, which = editor_under_test()
-    ip2 = in_process(editor, max(10, args.reps // 3))  # torch's default thread count
+    ip2 = in_process(editor, max(10, args.reps // 3))
     torch.set_num_threads(1)  # as app.ui.launch does (GMN_APP_THREADS)
     ip = in_process(editor, args.reps)
     cl = through_client(editor, max(10, args.reps // 2))
@@ -130,7 +131,7 @@ def main(argv=None) -> None:
             ["in-process", "decompose + editor forward", ms(ip["core"], 50), ms(ip["core"], 95), ""],
             ["in-process", "`edit_inr` (objective, decompose, editor, check) + render 256²", ms(ip["total"], 50),
              ms(ip["total"], 95), "≤ 50 ms"],
-            [f"in-process, {threads0} threads", "same", ms(ip2["total"], 50), ms(ip2["total"], 95), ""],
+            [f"in-process, {threads0} thread{'s' if threads0 > 1 else ''}", "same", ms(ip2["total"], 50), ms(ip2["total"], 95), ""],
             ["`gradio_client`", "`/edit` round trip (edit + Adam baseline + 6 views as PNG), images downloaded",
              ms(cl, 50), ms(cl, 95), "≤ 300 ms"],
             ["`gradio_client`", "same, `download_files=False` (image URLs returned)", ms(cl_urls, 50),

@@ -77,7 +77,9 @@ def describe_editor(card: dict) -> str:
     width = f"width {', '.join(map(str, widths))} only" if widths else "any width"
     k = cfg.get("copies", 1) if isinstance(cfg, dict) else 1
     oce = f"; {k} averaged copies: the edited INR is {k}× as wide" if k > 1 else ""
-    return f"{task} of {what} (SIRENs {dims}, {layers} sine layers, {width}{oce})"
+    r = cfg.get("rounds", 1) if isinstance(cfg, dict) else 1
+    rounds = f"; {r} rounds: it reads the gradients again after each" if r > 1 else ""
+    return f"{task} of {what} (SIRENs {dims}, {layers} sine layers, {width}{oce}{rounds})"
 
 
 def resolve_editor(name_or_path: str) -> Path:

@@ -201,3 +201,15 @@ def test_two_rounds_are_the_one_round_network_applied_twice():
         EditorConfig(kind="ws", rounds=2)
     with pytest.raises(EditorError, match="at least 1"):
         EditorConfig(kind="gmn", rounds=0)
+
+
+def test_the_registry_says_how_many_rounds_and_copies_an_editor_uses():
+    from gmn.edit import describe_editor
+
+    arch = SirenArch(hidden=32).to_dict()
+    plain = describe_editor({"task": "paint", "config": {"kind": "ng+gmn", "arch": arch}})
+    assert plain == "paint of gray images (digits, faces) (SIRENs 2→H→H→1, 2 sine layers, any width)"
+    two = describe_editor({"task": "paint", "config": {"kind": "ng+gmn", "arch": arch, "rounds": 2, "widths": [32]}})
+    assert two.endswith("width 32 only; 2 rounds: it reads the gradients again after each)")
+    oce = describe_editor({"task": "dilate", "config": {"kind": "ng+gmn", "arch": arch, "copies": 4}})
+    assert "4 averaged copies: the edited INR is 4× as wide" in oce

@@ -81,7 +81,7 @@ def test_shipped_optimizer_is_small_carded_and_beats_adam_on_the_examples(path):
 
 
 def test_an_editor_refuses_widths_it_was_not_validated_on():
-    """The shipped colour paint editor transferred badly to width-64 tiles (1.37× its width-32 test MSE, card):
+    """The shipped colour paint editor transferred badly to width-64 tiles (1.52× its width-32 test MSE, card):
     it edits width-32 SIRENs and refuses others in one line; the registry says so in plain words."""
     from gmn.edit import describe_editor, resolve_editor
     from gmn.editors import EditorError
