@@ -75,6 +75,9 @@ LONG = [
     # OCE: k = 4 edited copies averaged (the edit widens the SIREN 4×), equal steps with and without gradients
     ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k-aug", "--kinds", "ng,ng+gmn", "--seeds", "0",
      "--steps", "2000", "--augment", "--tag", "oce4-2k", "--model", '{"copies": 4}'],
+    # two rounds (gradients re-read at the edited INR, same points), equal steps with ng-2k and ng+gmn-2k
+    ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k-aug", "--kinds", "ng+gmn", "--seeds", "0",
+     "--steps", "2000", "--augment", "--tag", "r2-2k", "--model", '{"rounds": 2}'],
     ["bench.editors", "report", "--task", "dilate", "--data", "mnist5k-aug"],
     ["bench.editors", "train", "--task", "erode", "--data", "mnist5k-aug", "--kinds", "ws", "--seeds", "0",
      "--minutes", "10", "--augment"],
