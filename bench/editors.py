@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -153,11 +154,21 @@ def _checks(task: str, results: dict[str, list[dict]], none: float, best_adam: f
         for other_kind in backbone.get(kind, ()):
             other = other_kind + ("-" + tag if tag else "")
             if other in m:
-                pct = (1 - m[name] / m[other]) * 100
-                verdict = (f"beats {other} ({pct:.0f}% lower)" if pct > 0 else
-                           f"does not beat {other} ({-pct:.0f}% higher)")
-                out.append(f"{name} {verdict}: {sci(m[name])} vs {sci(m[other])}")
+                out.append(f"{name} {_versus(m, name, other)}")
+        rounds = re.fullmatch(r"r(\d+)-?(.*)", tag or "")
+        if rounds:  # an R-round run against its one-round run of the same steps or budget, and the backbone
+            rest = rounds.group(2)
+            for other_kind in (kind, *backbone.get(kind, ())):
+                other = other_kind + ("-" + rest if rest else "")
+                if other in m:
+                    out.append(f"{name} ({rounds.group(1)} rounds) {_versus(m, name, other)}")
     return out
+
+
+def _versus(m: dict[str, float], name: str, other: str) -> str:
+    pct = (1 - m[name] / m[other]) * 100
+    verdict = f"beats {other} ({pct:.0f}% lower)" if pct > 0 else f"does not beat {other} ({-pct:.0f}% higher)"
+    return f"{verdict}: {sci(m[name])} vs {sci(m[other])}"
 
 
 def _kind_tag(method: str) -> tuple[str, str | None]:
