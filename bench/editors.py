@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from bench.report import ROOT, table, write_section
+from gmn.train import init_card
 
 KINDS = ["ws", "gmn", "ws+gmn", "ws+probe", "ws+probe+res", "gmnpp", "mlp"]
 SEEDED = {"ws", "gmn", "ws+gmn"}
@@ -241,8 +242,6 @@ def _budget(card: dict) -> str:
     init = card.get("init")
     path = (card.get("train_config") or {}).get("init")
     if init is None and path and (ROOT / path).exists():  # cards written before `init` was recorded
-        from gmn.train import init_card
-
         init = init_card(str(ROOT / path))
     if init:  # fine-tuned: the run it started from cost this much too
         out += f", after {init.get('steps')} steps, {init.get('training_minutes')} CPU-min of the run it started from"
@@ -472,6 +471,13 @@ def cmd_ship(args) -> None:
     train_cmd = "python " + json.loads(done.read_text())["command"].replace(str(ROOT) + "/", "")
     card["reproduce"] = (f"{train_cmd} && python -m bench.editors ship --task {args.task} --data {args.data} "
                          f"--run {run.relative_to(ROOT) if run.is_relative_to(ROOT) else run} --name {args.name}")
+    init = (card.get("train_config") or {}).get("init")
+    if init:  # fine-tuned: what it started from, and that run's command first
+        card["init"] = {**(card.get("init") or init_card(str(ROOT / init))), "path": init}  # relative to the repo
+        start = run_dir(args.data, args.task) / Path(init).parent.name / "done.json"
+        if start.exists():
+            card["reproduce"] = ("python " + json.loads(start.read_text())["command"].replace(str(ROOT) + "/", "")
+                                 + " && " + card["reproduce"])
     if args.note:
         card["note"] = args.note
     else:
