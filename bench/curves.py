@@ -32,6 +32,11 @@ def curve_of(card: dict) -> tuple[list[dict], str] | tuple[None, str]:
     return None, "not kept (trained before cards carried their curve; its run folder is gone)"
 
 
+def _start(card: dict) -> int:
+    """Steps of the run a fine-tuned editor started from (0 for one trained from scratch)."""
+    return int((card.get("init") or {}).get("steps") or 0)
+
+
 def main() -> None:
     import matplotlib
 
@@ -47,11 +52,13 @@ def main() -> None:
     for ax, name in zip(axes.flat, drawn):
         c, _ = curves[name]
         card = cards[name]
-        ax.plot([h["step"] for h in c], [h["val"] for h in c], "o-", ms=3)
+        start = _start(card)  # a fine-tuned editor's curve continues the run it started from
+        ax.plot([start + h["step"] for h in c], [h["val"] for h in c], "o-", ms=3)
         best = min(c, key=lambda h: h["val"])
-        ax.axvline(best["step"], color="0.7", ls="--", lw=1)
+        ax.axvline(start + best["step"], color="0.7", ls="--", lw=1)
         ax.set_yscale("log")
-        ax.set_title(f"{name} ({card.get('editor')}, {card.get('data', {}).get('dataset')})", fontsize=9)
+        tuned = f", fine-tuned from step {start}" if start else ""
+        ax.set_title(f"{name} ({card.get('editor')}, {card.get('data', {}).get('dataset')}{tuned})", fontsize=9)
         ax.set_xlabel("training step", fontsize=8)
         ax.set_ylabel("validation MSE", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -64,12 +71,16 @@ def main() -> None:
     for name, (c, src) in curves.items():
         card = cards[name]
         m = card.get("metrics", {})
+        start, init = _start(card), card.get("init") or {}
+        plus = lambda a, b: f"{a} + {b}" if start else b  # fine-tuned: the starting run's share first
         body.append([f"`{name}`", card.get("editor"), card.get("data", {}).get("dataset"),
-                     f"{m.get('val_mse', float('nan')):.3e}", m.get("best_step"), m.get("steps"),
-                     card.get("training_minutes"), len(c) if c else 0, src])
+                     f"{m.get('val_mse', float('nan')):.3e}", plus(start, m.get("best_step")),
+                     plus(start, m.get("steps")), plus(init.get("training_minutes"), card.get("training_minutes")),
+                     len(c) if c else 0, src])
     text = ("Validation MSE (the editor's validation split, clamped render, the metric of its card) against "
             "training steps for every shipped editor whose curve was kept; the dashed line is the best step, the "
-            "checkpoint that ships.\n\n![learning curves](bench/figures/learning_curves.png)\n\n"
+            "checkpoint that ships. A fine-tuned editor's steps and CPU-minutes are the run it started from plus its "
+            "own.\n\n![learning curves](bench/figures/learning_curves.png)\n\n"
             + table(["editor", "kind", "data", "best val MSE", "best step", "steps", "CPU-min", "points", "curve from"],
                     body))
     write_section("curves", "Editors: learning curves", text, command="python -m bench.curves")
