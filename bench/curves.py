@@ -57,7 +57,7 @@ def main() -> None:
         best = min(c, key=lambda h: h["val"])
         ax.axvline(start + best["step"], color="0.7", ls="--", lw=1)
         ax.set_yscale("log")
-        tuned = f", fine-tuned from step {start}" if start else ""
+        tuned = f", tuned from {start}" if start else ""
         ax.set_title(f"{name} ({card.get('editor')}, {card.get('data', {}).get('dataset')}{tuned})", fontsize=9)
         ax.set_xlabel("training step", fontsize=8)
         ax.set_ylabel("validation MSE", fontsize=8)
