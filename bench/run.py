@@ -46,6 +46,9 @@ LONG = [
     ["bench.editors", "train", "--task", "paint", "--data", "tiles", "--kinds", "ng+gmn", "--seeds", "0",
      "--minutes", "35", "--augment", "--tag", "r2ft", "--model", '{"rounds": 2}', "--lr", "3e-4",
      "--init", "runs/bench/tiles-paint/ng+gmn-s0/best.safetensors"],
+    ["bench.editors", "train", "--task", "paint", "--data", "tiles", "--kinds", "ng+gmn", "--seeds", "0",
+     "--minutes", "35", "--augment", "--tag", "ft", "--lr", "3e-4",
+     "--init", "runs/bench/tiles-paint/ng+gmn-s0/best.safetensors"],  # the one-round control at the same budget
     ["bench.editors", "report", "--task", "paint", "--data", "tiles"],
     ["bench.editors", "train", "--task", "blur", "--data", "tiles", "--kinds", "gmn", "--seeds", "0",
      "--minutes", "10", "--augment"],
