@@ -4,6 +4,7 @@ import torch
 from inr.siren import (
     SirenArch,
     coordinate_grid,
+    evaluate,
     forward,
     from_state_dict,
     init_params,
@@ -82,6 +83,21 @@ def test_render_shapes_range_and_resolution_independence():
     torch.testing.assert_close(lo, hi[:, 1::3, 1::3], rtol=0, atol=1e-5)
     # chunking does not change the result
     torch.testing.assert_close(render(params, arch, 30, chunk=7), render(params, arch, 30))
+
+
+@pytest.mark.parametrize("layers,dim_out", [(1, 1), (3, 3)])
+def test_in_place_evaluate_equals_forward_in_float64(layers, dim_out):
+    """Renders use `evaluate` (no autograd, in place): the same function as `forward`, for points shared by
+    every INR and for points of their own, and it leaves its inputs untouched."""
+    arch = SirenArch(hidden=12, layers=layers, dim_out=dim_out)
+    g = torch.Generator().manual_seed(3)
+    params = init_params(arch, 3, generator=g, dtype=torch.float64)
+    shared = torch.rand(50, 2, generator=g, dtype=torch.float64) * 2 - 1
+    own = torch.rand(3, 40, 2, generator=g, dtype=torch.float64) * 2 - 1
+    kept = [t.clone() for t in params], shared.clone()
+    for x in (shared, own):
+        torch.testing.assert_close(evaluate(params, arch, x), forward(params, arch, x), rtol=0, atol=1e-13)
+    assert all(torch.equal(a, b) for a, b in zip(params, kept[0])) and torch.equal(shared, kept[1])
 
 
 def test_zero_last_layer_is_mid_grey():
