@@ -127,13 +127,15 @@ def filter_editors_for(settings: Settings, session) -> tuple[list[str], str | No
 
 
 def paint_editor_for(settings: Settings, arch, chosen: str | None = None) -> str:
-    """The chosen paint editor, else the first one made for this INR's depth, channels and width, else the first."""
+    """The chosen paint editor, else one made for this INR's depth, channels and width (the shipped default for
+    its channels, `paint` or `paint-color`, before the others), else the first."""
     rows = [r for r in list_editors(settings) if r["task"] == "paint"]
     if chosen in [r["name"] for r in rows]:
         return chosen
     if not rows:
         raise gr.Error("no paint editor installed: train and publish one in the admin tab")
-    fits = [r["name"] for r in rows if _fits(r, arch)]
+    prefer = "paint-color" if arch.dim_out == 3 else "paint"
+    fits = sorted((r["name"] for r in rows if _fits(r, arch)), key=lambda n: n != prefer)  # stable otherwise
     # none validated for this width: the one of the right depth and channels, whose edit says why it refuses
     shape = [r["name"] for r in rows if (r["layers"], r["channels"]) == (arch.layers, arch.dim_out)]
     return (fits or shape or [rows[0]["name"]])[0]

@@ -284,6 +284,15 @@ def test_editor_lists_offer_only_editors_validated_for_the_inrs_width(tmp_path):
     save_editor(only / "paint-a.safetensors", tiny_editor("paint"), {"data": {"dataset": "x"}})  # first in order
     wide = SirenArch(hidden=64, dim_out=3)
     assert paint_editor_for(H.Settings(registry_dirs=[only], published_dir=only / "none"), wide) == "paint-color"
+    # the shipped default `paint` (width 32 only) before an any-width one that sorts first in the registry
+    # (`paint-1round.safetensors` < `paint.safetensors`); a width-64 digit gets the any-width one
+    both = tmp_path / "both"
+    both.mkdir()
+    save_editor(both / "paint-1round.safetensors", tiny_editor("paint"), {"data": {"dataset": "x"}})
+    save_editor(both / "paint.safetensors", paint32, {"data": {"dataset": "x"}})
+    in_both = H.Settings(registry_dirs=[both], published_dir=both / "none")
+    assert paint_editor_for(in_both, SirenArch(hidden=32)) == "paint"
+    assert paint_editor_for(in_both, SirenArch(hidden=64)) == "paint-1round"
 
 
 def test_editor_card_says_what_the_editor_is_for_in_plain_words(tmp_path):
