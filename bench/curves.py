@@ -37,6 +37,11 @@ def _start(card: dict) -> int:
     return int((card.get("init") or {}).get("steps") or 0)
 
 
+def _plus(start: int, before, own):
+    """A table cell of a fine-tuned editor: the starting run's share, then its own ("9445 + 2272")."""
+    return f"{before} + {own}" if start else own
+
+
 def main() -> None:
     import matplotlib
 
@@ -72,10 +77,10 @@ def main() -> None:
         card = cards[name]
         m = card.get("metrics", {})
         start, init = _start(card), card.get("init") or {}
-        plus = lambda a, b: f"{a} + {b}" if start else b  # fine-tuned: the starting run's share first
         body.append([f"`{name}`", card.get("editor"), card.get("data", {}).get("dataset"),
-                     f"{m.get('val_mse', float('nan')):.3e}", plus(start, m.get("best_step")),
-                     plus(start, m.get("steps")), plus(init.get("training_minutes"), card.get("training_minutes")),
+                     f"{m.get('val_mse', float('nan')):.3e}", _plus(start, start, m.get("best_step")),
+                     _plus(start, start, m.get("steps")),
+                     _plus(start, init.get("training_minutes"), card.get("training_minutes")),
                      len(c) if c else 0, src])
     text = ("Validation MSE (the editor's validation split, clamped render, the metric of its card) against "
             "training steps for every shipped editor whose curve was kept; the dashed line is the best step, the "

@@ -219,7 +219,7 @@ class Editor(nn.Module):
         through every round, so training sees what the last round makes of the first)."""
         self.check(arch)
         total: Params | None = None
-        for r in range(self.config.rounds):
+        for _ in range(self.config.rounds):
             current = params if total is None else [p + t for p, t in zip(params, total)]
             d = [d * c for d, c in zip(self._raw(current, arch, x, target, mask), self.precond)]
             total = d if total is None else [t + e for t, e in zip(total, d)]

@@ -156,6 +156,7 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, on_val: Calla
     editor = Editor(ecfg)
     nb = train_data.batch(torch.arange(min(len(train_data), 256)), cfg.points, seed=cfg.seed)
     editor.fit_norm(nb.params, arch, nb.x, nb.target_pts, nb.mask_pts)  # identical on every rank
+    start = init_card(cfg.init) if cfg.init else None  # where a fine-tuned run starts from, for its card
     if cfg.init:
         _init_from(editor, cfg.init)
     editor.to(device)
@@ -240,7 +241,7 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, on_val: Calla
                 state["history"].append(entry)
                 if state["best_val"] is None or val < state["best_val"]:
                     state["best_val"], state["best_step"] = val, state["step"]
-                    save_editor(out / "best.safetensors", editor, _card(cfg, state, ecfg, train_data, device))
+                    save_editor(out / "best.safetensors", editor, _card(cfg, state, ecfg, train_data, device, start))
                 _save_state(last, editor, opt, state)
                 with open(out / "log.jsonl", "a") as fh:
                     fh.write(json.dumps(entry) + "\n")
@@ -291,7 +292,8 @@ def _init_from(editor: Editor, path: str) -> None:
     try:
         editor.load_state_dict(src.state_dict())
     except RuntimeError as e:
-        raise EditorError(f"--init {path} has other sizes than this run's editor: {str(e).splitlines()[-1].strip()}")
+        raise EditorError(
+            f"--init {path} has other sizes than this run's editor: {str(e).splitlines()[-1].strip()}") from None
 
 
 def init_card(path: str) -> dict:
@@ -302,7 +304,7 @@ def init_card(path: str) -> dict:
             "commit": card.get("commit")}
 
 
-def _card(cfg: TrainConfig, state: dict, ecfg: EditorConfig, data: EditData, device) -> dict:
+def _card(cfg: TrainConfig, state: dict, ecfg: EditorConfig, data: EditData, device, start: dict | None) -> dict:
     return {
         "task": cfg.task,
         "editor": cfg.editor,
@@ -315,7 +317,7 @@ def _card(cfg: TrainConfig, state: dict, ecfg: EditorConfig, data: EditData, dev
         "train_config": asdict(cfg),
         "training_minutes": round(state["elapsed"] / 60, 2),  # CPU-minutes of the training process
         # a fine-tuned run's starting point and what it had cost (its budget adds to this run's)
-        "init": init_card(cfg.init) if cfg.init else None,
+        "init": start,
         "training_wall_minutes": round(state.get("wall", 0.0) / 60, 2),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "processes": int(os.environ.get("WORLD_SIZE", "1")),

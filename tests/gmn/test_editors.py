@@ -95,22 +95,35 @@ def test_any_width_same_depth_and_depth_mismatch_is_refused():
         mlp.check(SirenArch(hidden=16))
 
 
+def _paint_case(n: int, b: int, *, seed: int):
+    """Width-8 SIRENs in float64 with a random paint objective at b points: (arch, generator, params, x, t, m)."""
+    arch = SirenArch(hidden=8)
+    g = torch.Generator().manual_seed(seed)
+    params = init_params(arch, n, generator=g, dtype=torch.float64)
+    x = torch.rand(n, b, 2, generator=g, dtype=torch.float64) * 2 - 1
+    t = torch.rand(n, b, 1, generator=g, dtype=torch.float64)
+    m = (torch.rand(n, b, 1, generator=g) > 0.5).double()
+    return arch, g, params, x, t, m
+
+
+def _random_editor(kind: str, arch: SirenArch, **config) -> Editor:
+    """A float64 paint editor with random weights (an untrained one edits almost nothing)."""
+    editor = Editor(EditorConfig(kind=kind, task="paint", arch=arch.to_dict(), **SMALL, **config)).double()
+    with torch.no_grad():
+        for p in editor.parameters():
+            p.copy_(torch.randn_like(p) * 0.3)
+    return editor
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_editors_are_equivariant_and_point_invariant(kind):
     """Every editor kind (with its preconditioning) permutes Δθ with the hidden neurons and ignores
     point order; the flat MLP baseline must fail the neuron test."""
     from gmn.decompose import permute_params, random_perms
 
-    arch = SirenArch(hidden=8)
-    g = torch.Generator().manual_seed(1)
-    params = init_params(arch, 2, generator=g, dtype=torch.float64)
-    x = torch.rand(2, 12, 2, generator=g, dtype=torch.float64) * 2 - 1
-    t = torch.rand(2, 12, 1, generator=g, dtype=torch.float64)
-    m = (torch.rand(2, 12, 1, generator=g) > 0.5).double()
-    editor = Editor(EditorConfig(kind=kind, task="paint", arch=arch.to_dict(), **SMALL)).double()
+    arch, g, params, x, t, m = _paint_case(2, 12, seed=1)
+    editor = _random_editor(kind, arch)
     with torch.no_grad():
-        for p in editor.parameters():
-            p.copy_(torch.randn_like(p) * 0.3)
         perms = random_perms(arch.dims, g)
         order = torch.randperm(12, generator=g)
         base = editor(params, arch, x, t, m)
@@ -172,16 +185,8 @@ def test_oce_editor_trains_is_equivariant_and_refuses_other_kinds(kind):
 def test_two_rounds_are_the_one_round_network_applied_twice():
     """rounds = 2 equals applying the same network once, recomputing the objective's gradients at the edited
     INR, and applying it again (same points); training reaches the first round through the second."""
-    arch = SirenArch(hidden=8)
-    g = torch.Generator().manual_seed(2)
-    params = init_params(arch, 3, generator=g, dtype=torch.float64)
-    x = torch.rand(3, 10, 2, generator=g, dtype=torch.float64) * 2 - 1
-    t = torch.rand(3, 10, 1, generator=g, dtype=torch.float64)
-    m = (torch.rand(3, 10, 1, generator=g) > 0.5).double()
-    one = Editor(EditorConfig(kind="ng+gmn", task="paint", arch=arch.to_dict(), **SMALL)).double()
-    with torch.no_grad():
-        for p in one.parameters():
-            p.copy_(torch.randn_like(p) * 0.3)
+    arch, _, params, x, t, m = _paint_case(3, 10, seed=2)
+    one = _random_editor("ng+gmn", arch)
     two = Editor(EditorConfig(kind="ng+gmn", task="paint", arch=arch.to_dict(), rounds=2, **SMALL)).double()
     two.load_state_dict(one.state_dict())
     with torch.no_grad():

@@ -107,8 +107,9 @@ def test_init_fine_tunes_from_an_editor_file_and_refuses_another_kind(tiny_zoo, 
     # lr 0: the fine-tuned file holds exactly the weights it started from
     train(_cfg(tiny_zoo, tmp_path / "ft", steps=2, lr=0.0, model={**SMALL, "rounds": 2}, init=str(base)), log=quiet)
     a, _ = load_editor(base)
-    b, _ = load_editor(tmp_path / "ft" / "best.safetensors")
+    b, card = load_editor(tmp_path / "ft" / "best.safetensors")
     assert b.config.rounds == 2 and a.config.rounds == 1
+    assert card["init"]["path"] == str(base) and card["init"]["steps"] == 8  # what it started from
     for (n, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), n
     with pytest.raises(EditorError, match="is a 'ws\\+gmn' editor"):
