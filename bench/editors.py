@@ -241,10 +241,12 @@ def _budget(card: dict) -> str:
     out = f"{m.get('steps')} steps, {card.get('training_minutes')} CPU-min, {card.get('data', {}).get('dataset')}"
     init = card.get("init")
     path = (card.get("train_config") or {}).get("init")
-    if init is None and path and (ROOT / path).exists():  # cards written before `init` was recorded
+    if path and (ROOT / path).exists():  # read again: older cards lack `init`, or count only the last run
         init = init_card(str(ROOT / path))
-    if init:  # fine-tuned: the run it started from cost this much too
-        out += f", after {init.get('steps')} steps, {init.get('training_minutes')} CPU-min of the run it started from"
+    if init:  # fine-tuned: the runs it started from cost this much too
+        runs = init.get("runs", 1)
+        what = "the run it started from" if runs == 1 else f"the {runs} runs it started from (one fine-tuned from the next)"
+        out += f", after {init.get('steps')} steps, {init.get('training_minutes')} CPU-min of {what}"
     return out
 
 
@@ -472,12 +474,10 @@ def cmd_ship(args) -> None:
     card["reproduce"] = (f"{train_cmd} && python -m bench.editors ship --task {args.task} --data {args.data} "
                          f"--run {run.relative_to(ROOT) if run.is_relative_to(ROOT) else run} --name {args.name}")
     init = (card.get("train_config") or {}).get("init")
-    if init:  # fine-tuned: what it started from, and that run's command first
-        card["init"] = {**(card.get("init") or init_card(str(ROOT / init))), "path": init}  # relative to the repo
-        start = run_dir(args.data, args.task) / Path(init).parent.name / "done.json"
-        if start.exists():
-            card["reproduce"] = ("python " + json.loads(start.read_text())["command"].replace(str(ROOT) + "/", "")
-                                 + " && " + card["reproduce"])
+    if init:  # fine-tuned: what it started from, and the commands of the runs it started from first
+        fresh = init_card(str(ROOT / init)) if (ROOT / init).exists() else card.get("init") or {}
+        card["init"] = {**fresh, "path": init}  # relative to the repo
+        card["reproduce"] = " && ".join([*_start_commands(ROOT / init), card["reproduce"]])
     if args.note:
         card["note"] = args.note
     else:
@@ -487,6 +487,20 @@ def cmd_ship(args) -> None:
     save_editor(out, editor, card)
     print(f"shipped {out.relative_to(ROOT)} ({out.stat().st_size / 1e3:.0f} kB): test MSE {sci(r['mse'])}, "
           f"no edit {sci(none['mse'])}")
+
+
+def _start_commands(init: Path) -> list[str]:
+    """The training commands of the runs behind the editor file `init` (a run's best.safetensors), the first run
+    first: a run fine-tuned from a fine-tuned run needs both."""
+    done = init.parent / "done.json"
+    if not init.exists() or not done.exists():
+        return []
+    from gmn.editors import load_editor
+
+    _, card = load_editor(init)
+    up = (card.get("train_config") or {}).get("init")
+    own = "python " + json.loads(done.read_text())["command"].replace(str(ROOT) + "/", "")
+    return [*(_start_commands(ROOT / up) if up else []), own]
 
 
 def _width_check(editor, data: str, task: str, m32: float, points: int) -> dict | None:

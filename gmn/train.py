@@ -297,11 +297,15 @@ def _init_from(editor: Editor, path: str) -> None:
 
 
 def init_card(path: str) -> dict:
-    """What a fine-tuned run started from: the editor file, its steps, CPU-minutes and commit."""
+    """What a fine-tuned run started from: the editor file, its commit, and the steps and CPU-minutes it cost,
+    counting the runs it was itself fine-tuned from (`runs`: how many runs those figures add up)."""
     _, card = load_editor(path)
-    m = card.get("metrics", {})
-    return {"path": path, "steps": m.get("steps"), "training_minutes": card.get("training_minutes"),
-            "commit": card.get("commit")}
+    steps, minutes = card.get("metrics", {}).get("steps"), card.get("training_minutes")
+    up, runs = card.get("init") or {}, 1
+    if up and None not in (steps, minutes, up.get("steps"), up.get("training_minutes")):
+        steps, minutes = steps + up["steps"], round(minutes + up["training_minutes"], 2)
+        runs += up.get("runs", 1)
+    return {"path": path, "steps": steps, "training_minutes": minutes, "commit": card.get("commit"), "runs": runs}
 
 
 def _card(cfg: TrainConfig, state: dict, ecfg: EditorConfig, data: EditData, device, start: dict | None) -> dict:

@@ -112,6 +112,12 @@ def test_init_fine_tunes_from_an_editor_file_and_refuses_another_kind(tiny_zoo, 
     assert card["init"]["path"] == str(base) and card["init"]["steps"] == 8  # what it started from
     for (n, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), n
+    # fine-tuned from the fine-tuned run: its budget counts both runs before it
+    train(_cfg(tiny_zoo, tmp_path / "ft2", steps=1, lr=0.0, model={**SMALL, "rounds": 2},
+               init=str(tmp_path / "ft" / "best.safetensors")), log=quiet)
+    _, card2 = load_editor(tmp_path / "ft2" / "best.safetensors")
+    assert card2["init"]["steps"] == 8 + 2 and card2["init"]["runs"] == 2
+    assert card2["init"]["training_minutes"] == round(card["training_minutes"] + card["init"]["training_minutes"], 2)
     with pytest.raises(EditorError, match="is a 'ws\\+gmn' editor"):
         train(_cfg(tiny_zoo, tmp_path / "other", editor="gmn", init=str(base)), log=quiet)
     with pytest.raises(EditorError, match="other sizes"):
