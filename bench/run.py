@@ -18,6 +18,7 @@ QUICK = [
     ["bench.tiles"],  # 10-16 min the first time, ~2 min after (fits cached in .bench-cache/tiles/): tiled photos
     ["bench.fitting", "report"],  # ~20 min: steps and time to 30/35/40 dB per fitting method; editability
     ["bench.curves"],  # seconds: the shipped editors' learning curves
+    ["bench.paper_sizes"],  # ~8 min: the paper's editor sizes, their file, forward and training-step cost here
 ]
 LONG = [
     ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k", "--jobs", "2"],
@@ -49,6 +50,10 @@ LONG = [
     ["bench.editors", "train", "--task", "paint", "--data", "tiles", "--kinds", "ng+gmn", "--seeds", "0",
      "--minutes", "35", "--augment", "--tag", "ft", "--lr", "3e-4",
      "--init", "runs/bench/tiles-paint/ng+gmn-s0/best.safetensors"],  # the one-round control at the same budget
+    # three rounds, fine-tuned 35 CPU-min from the two-round run (gradients re-read twice more)
+    ["bench.editors", "train", "--task", "paint", "--data", "tiles", "--kinds", "ng+gmn", "--seeds", "0",
+     "--minutes", "35", "--augment", "--tag", "r3ft", "--model", '{"rounds": 3}', "--lr", "3e-4",
+     "--init", "runs/bench/tiles-paint/ng+gmn-r2ft-s0/best.safetensors"],
     ["bench.editors", "report", "--task", "paint", "--data", "tiles"],
     ["bench.editors", "train", "--task", "blur", "--data", "tiles", "--kinds", "gmn", "--seeds", "0",
      "--minutes", "10", "--augment"],
@@ -100,6 +105,9 @@ LONG = [
     ["bench.editors", "train", "--task", "paint", "--data", "mnist5k-aug", "--kinds", "ng+gmn", "--seeds", "0",
      "--minutes", "40", "--augment", "--tag", "ft", "--lr", "3e-4",
      "--init", "runs/bench/mnist5k-aug-paint/ng+gmn-s0/best.safetensors"],
+    ["bench.editors", "train", "--task", "paint", "--data", "mnist5k-aug", "--kinds", "ng+gmn", "--seeds", "0",
+     "--minutes", "35", "--augment", "--tag", "r3ft", "--model", '{"rounds": 3}', "--lr", "3e-4",
+     "--init", "runs/bench/mnist5k-aug-paint/ng+gmn-r2ft-s0/best.safetensors"],
     ["bench.editors", "report", "--task", "paint", "--data", "mnist5k-aug"],
     ["bench.editors", "widths"],  # ~2 min: every shipped editor at width 64 (zoos *-test-w64)
     ["bench.large_inr"],  # ~25 CPU-min the first time: deep patches zoo, contrast editor, photo fit, Adam curves
