@@ -77,11 +77,10 @@ def _train_one(args, kind: str, seed: int) -> dict:
     state_file = out / "done.json"
     if state_file.exists():
         return json.loads(state_file.read_text())
+    budget = ["--steps", str(args.steps)] if args.steps else ["--minutes", str(args.minutes)]  # steps win: show one
     cmd = [sys.executable, "-m", "gmn", "train", "--task", args.task, "--data", args.data, "--editor", kind,
-           "--minutes", str(args.minutes), "--seed", str(seed), "--out", str(out.relative_to(ROOT)), "--device",
+           *budget, "--seed", str(seed), "--out", str(out.relative_to(ROOT)), "--device",
            "cpu", "-q"] + (["--model", args.model] if args.model else []) + (["--augment"] if args.augment else [])
-    if args.steps:
-        cmd += ["--steps", str(args.steps)]
     if args.init:
         cmd += ["--init", args.init]
     if args.lr:
