@@ -1,6 +1,7 @@
 """Shared by the app tests (pytest puts tests/app on sys.path)."""
 
 import socket
+from pathlib import Path
 
 import torch
 
@@ -29,3 +30,25 @@ def tiny_editor(task: str, kind: str = "ws+gmn", *, scale: float = 0.01, seed: i
     mask = (torch.rand(8, 32, 1) > 0.5).float() if task == "paint" else None
     ed.fit_norm(params, arch, x, t, mask)
     return ed.eval()
+
+
+def upload(page, path: Path, field: str = "#image-upload", tries: int = 3) -> None:
+    """Upload a file into the upload component `field` of the page and wait for its name to show. Under load
+    (a training job beside `make test`) the name has failed to appear within 120 s three times, in three
+    browser tests, cause not captured: each try waits 60 s, leaves a screenshot (tests/app/artifacts) and
+    sets the file again while the input is still there (it is gone once a slow upload has started)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    artifacts = Path(__file__).resolve().parent / "artifacts"
+    for i in range(tries):
+        if page.locator(f"{field} >> text={path.name}").count():
+            return  # a slow earlier try got there
+        if page.locator(f"{field} input[type=file]").count():
+            page.set_input_files(f"{field} input[type=file]", str(path))
+        try:
+            page.wait_for_selector(f"{field} >> text={path.name}", timeout=60_000)
+            return
+        except PlaywrightTimeout:
+            artifacts.mkdir(exist_ok=True)
+            page.screenshot(path=str(artifacts / f"0-upload-{field.strip('#')}-try-{i + 1}-failed.png"), full_page=True)
+    raise AssertionError(f"{path.name} never showed as uploaded into {field} after {tries} tries")

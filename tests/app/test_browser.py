@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_helpers import PASSWORD
+from app_helpers import PASSWORD, upload
 from PIL import Image
 
 CHROMIUM = "/usr/bin/chromium"
@@ -42,24 +42,6 @@ def page(browser, server):
     pg.wait_for_selector("#fit-btn")
     yield pg
     ctx.close()
-
-
-def upload(page, path: Path, tries: int = 3) -> None:
-    """Upload a file into #image-upload. Once, on a machine at load 6, the file name never appeared within
-    120 s (cause not captured): each try waits 40 s and leaves a screenshot before the next."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    for i in range(tries):
-        if page.locator(f"#image-upload >> text={path.name}").count():
-            return  # a slow earlier try got there
-        if page.locator("#image-upload input[type=file]").count():  # gone once a (slow) upload has started
-            page.set_input_files("#image-upload input[type=file]", str(path))
-        try:
-            page.wait_for_selector(f"#image-upload >> text={path.name}", timeout=60_000)
-            return
-        except PlaywrightTimeout:
-            shot(page, f"0-upload-try-{i + 1}-failed")
-    raise AssertionError(f"{path.name} never showed as uploaded after {tries} tries")
 
 
 def shot(page, name):
@@ -205,8 +187,7 @@ def test_a_persons_sequence(page, server):
     claims at each point (the editor list filtered, typed strength applied, undo keeping the views, the error
     inline with the views kept, downloads cleared on a new load)."""
     page.get_by_role("tab", name="Upload an INR").click()
-    page.set_input_files("#inr-upload input[type=file]", str(DIGIT_INR))
-    page.wait_for_selector(f"#inr-upload >> text={DIGIT_INR.name}")
+    upload(page, DIGIT_INR, "#inr-upload")
     page.click("#load-btn")
     info_has(page, "0 edit(s) applied")
     page.click("#editor-dd input")  # only filter editors that fit a gray 2-layer SIREN: never the paint editor

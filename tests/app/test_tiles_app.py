@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from app_helpers import free_port
+from app_helpers import free_port, upload
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,8 +124,7 @@ def test_tiled_photo_in_the_browser(shipped_server, photo):
         pg.set_default_timeout(120_000)
         pg.goto(shipped_server)
         pg.wait_for_selector("#fit-btn")
-        pg.set_input_files("#image-upload input[type=file]", str(photo))
-        pg.wait_for_selector(f"#image-upload >> text={photo.name}")
+        upload(pg, photo)
         pg.click("#fit-btn")
         pg.wait_for_selector("#info >> text=tiles of 32² px")
         pg.wait_for_function("document.querySelector('#editor-dd input').value === 'contrast'")
