@@ -32,6 +32,21 @@ def curve_of(card: dict) -> tuple[list[dict], str] | tuple[None, str]:
     return None, "not kept (trained before cards carried their curve; its run folder is gone)"
 
 
+def segments(card: dict, rounds: int | None = None) -> list[tuple[int, int, list[dict] | None]]:
+    """(rounds, steps, curve) of every run behind an editor, the first run first: a fine-tuned editor's card
+    names the file it started from (`init.path`, or `train_config.init` in older cards), whose card names its
+    own, as long as those run folders are on this machine (a clean clone has only the shipped card's curve)."""
+    rounds = rounds or (card.get("config") or {}).get("rounds", 1)
+    path = (card.get("init") or {}).get("path") or (card.get("train_config") or {}).get("init")
+    before = []
+    if path and (ROOT / path).exists():
+        from gmn.editors import load_editor
+
+        editor, up = load_editor(ROOT / path)
+        before = segments(up, editor.config.rounds)
+    return [*before, (rounds, card.get("metrics", {}).get("steps") or 0, curve_of(card)[0])]
+
+
 def _start(card: dict) -> int:
     """Steps of the run a fine-tuned editor started from (0 for one trained from scratch)."""
     return int((card.get("init") or {}).get("steps") or 0)
@@ -57,8 +72,16 @@ def main() -> None:
     for ax, name in zip(axes.flat, drawn):
         c, _ = curves[name]
         card = cards[name]
-        start = _start(card)  # a fine-tuned editor's curve continues the run it started from
-        ax.plot([start + h["step"] for h in c], [h["val"] for h in c], "o-", ms=3)
+        start = _start(card)  # a fine-tuned editor's curve continues the runs it started from
+        parts = segments(card)
+        offset = start - sum(steps for _, steps, _ in parts[:-1])
+        for rounds, steps, run_curve in parts:  # the earlier runs where their folders are kept, then its own
+            if run_curve:
+                ax.plot([offset + h["step"] for h in run_curve], [h["val"] for h in run_curve], "o-", ms=3,
+                        label=f"{rounds} round{'s' if rounds > 1 else ''}")
+            offset += steps
+        if len(parts) > 1:
+            ax.legend(fontsize=7)
         best = min(c, key=lambda h: h["val"])
         ax.axvline(start + best["step"], color="0.7", ls="--", lw=1)
         ax.set_yscale("log")
@@ -84,8 +107,9 @@ def main() -> None:
                      len(c) if c else 0, src])
     text = ("Validation MSE (the editor's validation split, clamped render, the metric of its card) against "
             "training steps for every shipped editor whose curve was kept; the dashed line is the best step, the "
-            "checkpoint that ships. A fine-tuned editor's steps and CPU-minutes are the run it started from plus its "
-            "own.\n\n![learning curves](bench/figures/learning_curves.png)\n\n"
+            "checkpoint that ships. A fine-tuned editor's steps and CPU-minutes are the runs it started from plus its "
+            "own; its panel draws those runs' curves too where their run folders are on this machine."
+            "\n\n![learning curves](bench/figures/learning_curves.png)\n\n"
             + table(["editor", "kind", "data", "best val MSE", "best step", "steps", "CPU-min", "points", "curve from"],
                     body))
     write_section("curves", "Editors: learning curves", text, command="python -m bench.curves")

@@ -34,7 +34,7 @@ N, B = 32, 64
 # GradMetaNet++ 3 blocks × 8 heads × 64). The paper's best, WS + GradMetaNet++, has no kind here; ws+gmn at the
 # paper's GradMetaNet size stands in for it.
 SIZES = [
-    ("ng+gmn, shipped size (`dilate`, `paint`)", "ng+gmn", {}),
+    ("ng+gmn, the size that ships (one round, one copy; `paint` runs 3 rounds, `dilate` 4 copies)", "ng+gmn", {}),
     ("gmn, CPU default (`contrast`)", "gmn", {}),
     ("gmn, paper size (10 layers × 256)", "gmn", {"hidden": 256, "interaction_layers": 10}),
     ("gmnpp, CPU default", "gmnpp", {}),
