@@ -244,7 +244,8 @@ def _budget(card: dict) -> str:
         init = init_card(str(ROOT / path))
     if init:  # fine-tuned: the runs it started from cost this much too
         runs = init.get("runs", 1)
-        what = "the run it started from" if runs == 1 else f"the {runs} runs it started from (one fine-tuned from the next)"
+        what = ("the run it started from" if runs == 1
+                else f"the {runs} runs it started from (one fine-tuned from the next)")
         out += f", after {init.get('steps')} steps, {init.get('training_minutes')} CPU-min of {what}"
     return out
 
