@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from gmn.editors import load_editor
-from gmn.train import TrainConfig, train
+from gmn.editors import load_editor, save_editor
+from gmn.train import TrainConfig, init_card, train
 
 SMALL = {"hidden": 16, "interaction_layers": 1, "deepsets_layers": 1, "lowrank": 4, "theta_channels": 4,
          "ws_hidden": 8, "ws_layers": 2}
@@ -118,6 +118,11 @@ def test_init_fine_tunes_from_an_editor_file_and_refuses_another_kind(tiny_zoo, 
     _, card2 = load_editor(tmp_path / "ft2" / "best.safetensors")
     assert card2["init"]["steps"] == 8 + 2 and card2["init"]["runs"] == 2
     assert card2["init"]["training_minutes"] == round(card["training_minutes"] + card["init"]["training_minutes"], 2)
+    # a card written before `init` was recorded: the chain is followed through its train_config
+    ed, old = load_editor(tmp_path / "ft" / "best.safetensors")
+    old.pop("init")
+    save_editor(tmp_path / "old.safetensors", ed, old)
+    assert init_card(str(tmp_path / "old.safetensors"))["steps"] == 2 + 8
     with pytest.raises(EditorError, match="is a 'ws\\+gmn' editor"):
         train(_cfg(tiny_zoo, tmp_path / "other", editor="gmn", init=str(base)), log=quiet)
     with pytest.raises(EditorError, match="other sizes"):
