@@ -33,20 +33,25 @@ def tiny_editor(task: str, kind: str = "ws+gmn", *, scale: float = 0.01, seed: i
 
 
 def upload(page, path: Path, field: str = "#image-upload", tries: int = 3) -> None:
-    """Upload a file into the upload component `field` of the page and wait for its name to show. Under load
-    (a training job beside `make test`) the name has failed to appear within 120 s three times, in three
-    browser tests, cause not captured: each try waits 60 s, leaves a screenshot (tests/app/artifacts) and
-    sets the file again while the input is still there (it is gone once a slow upload has started)."""
+    """Upload a file into the upload component `field` of the page and wait until it lists the file.
+
+    The file's row is found by its `aria-label` (the file name), not by its text: Gradio lists the name as
+    two spans, stem and extension, so the row's text is " name .png" and a text match on "name.png" never
+    matches it (checked: count 0 after every upload). The old text match passed only when it caught some
+    passing element (probably the upload's progress) with the whole name; under load it missed it and
+    timed out with the name on screen, three times. Each try waits 60 s, leaves a screenshot
+    (tests/app/artifacts) and sets the file again while the input is still there."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    listed = f'{field} [aria-label="{path.name}"]'
     artifacts = Path(__file__).resolve().parent / "artifacts"
     for i in range(tries):
-        if page.locator(f"{field} >> text={path.name}").count():
+        if page.locator(listed).count():
             return  # a slow earlier try got there
         if page.locator(f"{field} input[type=file]").count():
             page.set_input_files(f"{field} input[type=file]", str(path))
         try:
-            page.wait_for_selector(f"{field} >> text={path.name}", timeout=60_000)
+            page.wait_for_selector(listed, timeout=60_000)
             return
         except PlaywrightTimeout:
             artifacts.mkdir(exist_ok=True)
