@@ -14,7 +14,6 @@ the median process time of one thread, which other jobs on the machine barely mo
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from dataclasses import replace
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from bench.gmn_core import median_time
 from bench.report import ROOT, table, write_section
 from gmn.data import EditData
 from gmn.editors import Editor, EditorConfig, save_editor
@@ -51,16 +51,6 @@ def _clock(device: torch.device):
             return time.perf_counter()
         return wall
     return time.process_time
-
-
-def median_seconds(fn, repeats: int, clock) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = clock()
-        fn()
-        times.append(clock() - t0)
-    return statistics.median(times)
 
 
 def measure(label: str, kind: str, overrides: dict, data: EditData, device: torch.device, repeats: int) -> list:
@@ -93,8 +83,8 @@ def measure(label: str, kind: str, overrides: dict, data: EditData, device: torc
         edit_loss(editor, dev_batch, arch, grid).mean().backward()
         opt.step()
 
-    fwd = median_seconds(forward, repeats, clock) / N * 1e3
-    stp = median_seconds(step, max(2, repeats // 2), clock)
+    fwd = median_time(forward, repeats, warmup=1, clock=clock) / N * 1e3
+    stp = median_time(step, max(2, repeats // 2), warmup=1, clock=clock)
     hours = stp * PAPER_STEPS / 3600
     return [label, f"{editor.num_parameters():,}", f"{kb:,.0f}", f"{fwd:.1f}", f"{stp:.2f}", f"{hours:,.0f}"]
 
