@@ -85,6 +85,8 @@ def _train_one(args, kind: str, seed: int) -> dict:
         cmd += ["--init", args.init]
     if args.lr:
         cmd += ["--lr", str(args.lr)]
+    if args.outside_weight != 1.0:
+        cmd += ["--outside-weight", str(args.outside_weight)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
@@ -311,6 +313,8 @@ def cmd_report(args) -> None:
         overrides[method_of(path.parent.name)] = dict(card.get("train_config", {}).get("model") or {})
         if card.get("train_config", {}).get("augment"):
             overrides[method_of(path.parent.name)]["trained on"] = "sign-flipped copies"
+        if card.get("train_config", {}).get("outside_weight", 1.0) != 1.0:
+            overrides[method_of(path.parent.name)]["loss outside ×"] = card["train_config"]["outside_weight"]
         latency[method_of(path.parent.name)] = r["seconds_per_inr"]
         budgets.setdefault(method_of(path.parent.name), []).append(_budget(card))
         print(path.parent.name, r["mse"], flush=True)
@@ -589,6 +593,8 @@ def main() -> None:
     ap.add_argument("--augment", action="store_true", help="train: random hidden-neuron sign flips (gmn train)")
     ap.add_argument("--init", default=None, help="train: fine-tune from this editor file (gmn train --init)")
     ap.add_argument("--lr", type=float, default=None, help="train: learning rate (gmn train's default otherwise)")
+    ap.add_argument("--outside-weight", type=float, default=1.0,
+                    help="train: paint loss weight outside the mask (gmn train --outside-weight)")
     ap.add_argument("--run", default=None, help="ship: a run folder, or a run name under runs/bench/DATA-TASK")
     ap.add_argument("--name", default=None, help="ship: the file name in assets/editors")
     ap.add_argument("--note", default=None, help="ship: a note for the card")

@@ -42,7 +42,7 @@ def _cmd_train(args) -> None:
         task=args.task, data=args.data, editor=args.editor, out=args.out, minutes=args.minutes, steps=args.steps,
         batch=args.batch, points=args.points, lr=args.lr, seed=args.seed, val_every=args.val_every,
         val_size=args.val_size, limit=args.limit, zoo_root=args.zoo, device=args.device or _default_device(),
-        model=model, augment=args.augment, init=args.init,
+        model=model, augment=args.augment, init=args.init, outside_weight=args.outside_weight,
     )
     state = train(cfg, progress=not args.quiet, log=(lambda *_: None) if args.quiet else print)
     if state.get("best_val") is not None:
@@ -262,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="train on copies with random hidden-neuron sign flips (same function, new weights)")
     p.add_argument("--init", default=None,
                    help="start from this editor file's weights (fine-tune; same kind and sizes)")
+    p.add_argument("--outside-weight", type=float, default=1.0,
+                   help="paint: weigh the training loss outside the mask this many times more (default 1)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(run=_cmd_train)

@@ -63,6 +63,8 @@ class TrainConfig:
     model: dict = field(default_factory=dict)  # EditorConfig overrides (hidden, lowrank, ...)
     augment: bool = False  # train on INRs with random hidden-neuron sign flips (function-preserving)
     init: str | None = None  # start from this editor file's weights (fine-tuning; same sizes, e.g. more rounds)
+    outside_weight: float = 1.0  # paint: the training loss weighs pixels outside the mask this many times more;
+    # the objective the editor reads (its gradients) and the validation MSE stay the paint objective's
 
 
 def _commit() -> str:
@@ -85,13 +87,19 @@ def _dist() -> tuple[int, int]:
     return 0, 1
 
 
-def edit_loss(editor, batch, arch, grid, *, clamp: bool = False) -> torch.Tensor:
-    """Per-INR weighted MSE (N,) of the edited INRs on the full grid."""
+def edit_loss(editor, batch, arch, grid, *, clamp: bool = False, outside_weight: float = 1.0) -> torch.Tensor:
+    """Per-INR weighted MSE (N,) of the edited INRs on the full grid; `outside_weight` scales the error
+    outside a paint mask (a training-loss choice: the objective itself is unchanged)."""
     dtheta = editor(batch.params, arch, batch.x, batch.target_pts, batch.mask_pts)
     f = edited_forward(batch.params, dtheta, arch, grid)  # (N, H*W, C)
     if clamp:
         f = f.clamp(0, 1)
-    return batch.objective.error(f.reshape(batch.objective.target.shape))
+    obj = batch.objective
+    err = obj.error(f.reshape(obj.target.shape))
+    if outside_weight == 1.0 or obj.mask is None:
+        return err
+    sq = obj.weight * (f.reshape(obj.target.shape) - obj.target).pow(2)
+    return err + (outside_weight - 1.0) * ((1 - obj.mask) * sq).mean(dim=(1, 2, 3))
 
 
 def _lr_factor(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -209,7 +217,7 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, on_val: Calla
         if cfg.augment:
             batch.params = sign_flip(batch.params, torch.Generator().manual_seed(seed + 17))
         batch = _to(batch, device)
-        loss = edit_loss(model, batch, arch, grid).mean()
+        loss = edit_loss(model, batch, arch, grid, outside_weight=cfg.outside_weight).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(editor.parameters(), cfg.clip)

@@ -81,13 +81,13 @@ def test_shipped_optimizer_is_small_carded_and_beats_adam_on_the_examples(path):
 
 
 def test_an_editor_refuses_widths_it_was_not_validated_on():
-    """The shipped colour paint editor transferred badly to width-64 tiles (1.52× its width-32 test MSE, card):
+    """The shipped neural-graph `blur` transferred badly to width-64 tiles (1.67× its width-32 test MSE, card):
     it edits width-32 SIRENs and refuses others in one line; the registry says so in plain words."""
     from gmn.edit import describe_editor, resolve_editor
     from gmn.editors import EditorError
     from inr.siren import SirenArch
 
-    path = resolve_editor("paint-color")
+    path = resolve_editor("blur")
     editor, card = load_editor(path)
     assert editor.config.widths == [32] and card["widths"]["validated"] == [32]
     editor.check(SirenArch(hidden=32, dim_out=3))

@@ -127,3 +127,27 @@ def test_init_fine_tunes_from_an_editor_file_and_refuses_another_kind(tiny_zoo, 
         train(_cfg(tiny_zoo, tmp_path / "other", editor="gmn", init=str(base)), log=quiet)
     with pytest.raises(EditorError, match="other sizes"):
         train(_cfg(tiny_zoo, tmp_path / "wide", model={**SMALL, "ws_hidden": 12}, init=str(base)), log=quiet)
+
+
+def test_outside_weight_scales_only_the_loss_outside_the_paint_mask(tiny_zoo, tmp_path):
+    """`outside_weight` w makes the paint training loss mean(λ-weight · (m + w(1 − m)) · (f − t)²); the
+    batch the editor reads is unchanged. A run records it in its card."""
+    from gmn.data import EditData
+    from gmn.editors import Editor, EditorConfig, edited_forward
+    from gmn.train import edit_loss
+
+    data = EditData.from_zoo("mnist5k", "train", "paint", root=tiny_zoo, limit=8, log=lambda *_: None)
+    editor = Editor(EditorConfig(kind="ws+gmn", task="paint", arch=data.arch.to_dict(), points=16, **SMALL))
+    batch = data.batch(torch.arange(8), 16, seed=3)
+    with torch.no_grad():
+        plain = edit_loss(editor, batch, data.arch, data.grid)
+        heavy = edit_loss(editor, batch, data.arch, data.grid, outside_weight=3.0)
+        dtheta = editor(batch.params, data.arch, batch.x, batch.target_pts, batch.mask_pts)
+        obj = batch.objective
+        f = edited_forward(batch.params, dtheta, data.arch, data.grid).reshape(obj.target.shape)
+    sq = obj.weight * (f - obj.target).pow(2)
+    torch.testing.assert_close(plain, sq.mean(dim=(1, 2, 3)))
+    torch.testing.assert_close(heavy, (sq * (obj.mask + 3.0 * (1 - obj.mask))).mean(dim=(1, 2, 3)))
+    assert (heavy > plain).all()  # the edit changes some pixels outside every mask
+    train(_cfg(tiny_zoo, tmp_path / "ow", task="paint", steps=4, outside_weight=2.0), log=lambda *_: None)
+    assert json.loads((tmp_path / "ow" / "best.json").read_text())["train_config"]["outside_weight"] == 2.0
