@@ -61,6 +61,10 @@ LONG = [
     ["bench.editors", "train", "--task", "paint", "--data", "tiles", "--kinds", "ng+gmn", "--seeds", "0",
      "--minutes", "35", "--augment", "--tag", "r4ow2", "--model", '{"rounds": 4}', "--lr", "3e-4",
      "--outside-weight", "2", "--init", "runs/bench/tiles-paint/ng+gmn-r4ft-s0/best.safetensors"],
+    # five rounds with the outside weighed 1.25× (between the two above), fine-tuned from four rounds
+    ["bench.editors", "train", "--task", "paint", "--data", "tiles", "--kinds", "ng+gmn", "--seeds", "0",
+     "--minutes", "35", "--augment", "--tag", "r5ow125", "--model", '{"rounds": 5}', "--lr", "3e-4",
+     "--outside-weight", "1.25", "--init", "runs/bench/tiles-paint/ng+gmn-r4ft-s0/best.safetensors"],
     ["bench.editors", "report", "--task", "paint", "--data", "tiles"],
     ["bench.editors", "train", "--task", "blur", "--data", "tiles", "--kinds", "gmn", "--seeds", "0",
      "--minutes", "10", "--augment"],
@@ -118,6 +122,9 @@ LONG = [
     ["bench.editors", "train", "--task", "paint", "--data", "mnist5k-aug", "--kinds", "ng+gmn", "--seeds", "0",
      "--minutes", "35", "--augment", "--tag", "r4ft", "--model", '{"rounds": 4}', "--lr", "3e-4",
      "--init", "runs/bench/mnist5k-aug-paint/ng+gmn-r3ft-s0/best.safetensors"],
+    ["bench.editors", "train", "--task", "paint", "--data", "mnist5k-aug", "--kinds", "ng+gmn", "--seeds", "0",
+     "--minutes", "35", "--augment", "--tag", "r5ow125", "--model", '{"rounds": 5}', "--lr", "3e-4",
+     "--outside-weight", "1.25", "--init", "runs/bench/mnist5k-aug-paint/ng+gmn-r4ft-s0/best.safetensors"],
     ["bench.editors", "report", "--task", "paint", "--data", "mnist5k-aug"],
     ["bench.editors", "widths"],  # ~2 min: every shipped editor at width 64 (zoos *-test-w64)
     ["bench.large_inr"],  # ~25 CPU-min the first time: deep patches zoo, contrast editor, photo fit, Adam curves

@@ -310,8 +310,10 @@ def init_card(path: str) -> dict:
     _, card = load_editor(path)
     steps, minutes = card.get("metrics", {}).get("steps"), card.get("training_minutes")
     up, runs = card.get("init") or {}, 1
-    older = (card.get("train_config") or {}).get("init")  # cards written before `init` was recorded
-    if not up and older and Path(older).exists():
+    # read the chain again where its files are here: cards written before `init` was recorded lack it, and
+    # those written before chains were summed count only the last run
+    older = up.get("path") or (card.get("train_config") or {}).get("init")
+    if older and Path(older).exists():
         up = init_card(older)
     if up and None not in (steps, minutes, up.get("steps"), up.get("training_minutes")):
         steps, minutes = steps + up["steps"], round(minutes + up["training_minutes"], 2)

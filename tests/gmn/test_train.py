@@ -123,6 +123,12 @@ def test_init_fine_tunes_from_an_editor_file_and_refuses_another_kind(tiny_zoo, 
     old.pop("init")
     save_editor(tmp_path / "old.safetensors", ed, old)
     assert init_card(str(tmp_path / "old.safetensors"))["steps"] == 2 + 8
+    # a card written before chains were summed: its `init` counts only the last run; the chain is read again
+    ed2, stale = load_editor(tmp_path / "ft2" / "best.safetensors")
+    stale["init"] = {"path": str(tmp_path / "old.safetensors"), "steps": 2, "training_minutes": 0.0}
+    save_editor(tmp_path / "stale.safetensors", ed2, stale)
+    assert init_card(str(tmp_path / "stale.safetensors"))["steps"] == 1 + 2 + 8
+    assert init_card(str(tmp_path / "stale.safetensors"))["runs"] == 3
     with pytest.raises(EditorError, match="is a 'ws\\+gmn' editor"):
         train(_cfg(tiny_zoo, tmp_path / "other", editor="gmn", init=str(base)), log=quiet)
     with pytest.raises(EditorError, match="other sizes"):
