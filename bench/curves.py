@@ -32,19 +32,15 @@ def curve_of(card: dict) -> tuple[list[dict], str] | tuple[None, str]:
     return None, "not kept (trained before cards carried their curve; its run folder is gone)"
 
 
-def segments(card: dict, rounds: int | None = None) -> list[tuple[int, int, list[dict] | None]]:
-    """(rounds, steps, curve) of every run behind an editor, the first run first: a fine-tuned editor's card
-    names the file it started from (`init.path`, or `train_config.init` in older cards), whose card names its
-    own, as long as those run folders are on this machine (a clean clone has only the shipped card's curve)."""
-    rounds = rounds or (card.get("config") or {}).get("rounds", 1)
-    path = (card.get("init") or {}).get("path") or (card.get("train_config") or {}).get("init")
-    before = []
-    if path and (ROOT / path).exists():
-        from gmn.editors import load_editor
+def segments(card: dict) -> list[tuple[int, int, list[dict] | None]]:
+    """(rounds, steps, curve) of every run behind an editor, the first run first, as far as those run folders
+    are on this machine (`gmn.train.init_chain`; a clean clone has only the shipped card's curve)."""
+    from gmn.train import init_chain
 
-        editor, up = load_editor(ROOT / path)
-        before = segments(up, editor.config.rounds)
-    return [*before, (rounds, card.get("metrics", {}).get("steps") or 0, curve_of(card)[0])]
+    up = (card.get("init") or {}).get("path") or (card.get("train_config") or {}).get("init")
+    before = init_chain(ROOT / up) if up and (ROOT / up).exists() else []
+    return [((c.get("config") or {}).get("rounds", 1), c.get("metrics", {}).get("steps") or 0, curve_of(c)[0])
+            for c in [*(c for _, c in before), card]]
 
 
 def _start(card: dict) -> int:

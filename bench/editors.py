@@ -495,16 +495,13 @@ def cmd_ship(args) -> None:
 
 def _start_commands(init: Path) -> list[str]:
     """The training commands of the runs behind the editor file `init` (a run's best.safetensors), the first run
-    first: a run fine-tuned from a fine-tuned run needs both."""
-    done = init.parent / "done.json"
-    if not init.exists() or not done.exists():
-        return []
-    from gmn.editors import load_editor
+    first (`gmn.train.init_chain`): a run fine-tuned from a fine-tuned run needs both."""
+    from gmn.train import init_chain
 
-    _, card = load_editor(init)
-    up = (card.get("train_config") or {}).get("init")
-    own = "python " + json.loads(done.read_text())["command"].replace(str(ROOT) + "/", "")
-    return [*(_start_commands(ROOT / up) if up else []), own]
+    if not init.exists():
+        return []
+    done = [file.parent / "done.json" for file, _ in init_chain(init)]
+    return ["python " + json.loads(d.read_text())["command"].replace(str(ROOT) + "/", "") for d in done if d.exists()]
 
 
 def _width_check(editor, data: str, task: str, m32: float, points: int) -> dict | None:

@@ -304,21 +304,38 @@ def _init_from(editor: Editor, path: str) -> None:
             f"--init {path} has other sizes than this run's editor: {str(e).splitlines()[-1].strip()}") from None
 
 
+def init_chain(path: str | Path) -> list[tuple[Path, dict]]:
+    """(file, card with its config) of the editor `path` and of every run it was fine-tuned from, the first run
+    first, as far as those files are on this machine. A card names the file it started from in `init.path`
+    (or, written before that was recorded, `train_config.init`); a relative name is looked up here, then in
+    the repo."""
+    file = Path(path)
+    if not file.is_absolute() and not file.exists():
+        file = Path(__file__).resolve().parent.parent / file
+    editor, card = load_editor(file)
+    card = {**card, "config": editor.config.to_dict()}  # as the card's file holds it
+    up = (card.get("init") or {}).get("path") or (card.get("train_config") or {}).get("init")
+    if up and (Path(up).exists() or (Path(__file__).resolve().parent.parent / up).exists()):
+        return [*init_chain(up), (file, card)]
+    return [(file, card)]
+
+
 def init_card(path: str) -> dict:
     """What a fine-tuned run started from: the editor file, its commit, and the steps and CPU-minutes it cost,
-    counting the runs it was itself fine-tuned from (`runs`: how many runs those figures add up)."""
-    _, card = load_editor(path)
-    steps, minutes = card.get("metrics", {}).get("steps"), card.get("training_minutes")
-    up, runs = card.get("init") or {}, 1
-    # read the chain again where its files are here: cards written before `init` was recorded lack it, and
-    # those written before chains were summed count only the last run
-    older = up.get("path") or (card.get("train_config") or {}).get("init")
-    if older and Path(older).exists():
-        up = init_card(older)
-    if up and None not in (steps, minutes, up.get("steps"), up.get("training_minutes")):
-        steps, minutes = steps + up["steps"], round(minutes + up["training_minutes"], 2)
-        runs += up.get("runs", 1)
-    return {"path": path, "steps": steps, "training_minutes": minutes, "commit": card.get("commit"), "runs": runs}
+    counting the runs it was itself fine-tuned from (`runs`: how many runs those figures add up). The chain is
+    read again from its files (cards written before chains were summed count only the last run); where the
+    first file's own start is not on this machine, its card's record of it is added."""
+    chain = init_chain(path)
+    beyond = chain[0][1].get("init") or {}  # recorded, its files not here (a clean clone)
+    parts = [(c.get("metrics", {}).get("steps"), c.get("training_minutes")) for _, c in chain]
+    if beyond:
+        parts.insert(0, (beyond.get("steps"), beyond.get("training_minutes")))
+    (steps, minutes), runs = parts[-1], 1
+    if None not in (v for part in parts for v in part):
+        steps, minutes = sum(st for st, _ in parts), round(sum(m for _, m in parts), 2)
+        runs = len(chain) + (beyond.get("runs", 1) if beyond else 0)
+    return {"path": path, "steps": steps, "training_minutes": minutes, "commit": chain[-1][1].get("commit"),
+            "runs": runs}
 
 
 def _card(cfg: TrainConfig, state: dict, ecfg: EditorConfig, data: EditData, device, start: dict | None) -> dict:

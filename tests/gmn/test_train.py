@@ -129,6 +129,11 @@ def test_init_fine_tunes_from_an_editor_file_and_refuses_another_kind(tiny_zoo, 
     save_editor(tmp_path / "stale.safetensors", ed2, stale)
     assert init_card(str(tmp_path / "stale.safetensors"))["steps"] == 1 + 2 + 8
     assert init_card(str(tmp_path / "stale.safetensors"))["runs"] == 3
+    # where the runs it started from are not on the machine (a clean clone), the card's record of them counts
+    gone = {**card2, "init": {**card2["init"], "path": str(tmp_path / "deleted.safetensors")}}
+    save_editor(tmp_path / "shipped.safetensors", ed2, gone)
+    assert init_card(str(tmp_path / "shipped.safetensors"))["steps"] == 1 + 8 + 2
+    assert init_card(str(tmp_path / "shipped.safetensors"))["runs"] == 3
     with pytest.raises(EditorError, match="is a 'ws\\+gmn' editor"):
         train(_cfg(tiny_zoo, tmp_path / "other", editor="gmn", init=str(base)), log=quiet)
     with pytest.raises(EditorError, match="other sizes"):
