@@ -6,6 +6,7 @@ split against no edit, test-time Adam on the same points and Adam on the full ta
     python -m bench.editors train  --task paint --data mnist5k --minutes 10 --kinds gmn,ws+probe+res,ws+gmn,ws --seeds 0
     python -m bench.editors report --task paint --data mnist5k
     python -m bench.editors ship   --task dilate --data mnist5k --run ws-s0 --name dilate   # -> assets/editors
+    python -m bench.editors paired --task paint --data tiles --editors 454d282:paint-color,paint-color --seeds 0,1,2,3,4
 
 `train` runs `python -m gmn train` once per (editor, seed) into runs/bench/{data}-{task}/{kind}-s{seed}
 (resumable: finished runs are skipped, interrupted ones resume), and logs each run's command
@@ -13,7 +14,9 @@ and wall time in runs.json there. `report` evaluates every finished run's best-v
 checkpoint on the test split and writes the section `editors-{data}-{task}` of BENCHMARKS.md;
 for paint the test strokes are drawn once from a fixed seed and the MSE is reported inside the
 mask, outside it and in total.
-Expected time: train = minutes × runs / jobs; report about 5 minutes.
+`paired` scores paint editors on several stroke seeds, the same strokes and points for each, against the first
+(REV:NAME reads a shipped file at a git revision, so an editor that is no longer shipped stays comparable).
+Expected time: train = minutes × runs / jobs; report about 5 minutes; paired a few minutes.
 """
 
 from __future__ import annotations
@@ -573,9 +576,104 @@ def cmd_widths(args) -> None:
                   command=f"python -m bench.editors widths{' --stamp' if args.stamp else ''}")
 
 
+def _editor_at(spec: str):
+    """An editor named on the command line: a shipped name (assets/editors/NAME), a file path, or REV:NAME, the
+    shipped file NAME as it was at git revision REV (read with `git show`, so a clone with history reproduces
+    a comparison with an editor that is no longer shipped). Returns (editor, card, label)."""
+    import tempfile
+
+    from gmn.editors import load_editor
+
+    rev, _, name = spec.rpartition(":") if ":" in spec and not Path(spec).exists() else ("", "", spec)
+    if rev:
+        with tempfile.TemporaryDirectory() as tmp:
+            for ext in ("safetensors", "json"):
+                blob = subprocess.run(["git", "show", f"{rev}:assets/editors/{name}.{ext}"], cwd=ROOT,
+                                      capture_output=True, check=False)
+                if blob.returncode:
+                    raise SystemExit(f"no assets/editors/{name}.{ext} at git revision {rev}")
+                (Path(tmp) / f"{name}.{ext}").write_bytes(blob.stdout)
+            editor, card = load_editor(Path(tmp) / f"{name}.safetensors")
+        return editor, card, f"`{name}` at `{rev}`"
+    path = Path(spec) if Path(spec).exists() else ROOT / "assets" / "editors" / f"{spec}.safetensors"
+    if not path.exists():
+        raise SystemExit(f"no editor {spec!r} (a shipped name, a file, or REV:NAME)")
+    editor, card = load_editor(path)
+    label = f"`{spec}`" if path.parent == ROOT / "assets" / "editors" else f"`{path.parent.name}`"
+    return editor, card, label
+
+
+def paired_difference(new: torch.Tensor, old: torch.Tensor) -> tuple[float, float]:
+    """Mean of new - old over (seed, INR) pairs (S, N) and its standard error with the INRs as clusters: the
+    per-INR mean difference over seeds, its std / sqrt(N). Seeds redraw strokes and points for every INR, so
+    they vary the paint; the INRs are the same ones in every seed."""
+    d = (new - old).mean(dim=0)
+    return d.mean().item(), (d.std(unbiased=True) / len(d) ** 0.5).item()
+
+
+def cmd_paired(args) -> None:
+    """Paint editors compared on S stroke seeds: each seed s draws new strokes and colours for every test INR
+    (seed 12345 + s; s = 0 is the report's) and new points, and every editor sees the same ones. The first
+    editor of --editors is the reference; each other gets the mean paired difference inside, outside and in
+    total with a 95% interval. Writes the section `editors-{data}-paint-paired`. Minutes (S x the editors'
+    ms / INR x the test INRs)."""
+    from gmn.data import EditData
+    from gmn.evaluate import eval_set, no_edit_errors, run_editor
+
+    specs = [s for s in (args.editors or "").split(",") if s]
+    if len(specs) < 2 or args.task != "paint":
+        raise SystemExit("paired needs --task paint and --editors REF,OTHER[,...] (names, files or REV:NAME)")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    editors = [_editor_at(s) for s in specs]
+    data = EditData.from_zoo(args.data, "test", "paint")
+    keys = ("per_inr_inside", "per_inr_outside", "per_inr")
+    per = {label: {k: [] for k in keys} for _, _, label in editors}
+    none = []
+    for s in seeds:
+        torch.manual_seed(0)
+        es = eval_set(data, seed=12345 + s)
+        none.append(no_edit_errors(es)["mse"])
+        for editor, _, label in editors:
+            r = run_editor(editor, es, points=args.points, seed=s)
+            for k in keys:
+                per[label][k].append(r[k])
+            print(f"seed {s} {label}: inside {r['inside']:.4g} outside {r['outside']:.4g} total {r['mse']:.4g}",
+                  flush=True)
+    stacked = {label: {k: torch.stack(v) for k, v in d.items()} for label, d in per.items()}  # (S, N)
+    ref = editors[0][2]
+    rows = []
+    for _, card, label in editors:
+        m = stacked[label]
+        cells = []
+        for k in keys:
+            by_seed = m[k].mean(dim=1)
+            cells.append(f"{sci(by_seed.mean().item())} ({sci(by_seed.min().item())}–{sci(by_seed.max().item())})")
+        for k in keys:
+            if label == ref:
+                cells.append("—")
+                continue
+            diff, se = paired_difference(m[k], stacked[ref][k])
+            sign = "+" if diff >= 0 else "−"
+            pct = abs(100 * diff / stacked[ref][k].mean().item())
+            cells.append(f"{sign}{sci(abs(diff))} ± {sci(1.96 * se)} ({sign}{pct:.1f}%)")
+        rows.append([label, card.get("editor", "?"), *cells])
+    n_seeds, n_inr = len(seeds), len(data)
+    body = (f"Paint editors on {n_seeds} stroke seeds of the {args.data} test split ({n_inr} INRs, {args.points} "
+            f"points): seed s draws new strokes and colours for every INR (`random_paint`, seed 12345 + s; s = 0 "
+            f"is the report's) and new points, the same for every editor. Each MSE cell is the mean over seeds "
+            f"(the seeds' range in brackets); each difference is against {ref}, the mean over the {n_seeds} × "
+            f"{n_inr} pairs ± a 95% interval (1.96 standard errors, the INRs as clusters: "
+            f"`bench.editors.paired_difference`). No edit: {sci(sum(none) / len(none))} total.\n\n"
+            + table(["editor", "kind", "inside MSE", "outside MSE", "total MSE", "inside vs ref", "outside vs ref",
+                     "total vs ref"], rows))
+    write_section(f"editors-{args.data}-paint-paired", f"Editors: {args.data} paint, paired over stroke seeds",
+                  body, command=f"python -m bench.editors paired --task paint --data {args.data} "
+                                f"--editors {args.editors} --seeds {args.seeds}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("phase", choices=["train", "report", "ship", "widths"])
+    ap.add_argument("phase", choices=["train", "report", "ship", "widths", "paired"])
     ap.add_argument("--task", default="dilate")
     ap.add_argument("--data", default="mnist5k")
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -595,9 +693,12 @@ def main() -> None:
     ap.add_argument("--run", default=None, help="ship: a run folder, or a run name under runs/bench/DATA-TASK")
     ap.add_argument("--name", default=None, help="ship: the file name in assets/editors")
     ap.add_argument("--note", default=None, help="ship: a note for the card")
+    ap.add_argument("--editors", default=None,
+                    help="paired: REF,OTHER,... shipped names, editor files, or REV:NAME (a shipped file at a git rev)")
     ap.add_argument("--stamp", action="store_true", help="widths: rewrite each shipped card's widths")
     args = ap.parse_args()
-    {"train": cmd_train, "report": cmd_report, "ship": cmd_ship, "widths": cmd_widths}[args.phase](args)
+    phases = {"train": cmd_train, "report": cmd_report, "ship": cmd_ship, "widths": cmd_widths, "paired": cmd_paired}
+    phases[args.phase](args)
 
 
 if __name__ == "__main__":

@@ -89,10 +89,12 @@ def image_errors(image: Tensor, reference: Tensor, mask: Tensor | None = None) -
 
 
 def _summary(errs: list[dict[str, Tensor]], secs: float) -> dict:
-    """{"mse", "per_inr", "seconds_per_inr"} (+ "inside", "outside" for paint) from per-batch errors."""
+    """{"mse", "per_inr", "seconds_per_inr"} (+ "inside", "outside" and their "per_inr_inside",
+    "per_inr_outside" for paint) from per-batch errors."""
     e = {k: torch.cat([d[k] for d in errs]) for k in errs[0]}
     out = {"mse": e["mse"].mean().item(), "per_inr": e["mse"], "seconds_per_inr": secs / len(e["mse"])}
     out.update({k: v.mean().item() for k, v in e.items() if k != "mse"})
+    out.update({f"per_inr_{k}": v for k, v in e.items() if k in ("inside", "outside")})
     return out
 
 

@@ -78,3 +78,39 @@ def test_nearest_point_painter_is_exact_with_every_pixel_and_degrades_with_fewer
     assert full["mse"] < 1e-10 and full["inside"] < 1e-10 and full["outside"] < 1e-10
     few = nearest_point_paint(es, points=16, alpha=2.0)
     assert few["mse"] > 1e-4 and few["inside"] < no_edit_errors(es)["inside"]
+
+
+def test_paint_summary_keeps_per_inr_inside_and_outside(tiny_zoo):
+    """The per-INR inside and outside errors (for paired comparisons over seeds) average to the reported ones."""
+    es = eval_set(EditData.from_zoo("mnist5k", "test", "paint", root=tiny_zoo), seed=3)
+    r = run_adam(es, points=16, steps=2, lr=1e-3)
+    for k in ("inside", "outside"):
+        assert r[f"per_inr_{k}"].shape == (len(es.data),)
+        assert abs(r[f"per_inr_{k}"].mean().item() - r[k]) < 1e-7
+
+
+def test_paired_difference_clusters_by_inr():
+    from bench.editors import paired_difference
+
+    old = torch.tensor([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
+    new = old + torch.tensor([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]])  # per-INR mean differences 1, 1, 1
+    diff, se = paired_difference(new, old)
+    assert abs(diff - 1.0) < 1e-7 and se < 1e-7  # every INR moved by the same mean: no spread between clusters
+    new = old + torch.tensor([[0.0, 0.0, 3.0], [0.0, 0.0, 3.0]])  # INR means 0, 0, 3
+    diff, se = paired_difference(new, old)
+    assert abs(diff - 1.0) < 1e-7 and abs(se - 1.0) < 1e-6  # std of (0, 0, 3) is sqrt(3), / sqrt(3 INRs)
+
+
+def test_editor_at_reads_shipped_names_files_and_git_revisions():
+    from bench.editors import ROOT, _editor_at
+
+    _, card, label = _editor_at("paint")
+    assert card["task"] == "paint" and label == "`paint`"
+    _, card2, _ = _editor_at(str(ROOT / "assets" / "editors" / "paint.safetensors"))
+    assert card2 == card
+    _, card3, label3 = _editor_at("HEAD:paint")  # the committed file (any clone has HEAD)
+    assert card3["task"] == "paint" and "HEAD" in label3
+    import pytest
+
+    with pytest.raises(SystemExit, match="no assets/editors/nope"):
+        _editor_at("HEAD:nope")
