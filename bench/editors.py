@@ -498,13 +498,22 @@ def cmd_ship(args) -> None:
 
 def _start_commands(init: Path) -> list[str]:
     """The training commands of the runs behind the editor file `init` (a run's best.safetensors), the first run
-    first (`gmn.train.init_chain`): a run fine-tuned from a fine-tuned run needs both."""
+    first (`gmn.train.init_chain`): a run fine-tuned from a fine-tuned run needs both. Where the chain starts at a
+    shipped file whose own start is not on this machine (a run folder restored from the shipped editor), the
+    training commands of that file's `reproduce` stand for it and for the runs before it."""
     from gmn.train import init_chain
 
     if not init.exists():
         return []
-    done = [file.parent / "done.json" for file, _ in init_chain(init)]
-    return ["python " + json.loads(d.read_text())["command"].replace(str(ROOT) + "/", "") for d in done if d.exists()]
+    chain = init_chain(init)
+    before = []
+    first = chain[0][1]
+    if first.get("init") and first.get("reproduce"):  # a shipped file whose own start is not here: its card's
+        before = [c for c in first["reproduce"].split(" && ") if "bench.editors ship " not in c]  # commands
+        chain = chain[1:]
+    done = [file.parent / "done.json" for file, _ in chain]
+    return before + ["python " + json.loads(d.read_text())["command"].replace(str(ROOT) + "/", "")
+                     for d in done if d.exists()]
 
 
 def _width_check(editor, data: str, task: str, m32: float, points: int) -> dict | None:
@@ -618,7 +627,7 @@ def cmd_paired(args) -> None:
     total with a 95% interval. Writes the section `editors-{data}-paint-paired`. Minutes (S x the editors'
     ms / INR x the test INRs)."""
     from gmn.data import EditData
-    from gmn.evaluate import eval_set, no_edit_errors, run_editor
+    from gmn.evaluate import eval_set, no_edit_errors, run_adam, run_editor, tune_adam_lr
 
     specs = [s for s in (args.editors or "").split(",") if s]
     if len(specs) < 2 or args.task != "paint":
@@ -626,23 +635,31 @@ def cmd_paired(args) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     editors = [_editor_at(s) for s in specs]
     data = EditData.from_zoo(args.data, "test", "paint")
+    torch.manual_seed(0)
+    adam_k = 100  # test-time Adam on the same points, its lr tuned on validation strokes as in the report
+    lr, _ = tune_adam_lr(eval_set(EditData.from_zoo(args.data, "val", "paint", limit=200)), points=args.points,
+                         steps=adam_k)
+    methods = [(label, card.get("editor", "?"), lambda es, s, e=editor: run_editor(e, es, points=args.points, seed=s))
+               for editor, card, label in editors]
+    adam = f"Adam on the same {args.points} points, K={adam_k} (lr {lr:g})"
+    methods.append((adam, "—", lambda es, s: run_adam(es, points=args.points, steps=adam_k, lr=lr, seed=s)))
     keys = ("per_inr_inside", "per_inr_outside", "per_inr")
-    per = {label: {k: [] for k in keys} for _, _, label in editors}
+    per = {label: {k: [] for k in keys} for label, _, _ in methods}
     none = []
     for s in seeds:
         torch.manual_seed(0)
         es = eval_set(data, seed=12345 + s)
         none.append(no_edit_errors(es)["mse"])
-        for editor, _, label in editors:
-            r = run_editor(editor, es, points=args.points, seed=s)
-            for k in keys:
-                per[label][k].append(r[k])
+        for label, _, run in methods:
+            r = run(es, s)
+            for key in keys:
+                per[label][key].append(r[key])
             print(f"seed {s} {label}: inside {r['inside']:.4g} outside {r['outside']:.4g} total {r['mse']:.4g}",
                   flush=True)
     stacked = {label: {k: torch.stack(v) for k, v in d.items()} for label, d in per.items()}  # (S, N)
     ref = editors[0][2]
     rows = []
-    for _, card, label in editors:
+    for label, kind, _ in methods:
         m = stacked[label]
         cells = []
         for k in keys:
@@ -656,7 +673,8 @@ def cmd_paired(args) -> None:
             sign = "+" if diff >= 0 else "−"
             pct = abs(100 * diff / stacked[ref][k].mean().item())
             cells.append(f"{sign}{sci(abs(diff))} ± {sci(1.96 * se)} ({sign}{pct:.1f}%)")
-        rows.append([label, card.get("editor", "?"), *cells])
+        ratio = m["per_inr"].mean() / stacked[adam]["per_inr"].mean()
+        rows.append([label, kind, *cells, "" if label == adam else f"{ratio:.2f}×"])
     n_seeds, n_inr = len(seeds), len(data)
     body = (f"Paint editors on {n_seeds} stroke seeds of the {args.data} test split ({n_inr} INRs, {args.points} "
             f"points): seed s draws new strokes and colours for every INR (`random_paint`, seed 12345 + s; s = 0 "
@@ -665,7 +683,7 @@ def cmd_paired(args) -> None:
             f"{n_inr} pairs ± a 95% interval (1.96 standard errors, the INRs as clusters: "
             f"`bench.editors.paired_difference`). No edit: {sci(sum(none) / len(none))} total.\n\n"
             + table(["editor", "kind", "inside MSE", "outside MSE", "total MSE", "inside vs ref", "outside vs ref",
-                     "total vs ref"], rows))
+                     "total vs ref", "total vs Adam"], rows))
     write_section(f"editors-{args.data}-paint-paired", f"Editors: {args.data} paint, paired over stroke seeds",
                   body, command=f"python -m bench.editors paired --task paint --data {args.data} "
                                 f"--editors {args.editors} --seeds {args.seeds}")

@@ -65,7 +65,19 @@ LONG = [
     ["bench.editors", "train", "--task", "paint", "--data", "tiles", "--kinds", "ng+gmn", "--seeds", "0",
      "--minutes", "35", "--augment", "--tag", "r5ow125", "--model", '{"rounds": 5}', "--lr", "3e-4",
      "--outside-weight", "1.25", "--init", "runs/bench/tiles-paint/ng+gmn-r4ft-s0/best.safetensors"],
+    # 35 CPU-min more on the five-round run: at the same weight (more training alone) and with the outside at 1.4×
+    ["bench.editors", "train", "--task", "paint", "--data", "tiles", "--kinds", "ng+gmn", "--seeds", "0",
+     "--minutes", "35", "--augment", "--tag", "r5ow125c", "--model", '{"rounds": 5}', "--lr", "3e-4",
+     "--outside-weight", "1.25", "--init", "runs/bench/tiles-paint/ng+gmn-r5ow125-s0/best.safetensors"],
+    ["bench.editors", "train", "--task", "paint", "--data", "tiles", "--kinds", "ng+gmn", "--seeds", "0",
+     "--minutes", "35", "--augment", "--tag", "r5ow14", "--model", '{"rounds": 5}', "--lr", "3e-4",
+     "--outside-weight", "1.4", "--init", "runs/bench/tiles-paint/ng+gmn-r5ow125-s0/best.safetensors"],
     ["bench.editors", "report", "--task", "paint", "--data", "tiles"],
+    # ~12 min: the colour paint editors shipped so far (their files at the commits that shipped them) and the two
+    # runs above on 5 stroke seeds, paired, with Adam on the same points
+    ["bench.editors", "paired", "--task", "paint", "--data", "tiles", "--seeds", "0,1,2,3,4", "--editors",
+     "454d282:paint-color,5ab35d6:paint-color,adec4c9:paint-color,0623c48:paint-color,fa2295c:paint-color,"
+     "runs/bench/tiles-paint/ng+gmn-r5ow125c-s0/best.safetensors,runs/bench/tiles-paint/ng+gmn-r5ow14-s0/best.safetensors"],
     ["bench.editors", "train", "--task", "blur", "--data", "tiles", "--kinds", "gmn", "--seeds", "0",
      "--minutes", "10", "--augment"],
     ["bench.editors", "train", "--task", "blur", "--data", "tiles", "--kinds", "ng+gmn", "--seeds", "0",
@@ -126,6 +138,9 @@ LONG = [
      "--minutes", "35", "--augment", "--tag", "r5ow125", "--model", '{"rounds": 5}', "--lr", "3e-4",
      "--outside-weight", "1.25", "--init", "runs/bench/mnist5k-aug-paint/ng+gmn-r4ft-s0/best.safetensors"],
     ["bench.editors", "report", "--task", "paint", "--data", "mnist5k-aug"],
+    # ~5 min: the gray paint editors shipped so far on 5 stroke seeds, paired (the real test digits: mnist5k)
+    ["bench.editors", "paired", "--task", "paint", "--data", "mnist5k", "--seeds", "0,1,2,3,4", "--editors",
+     "334b5b8:paint,5a89c61:paint,5ab35d6:paint,adec4c9:paint"],
     ["bench.editors", "widths"],  # ~2 min: every shipped editor at width 64 (zoos *-test-w64)
     ["bench.large_inr"],  # ~25 CPU-min the first time: deep patches zoo, contrast editor, photo fit, Adam curves
     ["bench.fitting", "train"],  # ~30 CPU-min: Reptile inits, learned optimizers (tiles, ± GradMetaNet)

@@ -162,3 +162,24 @@ def test_outside_weight_scales_only_the_loss_outside_the_paint_mask(tiny_zoo, tm
     assert (heavy > plain).all()  # the edit changes some pixels outside every mask
     train(_cfg(tiny_zoo, tmp_path / "ow", task="paint", steps=4, outside_weight=2.0), log=lambda *_: None)
     assert json.loads((tmp_path / "ow" / "best.json").read_text())["train_config"]["outside_weight"] == 2.0
+
+
+def test_start_commands_of_a_run_restored_from_a_shipped_file(tmp_path):
+    """A run folder restored from a shipped editor (its own start not on the machine) stands for its chain with
+    the training commands of the shipped card's `reproduce`; a run fine-tuned from it adds its own."""
+    from bench.editors import _start_commands
+    from gmn.editors import Editor, EditorConfig
+
+    editor = Editor(EditorConfig(kind="ws", task="paint"))
+    shipped = {"task": "paint", "init": {"path": "runs/gone/best.safetensors", "steps": 5, "training_minutes": 1.0},
+               "reproduce": "python -m gmn train A && python -m gmn train B && python -m bench.editors ship --run R"}
+    (tmp_path / "restored").mkdir()
+    save_editor(tmp_path / "restored" / "best.safetensors", editor, shipped)
+    assert _start_commands(tmp_path / "restored" / "best.safetensors") == ["python -m gmn train A",
+                                                                           "python -m gmn train B"]
+    (tmp_path / "next").mkdir()
+    save_editor(tmp_path / "next" / "best.safetensors", editor,
+                {"task": "paint", "train_config": {"init": str(tmp_path / "restored" / "best.safetensors")}})
+    (tmp_path / "next" / "done.json").write_text(json.dumps({"command": "-m gmn train C"}))
+    assert _start_commands(tmp_path / "next" / "best.safetensors")[-1] == "python -m gmn train C"
+    assert len(_start_commands(tmp_path / "next" / "best.safetensors")) == 3
