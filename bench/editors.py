@@ -634,6 +634,9 @@ def cmd_paired(args) -> None:
         raise SystemExit("paired needs --task paint and --editors REF,OTHER[,...] (names, files or REV:NAME)")
     seeds = [int(s) for s in args.seeds.split(",")]
     editors = [_editor_at(s) for s in specs]
+    labels = [label for _, _, label in editors]
+    if len(set(labels)) < len(labels):
+        raise SystemExit(f"paired: two editors would share a row name ({', '.join(labels)}); name each once")
     data = EditData.from_zoo(args.data, "test", "paint")
     torch.manual_seed(0)
     adam_k = 100  # test-time Adam on the same points, its lr tuned on validation strokes as in the report
