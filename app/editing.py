@@ -13,10 +13,10 @@ import torch
 
 from gmn.edit import edit_inr
 from gmn.editors import EditorError, apply_edit
+from gmn.evaluate import adam_loop, points_lr
 from gmn.objectives import FILTERS
 from inr.files import save_tiled
-from inr.fit import LR
-from inr.siren import forward, select
+from inr.siren import select
 
 from . import validate as V
 from .registry import Settings, get_editor, paint_editor_for
@@ -26,18 +26,13 @@ from .views import render, render_image
 REFUSED = "the edit produced NaN or Inf values; refused, the INR shown is unchanged"
 
 
-def _adam_same_budget(params, arch, x, target, weight, seconds: float, lr: float = LR):
-    """Test-time Adam on the editor's sampled points until `seconds` have passed (at least one step)."""
-    p = [t.detach().clone().requires_grad_(True) for t in params]
-    opt = torch.optim.Adam(p, lr=lr)
-    t0, steps = time.perf_counter(), 0
-    while steps == 0 or time.perf_counter() - t0 < seconds:
-        err = (weight * (forward(p, arch, x) - target).pow(2)).mean()
-        opt.zero_grad(set_to_none=True)
-        err.backward()
-        opt.step()
-        steps += 1
-    return [t.detach() for t in p], steps
+def _adam_same_budget(params, arch, x, target, weight, seconds: float):
+    """Test-time Adam on the editor's sampled points until `seconds` have passed (at least one step), at the lr
+    tuned for as many steps as that time allows (one timed step estimates it; `gmn.evaluate.points_lr`)."""
+    t0 = time.perf_counter()
+    adam_loop(params, arch, x, target, weight, steps=1, lr=points_lr(1))
+    k = max(1, int(seconds / max(time.perf_counter() - t0, 1e-9)))
+    return adam_loop(params, arch, x, target, weight, seconds=seconds, lr=points_lr(k))
 
 
 def _finite(params) -> bool:
@@ -64,8 +59,7 @@ def run_edit(settings: Settings, session: Session, editor_name: str, points, str
     if not _finite(res.params) or not torch.isfinite(render(session, res.params)).all():
         raise gr.Error(REFUSED)
     b = res.batch  # test-time Adam on the same points (of the same tiles), for the editor's time
-    weight = torch.ones_like(b.target_pts[..., :1]) if b.mask_pts is None else (
-        b.mask_pts + editor.config.lam * (1 - b.mask_pts))
+    weight = b.objective.weight_at(b.mask_pts, b.target_pts)  # the editor's own objective (its λ)
     sub, adam_steps = _adam_same_budget(select(base, res.tiles), arch, b.x, b.target_pts, weight, res.seconds)
     adam = [t.clone() for t in base]
     for a, t in zip(adam, sub, strict=True):

@@ -548,7 +548,7 @@ def paint_edits(ename: str, editor, fits: dict) -> dict:
     from gmn.data import make_batch
     from gmn.edit import edit_inr
     from gmn.evaluate import adam_on_points
-    from gmn.objectives import EditTarget, paint_target, random_paint
+    from gmn.objectives import paint_target, random_paint
     from inr.siren import coordinate_grid, select
 
     arch = _arch()
@@ -574,10 +574,10 @@ def paint_edits(ename: str, editor, fits: dict) -> dict:
             # Adam on the same points of the same touched tiles
             obj = paint_target(orig[None], mask[None], colour[None], lam)
             tiles = grid.touched(mask)
-            per_tile = EditTarget(grid.cut(obj.target)[0], grid.cut(obj.weight)[0], grid.cut(obj.mask)[0]).select(tiles)
+            per_tile = obj.map(lambda t, g=grid: g.cut(t)[0]).select(tiles)  # keeps the objective's λ
             b = make_batch(select(params, tiles), per_tile, coordinate_grid(grid.tile, grid.tile), POINTS,
                            torch.Generator().manual_seed(0))
-            wts = b.mask_pts + lam * (1 - b.mask_pts)
+            wts = b.objective.weight_at(b.mask_pts, b.target_pts)
             for k in ADAM_KS:
                 for lr in ADAM_LRS if name == TUNE_PHOTO else (lr_for[k],):
                     t0 = time.perf_counter()

@@ -20,6 +20,7 @@ Baselines, each given a stated amount of information:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,22 +105,35 @@ def edit_with(editor: Editor, batch: Batch, arch: SirenArch, strength: float = 1
     return apply_edit(batch.params, editor(batch.params, arch, batch.x, batch.target_pts, batch.mask_pts), strength)
 
 
-def _weights(batch: Batch, lam: float) -> Tensor:
-    return torch.ones_like(batch.target_pts[..., :1]) if batch.mask_pts is None else batch.mask_pts + lam * (
-        1 - batch.mask_pts)
+def adam_loop(params: Params, arch: SirenArch, x: Tensor, target: Tensor, weight: Tensor, *, lr: float,
+                   steps: int | None = None, seconds: float | None = None,
+                   clock: Callable[[], float] = time.perf_counter) -> tuple[Params, int]:
+    """The one test-time Adam loop (docs/DESIGN.md §6): `torch.optim.Adam` on the stacked parameters of N INRs,
+    minimising Σ_n mean_{b,c} w (f_n(x_b) − t_b)². The INRs share no parameter and Adam is elementwise, so each
+    INR takes exactly the steps it would take alone.
 
-
-def adam_on_points(params: Params, arch: SirenArch, x: Tensor, target: Tensor, weight: Tensor, *, steps: int,
-                   lr: float) -> Params:
-    """Test-time Adam on mean_b w_b (f(x_b) - t_b)² at the given points only, every INR independent."""
+    x: (N, B, 2) or (B, 2) points; target (N, B, C); weight (N, B, 1) (`EditTarget.weight_at`).
+    Stops after `steps` steps (0: none), or, with `seconds`, at the first step that ends `seconds` after the
+    start by `clock` (at least one step). Returns (the parameters after, detached; the number of steps taken)."""
+    if (steps is None) == (seconds is None):
+        raise ValueError("adam_loop: give exactly one of steps= and seconds=")
     p = [t.detach().clone().requires_grad_(True) for t in params]
     opt = torch.optim.Adam(p, lr=lr)
-    for _ in range(steps):
+    t0, done = clock(), 0
+    while (done < steps) if steps is not None else (done == 0 or clock() - t0 < seconds):
         err = (weight * (forward(p, arch, x) - target).pow(2)).mean(dim=(1, 2)).sum()
         opt.zero_grad(set_to_none=True)
         err.backward()
         opt.step()
-    return [t.detach() for t in p]
+        done += 1
+    return [t.detach() for t in p], done
+
+
+def adam_on_points(params: Params, arch: SirenArch, x: Tensor, target: Tensor, weight: Tensor, *, steps: int,
+                   lr: float) -> Params:
+    """Test-time Adam for `steps` steps on mean_b w_b (f(x_b) - t_b)² at the given points only, every INR
+    independent (`adam_loop`)."""
+    return adam_loop(params, arch, x, target, weight, steps=steps, lr=lr)[0]
 
 
 def adam_on_full(params: Params, arch: SirenArch, objective: EditTarget, grid: Tensor, *, steps: int,
@@ -127,6 +141,17 @@ def adam_on_full(params: Params, arch: SirenArch, objective: EditTarget, grid: T
     """Test-time Adam on the objective over the full pixel grid (the oracle)."""
     t, w = objective.flat()
     return adam_on_points(params, arch, grid, t, w, steps=steps, lr=lr)
+
+
+# Adam on the same points: the lr tuned on validation for K steps (BENCHMARKS.md, editors tables, the rows
+# "Adam on the same 64 points"), for callers that cannot tune it themselves (the app's equal-time baseline)
+POINTS_LR = {1: 3e-3, 10: 3e-4, 100: 1e-4}
+
+
+def points_lr(steps: int) -> float:
+    """The tuned lr of Adam on the sampled points for the K of `POINTS_LR` nearest to `steps` (in log K)."""
+    k = min(POINTS_LR, key=lambda s: abs(np.log(max(steps, 1)) - np.log(s)))
+    return POINTS_LR[k]
 
 
 def _errors(es: EvalSet, params: Params, idx: Tensor) -> dict[str, Tensor]:
@@ -159,8 +184,9 @@ def run_editor(editor: Editor, es: EvalSet, *, points: int, seed: int = 0, stren
     return _summary(errs, secs)
 
 
-def run_adam(es: EvalSet, *, points: int | None, steps: int, lr: float, seed: int = 0, lam: float = 1.0) -> dict:
-    """Adam on the same sampled points (`points` B) or on the full grid (`points` None)."""
+def run_adam(es: EvalSet, *, points: int | None, steps: int, lr: float, seed: int = 0) -> dict:
+    """Adam on the same sampled points (`points` B) or on the full grid (`points` None), on the EvalSet's own
+    objective (its λ and weights: `EditTarget.weight_at`)."""
     arch = es.data.arch
     errs, secs = [], 0.0
     for idx, b in es.batches(points or 1, seed=seed):
@@ -168,7 +194,8 @@ def run_adam(es: EvalSet, *, points: int | None, steps: int, lr: float, seed: in
         if points is None:
             new = adam_on_full(b.params, arch, b.objective, es.data.grid, steps=steps, lr=lr)
         else:
-            new = adam_on_points(b.params, arch, b.x, b.target_pts, _weights(b, lam), steps=steps, lr=lr)
+            w = b.objective.weight_at(b.mask_pts, b.target_pts)
+            new = adam_on_points(b.params, arch, b.x, b.target_pts, w, steps=steps, lr=lr)
         secs += time.perf_counter() - t0
         errs.append(_errors(es, new, idx))
     return _summary(errs, secs)

@@ -30,6 +30,14 @@ TASKS = FILTERS + ("paint",)
 PAINT_LAMBDA = 1.0
 
 
+def pixel_weight(mask: Tensor | None, lam: float, like: Tensor) -> Tensor:
+    """The per-pixel (or per-point) weight of the objective, computed here and nowhere else:
+    w = m + λ(1 − m) for a paint mask m (..., 1), and w = 1 (shaped like `like`[..., :1]) without one."""
+    if mask is None:
+        return torch.ones_like(like[..., :1])
+    return mask + lam * (1 - mask)
+
+
 def _filter_one(img: np.ndarray, task: str) -> np.ndarray:
     """img: (H, W, C) float in [0, 1] → filtered (H, W, C) float in [0, 1]."""
     from skimage import exposure, filters, morphology
@@ -92,6 +100,11 @@ class EditTarget:
         n, h, w, c = self.target.shape
         return self.target.reshape(n, h * w, c), self.weight.reshape(n, h * w, 1)
 
+    def weight_at(self, mask_pts: Tensor | None, like: Tensor) -> Tensor:
+        """The weight (N, B, 1) at sampled points with mask values `mask_pts` (N, B, 1) (None for filters),
+        with this objective's λ: the same w as `weight`, gathered at the points."""
+        return pixel_weight(mask_pts if self.kind == "paint" else None, self.lam, like)
+
     def error(self, images: Tensor) -> Tensor:
         """Per-INR weighted MSE (N,) of (N, H, W, C) images against this objective."""
         return (self.weight * (images - self.target).pow(2)).mean(dim=(1, 2, 3))
@@ -114,7 +127,7 @@ class EditTarget:
 def filter_target(images: Tensor, task: str) -> EditTarget:
     """Objective of a filter edit for (N, H, W, C) renders."""
     t = filter_images(images, task)
-    return EditTarget(t, torch.ones_like(t[..., :1]), None, "filter")
+    return EditTarget(t, pixel_weight(None, PAINT_LAMBDA, t), None, "filter")
 
 
 def paint_target(images: Tensor, mask: Tensor, colour: Tensor, lam: float = PAINT_LAMBDA) -> EditTarget:
@@ -123,8 +136,7 @@ def paint_target(images: Tensor, mask: Tensor, colour: Tensor, lam: float = PAIN
         colour = colour[:, None, None, :].expand_as(images)
     mask = (mask > 0.5).to(images.dtype)
     target = mask * colour + (1 - mask) * images
-    weight = mask + lam * (1 - mask)
-    return EditTarget(target, weight, mask, "paint", float(lam))
+    return EditTarget(target, pixel_weight(mask, lam, target), mask, "paint", float(lam))
 
 
 # synthetic paint for training

@@ -114,3 +114,60 @@ def test_editor_at_reads_shipped_names_files_and_git_revisions():
 
     with pytest.raises(SystemExit, match="no assets/editors/nope"):
         _editor_at("HEAD:nope")
+
+
+def _old_adam_on_points(params, arch, x, target, weight, *, steps, lr):
+    """The hand-written loop `adam_loop` replaced (gmn.evaluate before issue 27), kept as the reference."""
+    from inr.siren import forward
+
+    p = [t.detach().clone().requires_grad_(True) for t in params]
+    opt = torch.optim.Adam(p, lr=lr)
+    for _ in range(steps):
+        err = (weight * (forward(p, arch, x) - target).pow(2)).mean(dim=(1, 2)).sum()
+        opt.zero_grad(set_to_none=True)
+        err.backward()
+        opt.step()
+    return [t.detach() for t in p]
+
+
+def _paint_points(n=3, b=24, c=3, dtype=torch.float64, seed=0):
+    from inr.siren import SirenArch, init_params
+
+    gen = torch.Generator().manual_seed(seed)
+    arch = SirenArch(hidden=12, layers=2, dim_out=c)
+    params = [t.to(dtype) for t in init_params(arch, n, generator=gen)]
+    x = torch.rand(n, b, 2, generator=gen, dtype=dtype) * 2 - 1
+    target = torch.rand(n, b, c, generator=gen, dtype=dtype)
+    mask = (torch.rand(n, b, 1, generator=gen) > 0.5).to(dtype)
+    return params, arch, x, target, mask
+
+
+def test_adam_loop_equals_the_old_loop_and_each_inr_alone():
+    """The one test-time Adam loop on a fixed seed: the same steps as the hand-written loop it replaced, in float64
+    with a paint weight at λ = 0.3; each INR of the stack takes the steps it takes alone; a time budget read
+    from a fake clock stops after the step that crosses it."""
+    from gmn.evaluate import adam_loop
+    from gmn.objectives import pixel_weight
+
+    params, arch, x, target, mask = _paint_points()
+    w = pixel_weight(mask, 0.3, target)
+    assert torch.allclose(w, mask + 0.3 * (1 - mask)) and w.dtype == torch.float64
+    new, k = adam_loop(params, arch, x, target, w, steps=7, lr=2e-3)
+    old = _old_adam_on_points(params, arch, x, target, w, steps=7, lr=2e-3)
+    assert k == 7 and all(a.dtype == torch.float64 for a in new)
+    for a, b, p in zip(new, old, params):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+        assert not torch.equal(a, p)  # it moved
+    alone, _ = adam_loop([t[1:2] for t in params], arch, x[1:2], target[1:2], w[1:2], steps=7, lr=2e-3)
+    for a, s in zip(new, alone):
+        torch.testing.assert_close(a[1:2], s, rtol=0, atol=1e-12)
+    ticks = iter(range(100))
+    timed, k = adam_loop(params, arch, x, target, w, seconds=3.5, lr=2e-3, clock=lambda: float(next(ticks)))
+    assert k == 4  # clock 0 at the start, then 1, 2, 3 (< 3.5: go on), 4 (stop) after each step
+    four = adam_loop(params, arch, x, target, w, steps=4, lr=2e-3)[0]
+    assert all(torch.equal(a, b) for a, b in zip(timed, four))
+    assert adam_loop(params, arch, x, target, w, seconds=0.0, lr=2e-3)[1] == 1  # at least one step
+    import pytest
+
+    with pytest.raises(ValueError, match="exactly one of steps= and seconds="):
+        adam_loop(params, arch, x, target, w, lr=1e-3)
