@@ -1,0 +1,176 @@
+"""Preview, then refine: test-time Adam on the full target after the editor's one-shot edit (docs/DESIGN.md §5,
+"Preview, then refine").
+
+    res = edit_inr(params, arch, editor, grid=grid)                       # the preview: one editor forward
+    obj = filter_target(render_tiles(params, arch, grid), "blur")          # the whole objective it was given
+    ref = refine(res.params, res.arch, obj, grid=grid, steps=100)          # Adam on every pixel of the tiles
+    ref.params  # the refined INR: untouched tiles are the input's tensors' values, bit for bit
+
+Every photo edit knows its whole target (the filter of the render, or the painted colour and the render
+around it), so after the editor's preview Adam can fit it on every pixel rather than on the B sampled points.
+Only the tiles whose window still differs from the target are refined; each is fitted on its own window of
+the whole-image objective, as tiles are fitted (docs/DESIGN.md §10), so the blended render approaches the
+target and the other tiles stay bit-identical.
+
+Solid paint: `solid_paint_target` is the objective of a stroke as the user sees it, the stroke's colour inside
+its mask fading over a feathered edge of `feather` pixels into the render from before the edit outside, all
+with weight 1 (the preview's λ does not apply: the refine keeps the outside where it was).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from inr.siren import Params, SirenArch, check_params, coordinate_grid, select
+from inr.tiles import TileGrid, render_tiles
+
+from .editors import EditorError
+from .evaluate import adam_on_points
+from .objectives import EditTarget
+
+REFINE_STEPS = 100  # the default refine (the editors' cards say which start is the default: `refine_settings`)
+REFINE_LR = 1e-3  # Adam's lr from a fitted INR or an editor's result (bench/refine.py tunes it per editor)
+FEATHER = 2.0  # px at the working resolution: the soft edge a painted stroke fades over
+CHANGED_TOL = 0.5 / 255  # a tile whose window is within half an 8-bit level of the target is left alone
+
+
+@dataclass
+class RefineResult:
+    params: Params  # the whole INR (every tile); the tiles not in `tiles` are the input's values
+    tiles: Tensor  # (K,) indices of the refined tiles
+    mse_before: float  # weighted MSE of the whole render to the objective before the refine
+    mse: float  # the same after
+    steps: int  # Adam steps taken
+    seconds: float  # wall time of the Adam steps
+
+
+def feather_mask(mask: Tensor, feather: float = FEATHER) -> Tensor:
+    """A stroke's soft mask (H, W, 1) in [0, 1] from a painted mask (H, W, 1) in [0, 1]: 1 on the stroke
+    (mask > 0.5), falling linearly to 0 over `feather` pixels outside it (1 − d / (feather + 1), d the
+    distance in pixels to the nearest stroke pixel), never below the painted alpha itself. 0 marks the
+    pixels beyond the feathered edge, which a solid paint must leave alone."""
+    from scipy.ndimage import distance_transform_edt
+
+    if mask.dim() != 3 or mask.shape[-1] != 1:
+        raise EditorError(f"a paint mask is (H, W, 1), got {tuple(mask.shape)}")
+    if feather < 0:
+        raise EditorError(f"feather must be at least 0 px, got {feather}")
+    m = mask.detach().cpu().double()
+    core = (m[..., 0] > 0.5).numpy()
+    if not core.any():
+        return m.clamp(0, 1).to(mask)
+    d = torch.from_numpy(distance_transform_edt(~core))[..., None]  # (H, W, 1) px to the stroke, 0 on it
+    ramp = (1 - d / (feather + 1)).clamp(0, 1)
+    return torch.maximum(ramp, m.clamp(0, 1)).to(mask)
+
+
+def solid_paint_target(image: Tensor, mask: Tensor, colour: Tensor, *, feather: float = FEATHER) -> EditTarget:
+    """The objective of a solid stroke: t = m̃·c + (1 − m̃)·image, weight 1 everywhere, m̃ = `feather_mask`.
+
+    image: (H, W, C) or (1, H, W, C), the render the edit started from; mask (H, W, 1) in [0, 1]; colour
+    (H, W, C) per pixel or (C,). Returns an objective on (1, H, W, C) whose `mask` is the soft mask."""
+    img = image[0] if image.dim() == 4 else image
+    h, w, c = img.shape
+    if tuple(mask.shape[:2]) != (h, w):
+        raise EditorError(f"mask is {tuple(mask.shape[:2])}, the image {(h, w)}")
+    soft = feather_mask(mask, feather).to(img)
+    col = colour.to(img)
+    col = col.reshape(1, 1, c).expand(h, w, c) if col.dim() == 1 else col
+    target = soft * col + (1 - soft) * img
+    return EditTarget(target[None], torch.ones_like(soft)[None], soft[None], "paint", 1.0)
+
+
+def changed_tiles(objective: EditTarget, image: Tensor, grid: TileGrid, *, tol: float = CHANGED_TOL) -> Tensor:
+    """Indices (K,) of the tiles whose window of `image` (1, H, W, C) differs from the objective's target by more
+    than `tol` at some pixel of positive weight: the tiles an edit of that target changes."""
+    diff = ((image - objective.target).abs() * (objective.weight > 0)).amax(-1, keepdim=True)  # (1, H, W, 1)
+    win = grid.cut(diff[0]).flatten(1)  # (N, T·T)
+    return torch.nonzero((win > tol).any(1)).flatten()
+
+
+def refine(
+    params: Params,
+    arch: SirenArch,
+    objective: EditTarget,
+    *,
+    grid: TileGrid | None = None,
+    tiles: Tensor | None = None,
+    steps: int = REFINE_STEPS,
+    lr: float = REFINE_LR,
+) -> RefineResult:
+    """Adam on the full objective (every pixel of each refined tile's window), from `params` (the editor's
+    result, or the INR before the edit), on the tiles `tiles` only.
+
+    objective: on the whole image at the working resolution, target (1, H, W, C) and weight (1, H, W, 1)
+        (`filter_target` of the render before the edit, or `solid_paint_target`).
+    grid: where the tiles lie (None: one SIREN over the objective's square image).
+    tiles: the tiles to refine (default: `changed_tiles` of the render of `params`, those with work left).
+    The result follows the params' dtype and device; the objective is moved there."""
+    n_obj, h, w, c = objective.target.shape
+    if n_obj != 1:
+        raise EditorError(f"refine takes the objective of one image, got {n_obj}")
+    grid = TileGrid.single((h, w)) if grid is None else grid
+    n = check_params(params, arch)
+    if n != grid.count:
+        raise EditorError(f"the INR holds {n} SIRENs, its grid {grid.shape[0]}×{grid.shape[1]} = {grid.count}")
+    if grid.image_size != (h, w):
+        raise EditorError(f"the objective is {h}×{w} px, the INR's grid {grid.image_size[0]}×{grid.image_size[1]}")
+    if c != arch.dim_out:
+        raise EditorError(f"the objective has {c} channels, the INR {arch.dim_out}")
+    if steps < 0:
+        raise EditorError(f"refine steps must be at least 0, got {steps}")
+    dtype, device = params[0].dtype, params[0].device
+    obj = objective.map(lambda t: t.to(device, dtype))
+    before = render_tiles(params, arch, grid)  # (1, H, W, C)
+    mse_before = obj.error(before).item()
+    if tiles is None:
+        tiles = changed_tiles(obj, before, grid)
+    tiles = torch.as_tensor(tiles, dtype=torch.long).cpu()
+    out = list(params)
+    t0 = time.perf_counter()
+    if len(tiles) and steps:
+        per_tile = obj.map(lambda t: grid.cut(t[0])).select(tiles.to(device))  # (K, T, T, ·) each tile's window
+        target, weight = per_tile.flat()  # (K, T·T, C), (K, T·T, 1)
+        local = coordinate_grid(grid.tile, grid.tile, dtype=dtype, device=device)  # (T·T, 2), every tile's own grid
+        sub = adam_on_points(select(params, tiles.to(device)), arch, local, target, weight, steps=steps, lr=lr)
+        out = []
+        for p, s in zip(params, sub):
+            q = p.detach().clone()
+            q[tiles.to(device)] = s
+            out.append(q)
+    seconds = time.perf_counter() - t0
+    mse = obj.error(render_tiles(out, arch, grid)).item()
+    return RefineResult(out, tiles, mse_before, mse, steps if len(tiles) else 0, seconds)
+
+
+# the default refine of an editor: its card's "refine" field, written by bench/refine.py
+
+
+def refine_settings(card: dict) -> dict:
+    """{"start": "editor" | "original", "steps": K, "lr": lr} from an editor's card: whether the refine starts from
+    the editor's result (its warm start paid at equal time) or from the INR before the edit (plain Adam was
+    better), as measured by bench/refine.py; the module defaults (start from the editor) where the card says
+    nothing."""
+    r = card.get("refine") if isinstance(card, dict) else None
+    r = r if isinstance(r, dict) else {}
+    start = r.get("start") if r.get("start") in ("editor", "original") else "editor"
+    steps = int(r["steps"]) if isinstance(r.get("steps"), int) and r["steps"] >= 0 else REFINE_STEPS
+    lr = float(r["lr"]) if isinstance(r.get("lr"), (int, float)) and np.isfinite(r["lr"]) and r["lr"] > 0 else REFINE_LR
+    return {"start": start, "steps": steps, "lr": lr}
+
+
+def read_card(path: str | Path) -> dict:
+    """The JSON card beside an editor file ({} where there is none or it is unreadable)."""
+    j = Path(path).with_suffix(".json")
+    try:
+        card = json.loads(j.read_text())
+    except (OSError, ValueError):
+        return {}
+    return card if isinstance(card, dict) else {}
