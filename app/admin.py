@@ -173,8 +173,7 @@ def admin_evaluate(settings: Settings, password, name, limit=100, points=64, cli
     """An editor (or a run's best editor: "run: NAME" or the run's name) vs baselines on the validation split
     (rows: method, MSE, ms per INR), as in BENCHMARKS.md."""
     check_admin(password, client)
-    from gmn.data import EditData
-    from gmn.evaluate import eval_set, no_edit, run_adam, run_editor, tune_adam_lr
+    from gmn.evaluate import editor_eval_set, no_edit, run_adam, run_editor, tune_adam_lr
 
     limit = V.number(limit, "validation INRs", 1, 10_000, integer=True)
     points = V.number(points, "points", 1, 512, integer=True)
@@ -183,12 +182,10 @@ def admin_evaluate(settings: Settings, password, name, limit=100, points=64, cli
     train_cfg = card.get("train_config") if isinstance(card.get("train_config"), dict) else {}
     dataset = data_card.get("dataset") or train_cfg.get("data") or "mnist5k"
     try:
-        data = EditData.from_zoo(dataset, "val", editor.config.task, root=settings.zoo_root, limit=limit,
-                                 log=lambda *_: None, lam=editor.config.lam)  # the editor's own objective
-        editor.check(data.arch)
+        es = editor_eval_set(editor, dataset, "val", root=settings.zoo_root, limit=limit, log=lambda *_: None)
+        editor.check(es.data.arch)  # the data carry the editor's own objective (its λ)
     except (ValueError, OSError) as e:
         raise V.error(e) from None
-    es = eval_set(data)
     rows = [["no edit", f"{no_edit(es):.4g}", "0"]]
     r = run_editor(editor, es, points=points)
     rows.append([f"{label} ({editor.config.kind}, B={points})", f"{r['mse']:.4g}",

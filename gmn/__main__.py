@@ -105,15 +105,14 @@ def _check_output(path: str) -> None:
 
 
 def _cmd_eval(args) -> None:
-    from .data import EditData
     from .edit import resolve_editor
     from .editors import load_editor
-    from .evaluate import eval_set, no_edit, run_adam, run_editor
+    from .evaluate import editor_eval_set, no_edit, run_adam, run_editor
 
     editor, card = load_editor(resolve_editor(args.editor))
     dataset = args.data or card.get("data", {}).get("dataset", "mnist5k")
-    data = EditData.from_zoo(dataset, args.split, editor.config.task, root=args.zoo, limit=args.limit)
-    es = eval_set(data)
+    es = editor_eval_set(editor, dataset, args.split, root=args.zoo, limit=args.limit)  # the editor's λ
+    data = es.data
     points = args.points or editor.config.points
     r = run_editor(editor, es, points=points)
     print(f"{dataset} {args.split} ({len(data)} INRs), task {editor.config.task}, {points} points")

@@ -66,6 +66,15 @@ def eval_set(data: EditData, *, seed: int = 12345) -> EvalSet:
     return EvalSet(data, obj.target, obj, obj.mask)
 
 
+def editor_eval_set(editor: Editor, dataset: str, split: str, *, root=None, limit: int | None = None, log=print,
+                    seed: int = 12345) -> EvalSet:
+    """The EvalSet an editor is scored on (`gmn eval`, the app's admin): `dataset`/`split` with the editor's task
+    and its objective's λ, so the baselines are tuned and run on the objective the editor was given."""
+    data = EditData.from_zoo(dataset, split, editor.config.task, root=root, limit=limit, log=log,
+                             lam=editor.config.lam)
+    return eval_set(data, seed=seed)
+
+
 def mse_to(params: Params, arch: SirenArch, reference: Tensor) -> Tensor:
     """Per-INR MSE (N,) of the clamped render against reference (N, H, W, C)."""
     return errors_to(params, arch, reference)["mse"]

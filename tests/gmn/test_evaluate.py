@@ -171,3 +171,25 @@ def test_adam_loop_equals_the_old_loop_and_each_inr_alone():
 
     with pytest.raises(ValueError, match="exactly one of steps= and seconds="):
         adam_loop(params, arch, x, target, w, lr=1e-3)
+
+
+def test_an_editor_with_lambda_03_is_scored_and_its_adam_run_on_its_own_objective(tiny_zoo):
+    """λ = 0.3 reaches the evaluation: the EvalSet `gmn eval` and the admin build carries the editor's λ, and
+    the Adam baseline steps on w = m + 0.3(1 − m) at the points (not on λ = 1)."""
+    from gmn.editors import Editor, EditorConfig
+    from gmn.evaluate import adam_on_points, editor_eval_set
+    from inr.siren import SirenArch
+
+    editor = Editor(EditorConfig(kind="ws", task="paint", arch=SirenArch().to_dict(), lam=0.3, ws_hidden=4,
+                                 ws_layers=1))
+    es = editor_eval_set(editor, "mnist5k", "test", root=tiny_zoo, limit=6)
+    m = es.mask
+    assert es.objectives.lam == 0.3 and es.data.lam == 0.3
+    torch.testing.assert_close(es.objectives.weight, m + 0.3 * (1 - m))
+    r = run_adam(es, points=16, steps=3, lr=3e-3)
+    ((idx, b),) = es.batches(16)
+    arch = es.data.arch
+    ref = adam_on_points(b.params, arch, b.x, b.target_pts, b.mask_pts + 0.3 * (1 - b.mask_pts), steps=3, lr=3e-3)
+    torch.testing.assert_close(r["per_inr"], mse_to(ref, arch, es.reference[idx]))
+    at_one = adam_on_points(b.params, arch, b.x, b.target_pts, torch.ones_like(b.mask_pts), steps=3, lr=3e-3)
+    assert (r["per_inr"] - mse_to(at_one, arch, es.reference[idx])).abs().max() > 1e-7  # λ = 1 is another run
