@@ -293,3 +293,28 @@ def permute_neurons(x: Tensor, dims: list[int], perms: list[Tensor], dim: int = 
 def random_perms(dims: list[int], generator: torch.Generator | None = None) -> list[Tensor]:
     """One random permutation per hidden layer of `dims`."""
     return [torch.randperm(d, generator=generator) for d in dims[1:-1]]
+
+
+# the generic gradient set (gmn/capture.py)
+
+
+def as_gradient_set(neurons: NeuronSet, arch: SirenArch, objective: Objective | None = None) -> list:
+    """The same factors as `gmn.capture.GradientSet`s, one per INR (docs/DESIGN.md §13): each point is
+    one example with one position, the maps named as `siren_pytorch.SirenNet`'s layers ("layers.i",
+    "last_layer"), a: (B, 1, d_{l-1}), g: (B, 1, d_l). With `objective`, the per-point losses are
+    filled in from f = a⁽ᴸ⁾. Views of `neurons` (no copy); the batched SIREN path stays as it is and the
+    generic capture of a SirenNet gives the same tensors (tests/gmn/test_capture.py)."""
+    from .capture import GradientSet, LinearTerms
+
+    if list(neurons.dims) != arch.dims:
+        raise ValueError(f"neuron set has layer sizes {neurons.dims}, architecture has {arch.dims}")
+    a = neurons.a.split(neurons.dims, -1)  # per layer (N, B, d_l)
+    g = neurons.g.split(neurons.dims, -1)
+    names = [f"layers.{i}" for i in range(arch.layers)] + ["last_layer"]
+    out = []
+    for k in range(neurons.feats.shape[0]):
+        terms = {name: LinearTerms(a[i][k].unsqueeze(1), g[i + 1][k].unsqueeze(1), f"{name}.weight", f"{name}.bias")
+                 for i, name in enumerate(names)}
+        losses = objective.loss(a[-1][k : k + 1])[0] if objective is not None else None  # (B,)
+        out.append(GradientSet(terms, losses))
+    return out
