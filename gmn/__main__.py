@@ -3,7 +3,7 @@
     python -m gmn train --task dilate --data mnist5k --editor ws+gmn --minutes 30 --out DIR [--device cuda]
     torchrun --standalone --nproc_per_node 2 -m gmn train ...            # data parallel (DDP)
     python -m gmn edit IN.safetensors --editor NAME_OR_PATH [--points 64] [--strength 1.0]
-                      [--mask M.png --target T.png] -o OUT.safetensors
+                      [--mask M.png --target T.png] [--refine K] -o OUT.safetensors
     python -m gmn eval --editor NAME_OR_PATH [--split test] [--points 64]
     python -m gmn editors                                                # list the registry
     python -m gmn curvature INR.safetensors [--points 128] [--predictor PATH]   # Fisher diagonal per layer
@@ -83,16 +83,34 @@ def _cmd_edit(args) -> None:
         paint = to_size(load_image(args.target, channels=inr.arch.dim_out), grid.image_size)
     elif args.mask or args.target:
         raise EditorError(f"--mask/--target are for paint editors; '{args.editor}' is a {editor.config.task} editor")
+    if args.refine < 0:
+        raise EditorError(f"--refine must be at least 0 steps, got {args.refine}")
     res = edit_inr(inr.params, inr.arch, editor, grid=grid, points=args.points, strength=args.strength,
                    mask=mask, paint=paint, seed=args.seed)
     if not all(torch.isfinite(t).all() for t in res.params):
         raise EditorError("the edited INR has NaN or Inf weights; refused")
-    save_tiled(args.output, res.params, res.arch, grid,
+    params, arch, info = res.params, res.arch, {}
+    if args.refine:  # Adam on the full target from the card's default start (gmn.refine.refine_settings)
+        from .refine import read_card, refine, refine_settings, refine_target
+
+        settings = refine_settings(read_card(resolve_editor(args.editor)))
+        start = (res.params, res.arch) if settings["start"] == "editor" else (inr.params, inr.arch)
+        lr = args.refine_lr or settings["lr"]
+        ref = refine(*start, refine_target(inr.params, inr.arch, grid, editor.config.task, mask, paint), grid=grid,
+                     steps=args.refine, lr=lr)
+        params, arch = ref.params, start[1]
+        info = {"refine": {"steps": ref.steps, "lr": lr, "start": settings["start"], "tiles": len(ref.tiles)}}
+    save_tiled(args.output, params, arch, grid,
                source=f"{inr.meta.get('source', Path(args.inr).name)} + {editor.config.task} ({args.editor})",
-               edit={"editor": str(args.editor), "points": int(res.points.shape[0]), "strength": args.strength})
+               edit={"editor": str(args.editor), "points": int(res.points.shape[0]), "strength": args.strength,
+                     **info})
     wider = f", {editor.config.copies} averaged copies: width {res.arch.hidden}" if editor.config.copies > 1 else ""
     print(f"{args.output}: {editor.config.task} edit of {len(res.tiles)} SIREN(s), MSE to target {res.mse:.5f}, "
           f"{res.seconds * 1000:.1f} ms ({res.points.shape[0]} points{wider})")
+    if args.refine:
+        print(f"  refined {len(ref.tiles)} SIREN(s) from the {settings['start']}'s result: {ref.steps} Adam steps "
+              f"(lr {lr:g}) on the full target, weighted MSE {ref.mse_before:.5f} -> {ref.mse:.5f}, "
+              f"{ref.seconds:.2f} s")
 
 
 def _check_output(path: str) -> None:
@@ -278,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: by the work's size)")
+    p.add_argument("--refine", type=int, default=0, metavar="K",
+                   help="then K Adam steps on the full target, on the changed tiles (paint: a solid stroke with a "
+                   "feathered edge), from the start the editor's card names (default 0: the editor's result only)")
+    p.add_argument("--refine-lr", type=float, default=None, help="Adam's lr for --refine (default: the card's)")
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(run=_cmd_edit)
 

@@ -13,8 +13,8 @@ the whole-image objective, as tiles are fitted (docs/DESIGN.md §10), so the ble
 target and the other tiles stay bit-identical.
 
 Solid paint: `solid_paint_target` is the objective of a stroke as the user sees it, the stroke's colour inside
-its mask fading over a feathered edge of `feather` pixels into the render from before the edit outside, all
-with weight 1 (the preview's λ does not apply: the refine keeps the outside where it was).
+its mask fading over a feathered edge of `feather` pixels into the render from before the edit outside, the
+pixels beyond the edge weighed λ = SOLID_LAMBDA times more (the refine keeps the outside where it was).
 """
 
 from __future__ import annotations
@@ -29,15 +29,18 @@ import torch
 from torch import Tensor
 
 from inr.siren import Params, SirenArch, check_params, coordinate_grid, select
-from inr.tiles import TileGrid, render_tiles
+from inr.tiles import FIT_GROUP, TileGrid, render_tiles
 
 from .editors import EditorError
 from .evaluate import adam_on_points
-from .objectives import EditTarget
+from .objectives import FILTERS, EditTarget, filter_target
 
 REFINE_STEPS = 100  # the default refine (the editors' cards say which start is the default: `refine_settings`)
 REFINE_LR = 1e-3  # Adam's lr from a fitted INR or an editor's result (bench/refine.py tunes it per editor)
 FEATHER = 2.0  # px at the working resolution: the soft edge a painted stroke fades over
+GROUP = FIT_GROUP  # tiles per Adam run: small SIRENs are memory-bound (docs/DESIGN.md §10, fitting in groups)
+SOLID_LAMBDA = 4.0  # weight of the pixels beyond the feathered edge: on a 256² photo stroke (editor + 150 steps)
+# λ = 1 left 0.25% of them changed by more than 8/255, λ = 4 0.02%, the inside MSE about the same (8.4e-5, 8.7e-5)
 CHANGED_TOL = 0.5 / 255  # a tile whose window is within half an 8-bit level of the target is left alone
 
 
@@ -71,8 +74,10 @@ def feather_mask(mask: Tensor, feather: float = FEATHER) -> Tensor:
     return torch.maximum(ramp, m.clamp(0, 1)).to(mask)
 
 
-def solid_paint_target(image: Tensor, mask: Tensor, colour: Tensor, *, feather: float = FEATHER) -> EditTarget:
-    """The objective of a solid stroke: t = m̃·c + (1 − m̃)·image, weight 1 everywhere, m̃ = `feather_mask`.
+def solid_paint_target(image: Tensor, mask: Tensor, colour: Tensor, *, feather: float = FEATHER,
+                       lam: float = SOLID_LAMBDA) -> EditTarget:
+    """The objective of a solid stroke: t = m̃·c + (1 − m̃)·image with weight w = m̃ + λ(1 − m̃), m̃ = `feather_mask`
+    (the paint objective's weight, docs/DESIGN.md §5, with the soft mask and the refine's own λ).
 
     image: (H, W, C) or (1, H, W, C), the render the edit started from; mask (H, W, 1) in [0, 1]; colour
     (H, W, C) per pixel or (C,). Returns an objective on (1, H, W, C) whose `mask` is the soft mask."""
@@ -84,7 +89,23 @@ def solid_paint_target(image: Tensor, mask: Tensor, colour: Tensor, *, feather: 
     col = colour.to(img)
     col = col.reshape(1, 1, c).expand(h, w, c) if col.dim() == 1 else col
     target = soft * col + (1 - soft) * img
-    return EditTarget(target[None], torch.ones_like(soft)[None], soft[None], "paint", 1.0)
+    weight = soft + lam * (1 - soft)
+    return EditTarget(target[None], weight[None], soft[None], "paint", float(lam))
+
+
+def refine_target(params: Params, arch: SirenArch, grid: TileGrid, task: str, mask: Tensor | None = None,
+                  paint: Tensor | None = None, *, feather: float = FEATHER, lam: float = SOLID_LAMBDA) -> EditTarget:
+    """The full objective a refine fits, from the INR before the edit (params on `grid`): the filter of its
+    render for a filter task; for "paint" the solid stroke (`solid_paint_target`) of mask (H, W, 1) and
+    paint (H, W, C) or (C,) over its render."""
+    image = render_tiles(params, arch, grid)  # (1, H, W, C), the render the edit started from
+    if task in FILTERS:
+        return filter_target(image, task)
+    if task != "paint":
+        raise EditorError(f"unknown task {task!r}; choose one of {', '.join(FILTERS)}, paint")
+    if mask is None or paint is None:
+        raise EditorError("a paint refine needs the painted mask and colour")
+    return solid_paint_target(image, mask, paint, feather=feather, lam=lam)
 
 
 def changed_tiles(objective: EditTarget, image: Tensor, grid: TileGrid, *, tol: float = CHANGED_TOL) -> Tensor:
@@ -139,12 +160,13 @@ def refine(
         per_tile = obj.map(lambda t: grid.cut(t[0])).select(tiles.to(device))  # (K, T, T, ·) each tile's window
         target, weight = per_tile.flat()  # (K, T·T, C), (K, T·T, 1)
         local = coordinate_grid(grid.tile, grid.tile, dtype=dtype, device=device)  # (T·T, 2), every tile's own grid
-        sub = adam_on_points(select(params, tiles.to(device)), arch, local, target, weight, steps=steps, lr=lr)
-        out = []
-        for p, s in zip(params, sub):
-            q = p.detach().clone()
-            q[tiles.to(device)] = s
-            out.append(q)
+        idx = tiles.to(device)
+        out = [p.detach().clone() for p in params]
+        for i in range(0, len(idx), GROUP):  # tiles are independent and Adam elementwise: groups change nothing
+            g = slice(i, i + GROUP)
+            sub = adam_on_points(select(params, idx[g]), arch, local, target[g], weight[g], steps=steps, lr=lr)
+            for q, s in zip(out, sub):
+                q[idx[g]] = s
     seconds = time.perf_counter() - t0
     mse = obj.error(render_tiles(out, arch, grid)).item()
     return RefineResult(out, tiles, mse_before, mse, steps if len(tiles) else 0, seconds)
