@@ -148,6 +148,20 @@ def test_tiny_gpt_every_linear():
     assert gw.shape == (5, 20, 12) and gb.shape == (5, 20)
 
 
+def test_gpt_every_linear():
+    """gmn.transformer.GPT (scaled_dot_product_attention, separate q/k/v/out): every nn.Linear exact."""
+    from gmn.transformer import GPT, GPTConfig
+
+    torch.manual_seed(5)
+    model = GPT(GPTConfig(width=8, heads=2, layers=2, block=6, mlp_ratio=3, vocab=9)).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    idx, tgt = torch.randint(0, 9, (4, 6)), torch.randint(0, 9, (4, 6))
+    gs = assert_exact(model, lm_loss, idx, tgt)
+    assert len(gs.names()) == 2 * 6 + 1 and gs.terms["blocks.1.mlp.proj"].a.shape == (4, 6, 24)
+
+
 def test_siren_decomposition_is_a_gradient_set():
     """gmn.decompose's batched SIREN path and the generic capture on siren_pytorch's SirenNet agree:
     the same a and g per layer, one example per point (T = 1)."""
