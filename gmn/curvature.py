@@ -401,16 +401,6 @@ def default_predictor(arch: SirenArch) -> Path | None:
     return path if path.exists() else None
 
 
-def per_tensor_summary(fisher: Params, arch: SirenArch) -> list[dict]:
-    """One row per tensor of one INR's Fisher diagonal: name, shape, mean, max, total."""
-    rows = []
-    for name, t in zip(arch.param_names(), fisher, strict=True):
-        v = t[0].detach()
-        rows.append({"name": name, "shape": list(v.shape), "mean": v.mean().item(), "max": v.max().item(),
-                     "sum": v.sum().item()})
-    return rows
-
-
 # training a predictor to ship
 
 

@@ -39,6 +39,7 @@ from .decompose import NeuronSet, Objective, decompose_gradients, probe_features
 from .graph import NGNet, NGNetConfig
 from .model import GradMetaNet, GradMetaNetConfig, GradMetaNetPP, GradMetaNetPPConfig, GradMetaNetWS
 from .modelfile import load_module, save_module
+from .objectives import pixel_weight
 from .weightspace import WSNet, WSNetConfig
 
 KINDS = ("gmn", "gmnpp", "ws", "ws+probe", "ws+probe+res", "ws+gmn", "ng", "ng+gmn", "mlp")
@@ -114,8 +115,12 @@ class EditorConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> EditorConfig:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        """The config of a card or file; an unknown key (a misspelling would load the default) is refused."""
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise EditorError(f"unknown editor config key(s): {', '.join(unknown)}; known: "
+                              f"{', '.join(cls.__dataclass_fields__)}")
+        return cls(**d)
 
 
 class Editor(nn.Module):
@@ -193,15 +198,14 @@ class Editor(nn.Module):
     def neurons(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None) -> NeuronSet:
         """The per-point neuron features this editor reads (None-free for every kind but 'ws')."""
         kind, lam = self.config.kind, self.config.lam
-        objective = _objective(target, mask, lam)
         if kind in GRADIENT_KINDS:
-            return decompose_gradients(params, arch, x, objective=objective)
+            return decompose_gradients(params, arch, x, objective=self.objective(target, mask))
         probe = probe_features(params, arch, x)
         if kind == "ws+probe":
             return probe
         # ws+probe+res: residual w·(f − t) of each point, broadcast to every neuron
         f = probe.feats[:, :, -arch.dim_out :, 0]  # (N, B, C): the output neurons' activations
-        w = 1.0 if mask is None else mask * 1.0 + lam * (1 - mask)
+        w = pixel_weight(mask, lam, target)  # (N, B, 1)
         r = (w * (f - target)).unsqueeze(2).expand(-1, -1, probe.feats.shape[2], -1)  # (N, B, n, C)
         return NeuronSet(torch.cat([probe.feats, r], -1), probe.layer, probe.dims)
 
@@ -218,12 +222,33 @@ class Editor(nn.Module):
         reading the gradients of the INR edited so far; Δθ is the sum of the rounds' edits (differentiable
         through every round, so training sees what the last round makes of the first)."""
         self.check(arch)
-        total: Params | None = None
-        for _ in range(self.config.rounds):
-            current = params if total is None else [p + t for p, t in zip(params, total)]
+        return self._rounds(params, arch, x, target, mask)[-1]
+
+    def _rounds(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None,
+                rounds: int | None = None) -> list[Params]:
+        """Δθ summed over the first r rounds, for r = 1..`rounds` (default: all of them)."""
+        totals: list[Params] = []
+        for _ in range(self.config.rounds if rounds is None else rounds):
+            current = [p + t for p, t in zip(params, totals[-1])] if totals else params
             d = [d * c for d, c in zip(self._raw(current, arch, x, target, mask), self.precond)]
-            total = d if total is None else [t + e for t, e in zip(total, d)]
-        return total
+            totals.append([t + e for t, e in zip(totals[-1], d)] if totals else d)
+        return totals
+
+    def objective(self, target: Tensor, mask: Tensor | None = None) -> Objective:
+        """The objective this editor reads at its points: w·(f − t)² with w = m + λ(1 − m) at its own λ."""
+        return _objective(target, mask, self.config.lam)
+
+    @torch.no_grad()
+    def gradients_seen(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor,
+                       mask: Tensor | None = None) -> list[NeuronSet]:
+        """Per round, the decomposed gradients (a, g) of the editor's own objective (masked, λ-weighted) at the INR
+        that round reads: θ, then θ + the edits of the rounds before it. x (N, B, 2), target (N, B, C), mask
+        (N, B, 1) or None, as `forward`."""
+        self.check(arch)
+        objective = self.objective(target, mask)
+        earlier = self._rounds(params, arch, x, target, mask, self.config.rounds - 1)
+        states = [params] + [[p + t for p, t in zip(params, d)] for d in earlier]
+        return [decompose_gradients(p, arch, x, objective=objective) for p in states]
 
     def _raw(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None) -> Params:
         kind = self.config.kind
@@ -249,8 +274,7 @@ class Editor(nn.Module):
         elif kind == "mlp":
             self.net.fit_norm(rank1_gradients(neurons, arch), params)
         else:
-            self.net.gmn.fit_norm(neurons, params)
-            self.net.ws.fit_norm(params, self.net.gmn(neurons, params))
+            self.net.fit_norm(params, neurons)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -192,7 +192,7 @@ class ProductDecoder(nn.Module):
 
 
 class LowRankDecoder(nn.Module):
-    """Point-level features -> weights, summed over points (docs/DESIGN.md §4):
+    """Point-level features -> weights, averaged over points (docs/DESIGN.md §4):
 
         ΔW_l[i,j] = mean_b Σ_k u_k(x_{b,i}⁽ˡ⁾) v_k(x_{b,j}⁽ˡ⁻¹⁾),   Δb_l[i] = mean_b w(x_{b,i}⁽ˡ⁾)
 

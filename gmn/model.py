@@ -49,7 +49,7 @@ class GradMetaNetConfig:
     deepsets_layers: int = 2
     product: bool = True  # the ΔW_l[i,j] = MLP₁([z_i, z_j]) decoder on pooled features
     decoder_hidden: int = 48
-    lowrank: int = 8  # rank of the point-summed term mean_b Σ_k u_k v_k; 0 disables
+    lowrank: int = 8  # rank of the point-averaged term mean_b Σ_k u_k v_k; 0 disables
     out_channels: int = 1
     edit_scale_init: float | None = 0.01  # learnable per-tensor output scale; None: no scale
     weight_features: bool = False  # add weight-derived neuron features (weightspace.weight_neuron_features)
@@ -143,7 +143,7 @@ class _NeuronModel(nn.Module):
 
 class GradMetaNet(_NeuronModel):
     """Equivariant network on decomposed gradients: PE -> interaction layers -> pool over points
-    -> DeepSets -> product decoder (+ point-summed low-rank decoder). Interaction and DeepSets
+    -> DeepSets -> product decoder (+ point-averaged low-rank decoder). Interaction and DeepSets
     layers are residual (x + layer(x)). For scalar outputs put `layers.InvariantHead` on `encode`'s Z."""
 
     def __init__(self, config: GradMetaNetConfig):
@@ -253,5 +253,7 @@ class GradMetaNetWS(nn.Module):
 
     @torch.no_grad()
     def fit_norm(self, params: Params, neurons: NeuronSet) -> None:
+        """Fit GradMetaNet's feature statistics, then WS's input RMS of the weights and of the Θ[f] channels
+        GradMetaNet (so fitted) hands it: the one fit of both parts."""
         self.gmn.fit_norm(neurons, params)
-        self.ws.fit_norm(params)
+        self.ws.fit_norm(params, self.gmn(neurons, params))

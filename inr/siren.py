@@ -91,7 +91,14 @@ class SirenArch:
 
     @classmethod
     def from_dict(cls, d: dict) -> SirenArch:
-        known = {k: d[k] for k in ("dim_in", "hidden", "layers", "dim_out", "w0", "w0_initial") if k in d}
+        """The architecture of a file's or card's metadata; an unknown key (a misspelling would load the default)
+        is refused with a ValueError naming it."""
+        fields = ("dim_in", "hidden", "layers", "dim_out", "w0", "w0_initial")
+        unknown = sorted(set(d) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown SIREN architecture key(s): {', '.join(map(str, unknown))}; known: "
+                             f"{', '.join(fields)}")
+        known = {k: d[k] for k in fields if k in d}
         for k in ("dim_in", "hidden", "layers", "dim_out"):
             if k in known:
                 known[k] = int(known[k])
@@ -120,9 +127,9 @@ def init_params(
     params: Params = []
     for i, (rows, cols) in enumerate(zip(arch.dims[1:], arch.dims[:-1])):
         w0 = arch.w0_initial if i == 0 else arch.w0
-        std = 1.0 / cols if i == 0 else math.sqrt(6.0 / cols) / w0
+        bound = 1.0 / cols if i == 0 else math.sqrt(6.0 / cols) / w0  # U(-bound, bound)
         for shape in ((n, rows, cols), (n, rows)):
-            t = torch.rand(shape, generator=generator, dtype=dtype) * (2 * std) - std
+            t = torch.rand(shape, generator=generator, dtype=dtype) * (2 * bound) - bound
             params.append(t.to(device))
     return params
 

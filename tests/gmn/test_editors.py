@@ -218,3 +218,74 @@ def test_the_registry_says_how_many_rounds_and_copies_an_editor_uses():
     assert two.endswith("width 32 only; 2 rounds: it reads the gradients again after each)")
     oce = describe_editor({"task": "dilate", "config": {"kind": "ng+gmn", "arch": arch, "copies": 4}})
     assert "4 averaged copies: the edited INR is 4× as wide" in oce
+
+
+def test_an_editor_with_lambda_03_reads_its_own_weighted_objective():
+    """λ = 0.3 reaches what the editor reads: the output neurons' g is 2 w (f − t) with w = m + 0.3 (1 − m)
+    (float64), the residual kind's r is w (f − t), and every round of a two-round editor reads that objective at
+    the INR edited so far (`gradients_seen`, what the app's "what GradMetaNet sees" draws)."""
+    from gmn.decompose import decompose_gradients, masked_mse
+    from inr.siren import forward
+
+    arch, _, params, x, t, m = _paint_case(2, 12, seed=4)
+    w = m + 0.3 * (1 - m)
+    f = forward(params, arch, x)  # (N, B, 1)
+    for kind in ("ws+gmn", "ws+probe+res"):
+        editor = _random_editor(kind, arch, lam=0.3)
+        ns = editor.neurons(params, arch, x, t, m)
+        if kind == "ws+gmn":
+            torch.testing.assert_close(ns.g[..., -1:], 2 * w * (f - t), rtol=1e-10, atol=1e-12)
+        else:
+            torch.testing.assert_close(ns.feats[:, :, 0, -1:], w * (f - t), rtol=1e-10, atol=1e-12)
+    two = _random_editor("ng+gmn", arch, lam=0.3, rounds=2)
+    seen = two.gradients_seen(params, arch, x, t, m)
+    with torch.no_grad():
+        first = two._rounds(params, arch, x, t, m, 1)[0]
+    assert len(seen) == 2 and seen[0].feats.dtype == torch.float64
+    for s, at in zip(seen, (params, apply_edit(params, first))):
+        ref = decompose_gradients(at, arch, x, objective=masked_mse(t, m, t, 0.3))
+        torch.testing.assert_close(s.feats, ref.feats, rtol=1e-10, atol=1e-12)
+    f1 = forward(apply_edit(params, first), arch, x)
+    torch.testing.assert_close(seen[1].g[..., -1:], 2 * w * (f1 - t), rtol=1e-10, atol=1e-12)
+    assert (seen[1].g - seen[0].g).abs().max() > 1e-6  # the second round reads the edited INR
+
+
+def test_ws_gmn_fit_norm_is_one_fit_of_weights_and_theta_channels():
+    """GradMetaNetWS.fit_norm (the one fit; Editor.fit_norm calls it) fits WS's input RMS of the Θ[f] channels
+    GradMetaNet hands it, not only of the weights."""
+    data = _data("dilate", n=6, hidden=16)
+    b = data.batch(torch.arange(6), 16, seed=1)
+    torch.manual_seed(0)
+    editor = Editor(EditorConfig(kind="ws+gmn", arch=data.arch.to_dict(), **SMALL))
+    editor.fit_norm(b.params, data.arch, b.x, b.target_pts)
+    net = editor.net
+    with torch.no_grad():
+        extra = net.gmn(editor.neurons(b.params, data.arch, b.x, b.target_pts, None), b.params)
+        inputs = net.ws.inputs(b.params, extra)
+    for scale, t in zip(net.ws.in_scale, inputs):
+        torch.testing.assert_close(scale, t.pow(2).flatten(0, -2).mean(0).sqrt().clamp_min(1e-8))
+    assert (net.ws.in_scale[:, 1:] != 1).all()  # the Θ channels are fitted
+    torch.manual_seed(0)
+    again = Editor(EditorConfig(kind="ws+gmn", arch=data.arch.to_dict(), **SMALL))  # the same weights
+    again.net.fit_norm(b.params, editor.neurons(b.params, data.arch, b.x, b.target_pts, None))
+    for (name, u), v in zip(editor.state_dict().items(), again.state_dict().values()):
+        if "scale" in name or "norm" in name:
+            torch.testing.assert_close(u, v)
+
+
+def test_configs_with_an_unknown_key_are_refused(tmp_path):
+    """A card or file with a misspelled key would load with the default: refused in one line naming the key."""
+    from gmn.modelfile import save_module
+    from inr.siren import SirenArch
+
+    with pytest.raises(EditorError, match=r"^unknown editor config key\(s\): lamda, roundz;"):
+        EditorConfig.from_dict({"kind": "ws", "task": "paint", "lamda": 0.3, "roundz": 2})
+    assert EditorConfig.from_dict({"kind": "ws", "task": "paint", "lam": 0.3}).lam == 0.3
+    with pytest.raises(ValueError, match=r"^unknown SIREN architecture key\(s\): hiden;"):
+        SirenArch.from_dict({"hiden": 64, "layers": 2})
+    assert SirenArch.from_dict({"hidden": 64}).hidden == 64
+    editor = Editor(EditorConfig(kind="ws", **SMALL))
+    save_module(tmp_path / "typo.safetensors", editor, "gmn-editor", {**editor.config.to_dict(), "lamda": 0.3}, {})
+    with pytest.raises(EditorError, match="lamda") as err:
+        load_editor(tmp_path / "typo.safetensors")
+    assert "\n" not in str(err.value)
