@@ -21,6 +21,7 @@ import os
 import sys
 from pathlib import Path
 
+from inr import checks
 from inr.errors import InrError
 
 from .editors import KINDS, EditorError
@@ -34,10 +35,88 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+# the bounds of every option, by dest (inr.checks; `python -m inr`'s table, which `fit` shares, plus these)
+POINTS = checks.integer(1, checks.MAX_POINTS)
+TYPES = {
+    "minutes": checks.real(0, 10**6, open_low=True), "batch": checks.integer(1, 4096), "points": POINTS,
+    "val_every": checks.integer(1, checks.MAX_STEPS), "val_size": checks.integer(1, 10**7),
+    "model": checks.json_object, "outside_weight": checks.real(0, 1000), "strength": checks.real(0, checks.MAX_STRENGTH),
+    "refine": checks.integer(0, 100_000), "refine_lr": checks.real(0, 1, open_low=True),
+    "adam_lr": checks.real(0, 1, open_low=True), "data": checks.nonempty, "meta_steps": checks.integer(1, checks.MAX_STEPS),
+    "datasets": checks.dataset_list, "es_pairs": checks.integer(1, 1024), "es_sigma": checks.real(0, 10, open_low=True),
+    "horizon": checks.integer(1, 100_000), "meta_lr": checks.real(0, 1, open_low=True), "editor": checks.nonempty,
+}
+COMMAND_TYPES = {"curvature": {"points": checks.integer(1, 65_536)}}
+MAX_MODEL_PARAMS = 100_000_000  # an editor or learned optimizer that --model sizes (400 MB of float32)
+
+
+def _check_model(build, what: str) -> None:
+    """Build the module a --model JSON describes on the meta device (no memory): a bad key, value or size is
+    refused before any data is loaded."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            module = build()
+    except (TypeError, ValueError, KeyError, RuntimeError, EditorError) as e:
+        raise EditorError(f"--model does not describe {what}: {str(e).splitlines()[0] if str(e) else e!r}") from None
+    n = sum(p.numel() for p in module.parameters())
+    if n > MAX_MODEL_PARAMS:
+        raise EditorError(f"--model describes {what} of {n:,} parameters; at most {MAX_MODEL_PARAMS:,}")
+
+
+def _check_resume(out: Path, now: dict, keys: dict[str, str]) -> None:
+    """Refuse to resume the run in `out` (its best.json's train_config) with other settings, naming them."""
+    card = out / "best.json"
+    if not (out / "last.safetensors").exists() or not card.is_file():
+        return
+    try:
+        before = json.loads(card.read_text()).get("train_config") or {}
+    except (ValueError, OSError, AttributeError):
+        return
+    differ = [f"{flag} {before[k]!r} (now {now[k]!r})" for k, flag in keys.items()
+              if k in before and before[k] != now[k]]
+    if differ:
+        raise EditorError(f"{out} holds a run started with other settings: {', '.join(differ)}; resume it with "
+                          "those, or use another --out")
+
+
+def _check_train(args) -> None:
+    """Everything `gmn train` can refuse before it loads or builds a zoo."""
+    from .editors import Editor, EditorConfig, load_editor
+
+    if args.out is not None:
+        checks.output_dir(args.out)
+    if args.zoo is not None:
+        checks.output_dir(args.zoo, flag="--zoo")
+    model = dict(args.model or {})
+    fixed = sorted({"kind", "task", "arch", "points"} & set(model))
+    if fixed:
+        raise EditorError(f"--model cannot set {', '.join(fixed)}: use --editor, --task and --points (the SIREN "
+                          "architecture is the zoo's)")
+    _check_model(lambda: Editor(EditorConfig(kind=args.editor, task=args.task, points=args.points, **model)),
+                 f"a {args.editor} editor")
+    if args.init:
+        from inr.home import in_home
+
+        src, _ = load_editor(in_home(args.init))
+        if src.config.kind != args.editor:
+            raise EditorError(f"--init {args.init} is a {src.config.kind!r} editor; this run trains {args.editor!r}")
+    if args.out is not None:
+        _check_resume(Path(args.out), {"task": args.task, "data": args.data, "editor": args.editor, "model": model,
+                                       "lr": args.lr, "batch": args.batch, "points": args.points,
+                                       "val_size": args.val_size, "seed": args.seed, "limit": args.limit,
+                                       "augment": args.augment, "outside_weight": args.outside_weight},
+                      {"task": "--task", "data": "--data", "editor": "--editor", "model": "--model", "lr": "--lr",
+                       "batch": "--batch", "points": "--points", "val_size": "--val-size", "seed": "--seed",
+                       "limit": "--limit", "augment": "--augment", "outside_weight": "--outside-weight"})
+
+
 def _cmd_train(args) -> None:
     from .train import TrainConfig, train
 
-    model = json.loads(args.model) if args.model else {}
+    _check_train(args)
+    model = dict(args.model or {})
     cfg = TrainConfig(
         task=args.task, data=args.data, editor=args.editor, out=args.out, minutes=args.minutes, steps=args.steps,
         batch=args.batch, points=args.points, lr=args.lr, seed=args.seed, val_every=args.val_every,
@@ -91,13 +170,15 @@ def _cmd_edit(args) -> None:
         raise EditorError("the edited INR has NaN or Inf weights; refused")
     params, arch, info = res.params, res.arch, {}
     if args.refine:  # Adam on the full target from the card's default start (gmn.refine.refine_settings)
+        from inr.tiles import render_tiles
+
         from .refine import read_card, refine, refine_settings, refine_target
 
         settings = refine_settings(read_card(resolve_editor(args.editor)))
         start = (res.params, res.arch) if settings["start"] == "editor" else (inr.params, inr.arch)
         lr = args.refine_lr or settings["lr"]
         ref = refine(*start, refine_target(inr.params, inr.arch, grid, editor.config.task, mask, paint), grid=grid,
-                     steps=args.refine, lr=lr)
+                     steps=args.refine, lr=lr, before=render_tiles(inr.params, inr.arch, grid))
         params, arch = ref.params, start[1]
         info = {"refine": {"steps": ref.steps, "lr": lr, "start": settings["start"], "tiles": len(ref.tiles)}}
     save_tiled(args.output, params, arch, grid,
@@ -114,12 +195,8 @@ def _cmd_edit(args) -> None:
 
 
 def _check_output(path: str) -> None:
-    out = Path(path)
-    if out.is_dir():
-        raise EditorError(f"-o {path} is a directory; give a file name ending in .safetensors")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise EditorError(f"-o {path}: folder {parent} does not exist or is not writable")
+    """Refuse an -o that cannot be written, before any work (`inr.checks.output_file`)."""
+    checks.output_file(path, ".safetensors")
 
 
 def _cmd_eval(args) -> None:
@@ -165,6 +242,7 @@ def _cmd_fit(args) -> None:
 
     from .optim import fit_learned, load_optimizer, shipped_optimizer
 
+    _check_output(args.output)  # every path below writes -o (the learned one too)
     if args.optimizer is None:  # naming a learned-optimizer file asks for it
         args.optimizer = "learned" if args.learned else "adam"
     if args.optimizer == "adam":
@@ -204,10 +282,16 @@ def _cmd_fit(args) -> None:
 
 def _cmd_metatrain(args) -> None:
     from .metatrain import MetaTrainConfig, metatrain
+    from .optim import LearnedOptimizer, LearnedOptimizerConfig
 
-    opt = json.loads(args.model) if args.model else {}
+    checks.output_dir(args.out)
+    for flag, path in (("--init", args.init), ("--siren-init", args.siren_init)):
+        if path is not None:
+            checks.input_file(path, "file", flag=flag)
+    opt = dict(args.model or {})
     if args.no_gmn:
         opt["gmn"] = False
+    _check_model(lambda: LearnedOptimizer(LearnedOptimizerConfig.from_dict(opt)), "a learned optimizer")
     cfg = MetaTrainConfig(out=args.out, datasets=tuple(args.datasets.split(",")), minutes=args.minutes,
                           meta_steps=args.meta_steps, seed=args.seed, limit=args.limit, optimizer=opt,
                           device=args.device or _default_device(), estimator=args.estimator,
@@ -366,6 +450,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, sp in sub.choices.items():  # every command takes --threads (fit and edit choose by the work's size)
         if name not in ("edit", "fit"):
             sp.add_argument("--threads", type=int, default=None, help="torch threads (default: every core)")
+    from inr.__main__ import TYPES as INR_TYPES
+
+    for name, sp in sub.choices.items():
+        checks.apply_types(sp, {**INR_TYPES, **TYPES, **COMMAND_TYPES.get(name, {})})
     args = ap.parse_args(argv)
     try:
         if args.cmd not in ("edit", "fit") and args.threads is not None:
@@ -373,11 +461,12 @@ def main(argv: list[str] | None = None) -> int:
 
             set_threads(requested=args.threads)
         args.run(args)
-    except (InrError, EditorError, OptimizerFileError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (InrError, EditorError, OptimizerFileError, ValueError, OSError) as e:  # OSError: e.g. a full disk
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted (training resumes from its last checkpoint)", file=sys.stderr)
+        print("interrupted; the same command resumes (training from its last checkpoint, a zoo from its "
+              "finished shards)", file=sys.stderr)
         return 130
     return 0
 

@@ -109,11 +109,15 @@ def refine_target(params: Params, arch: SirenArch, grid: TileGrid, task: str, ma
 
 
 def changed_tiles(objective: EditTarget, image: Tensor, grid: TileGrid, *, tol: float = CHANGED_TOL) -> Tensor:
-    """Indices (K,) of the tiles whose window of `image` (1, H, W, C) differs from the objective's target by more
-    than `tol` at some pixel of positive weight: the tiles an edit of that target changes."""
-    diff = ((image - objective.target).abs() * (objective.weight > 0)).amax(-1, keepdim=True)  # (1, H, W, 1)
-    win = grid.cut(diff[0]).flatten(1)  # (N, T·T)
-    return torch.nonzero((win > tol).any(1)).flatten()
+    """Indices (K,) of the tiles an edit of `objective` changes: for paint, those whose window holds a pixel of
+    the (soft) mask; for a filter, those whose window of `image` (1, H, W, C), the render the edit started from,
+    differs from the target by more than `tol` at some pixel of positive weight."""
+    if objective.mask is not None:
+        changed = objective.mask > 0  # (1, H, W, 1)
+    else:
+        changed = ((image - objective.target).abs() * (objective.weight > 0)).amax(-1, keepdim=True) > tol
+    win = grid.cut(changed[0].float()).flatten(1)  # (N, T·T)
+    return torch.nonzero((win > 0).any(1)).flatten()
 
 
 def refine(
@@ -125,6 +129,7 @@ def refine(
     tiles: Tensor | None = None,
     steps: int = REFINE_STEPS,
     lr: float = REFINE_LR,
+    before: Tensor | None = None,
 ) -> RefineResult:
     """Adam on the full objective (every pixel of each refined tile's window), from `params` (the editor's
     result, or the INR before the edit), on the tiles `tiles` only.
@@ -132,7 +137,9 @@ def refine(
     objective: on the whole image at the working resolution, target (1, H, W, C) and weight (1, H, W, 1)
         (`filter_target` of the render before the edit, or `solid_paint_target`).
     grid: where the tiles lie (None: one SIREN over the objective's square image).
-    tiles: the tiles to refine (default: `changed_tiles` of the render of `params`, those with work left).
+    tiles: the tiles to refine (default: `changed_tiles`: a paint stroke's tiles; for a filter those whose
+        window of `before` (1, H, W, C), the render the edit started from, differs from the target: without
+        `before`, of the render of `params`).
     The result follows the params' dtype and device; the objective is moved there."""
     n_obj, h, w, c = objective.target.shape
     if n_obj != 1:
@@ -149,10 +156,10 @@ def refine(
         raise EditorError(f"refine steps must be at least 0, got {steps}")
     dtype, device = params[0].dtype, params[0].device
     obj = objective.map(lambda t: t.to(device, dtype))
-    before = render_tiles(params, arch, grid)  # (1, H, W, C)
-    mse_before = obj.error(before).item()
+    start = render_tiles(params, arch, grid)  # (1, H, W, C)
+    mse_before = obj.error(start).item()
     if tiles is None:
-        tiles = changed_tiles(obj, before, grid)
+        tiles = changed_tiles(obj, start if before is None else before.to(device, dtype), grid)
     tiles = torch.as_tensor(tiles, dtype=torch.long).cpu()
     out = list(params)
     t0 = time.perf_counter()
