@@ -128,7 +128,7 @@ def sign_flip(params: Params, gen: torch.Generator) -> Params:
 def make_batch(params: Params, obj: EditTarget, grid: Tensor, points: int, gen: torch.Generator) -> Batch:
     """Sample B points per INR (inside/outside the mask for paint) and gather the objective there."""
     n, h, w, c = obj.target.shape
-    idx = sample_points(n, h, w, points, generator=gen, mask=obj.mask)  # (N, B)
+    idx = sample_points(n, h, w, points, generator=gen, mask=obj.mask, device=obj.target.device)  # (N, B)
     t_flat, _ = obj.flat()
     t_pts = torch.gather(t_flat, 1, idx.unsqueeze(-1).expand(-1, -1, c))
     m_pts = None

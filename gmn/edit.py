@@ -42,6 +42,7 @@ class EditResult:
     tiles: Tensor  # (K,) indices of the edited tiles (all, or those a paint mask touches)
     batch: Batch  # what the editor saw: the K tiles' params, tile-local points (K, B, 2), targets, mask there
     arch: SirenArch  # of `params`: the INR's own, or k× as wide after an OCE editor of k copies
+    rounds: list[Params]  # per round r of the editor, the K tiles' Δθ of rounds 1..r (the last one is Δθ itself)
 
 
 def editor_dirs() -> list[Path]:
@@ -129,26 +130,28 @@ def edit_inr(
     if points < 1:
         raise EditorError("the number of points must be at least 1")
     h, w = grid.image_size
+    dtype, device = params[0].dtype, params[0].device  # every tensor below follows the parameters
     img = render_tiles(params, arch, grid)  # (1, H, W, C), the whole image
     if task in FILTERS:
         obj = filter_target(img, task)
-        tiles = torch.arange(n)
+        tiles = torch.arange(n, device=device)
     else:
         if mask is None or paint is None:
             raise EditorError(f"the '{task}' editor needs a painted mask and colour")
         if tuple(mask.shape[:2]) != (h, w):
             raise EditorError(f"mask is {tuple(mask.shape[:2])}, expected ({h}, {w})")
         colour = paint[None] if paint.dim() == 3 else paint.reshape(1, -1)
-        obj = paint_target(img, mask[None].float(), colour.float(), editor.config.lam)
-        tiles = grid.touched(mask)
+        obj = paint_target(img, mask[None].to(img), colour.to(img), editor.config.lam)
+        tiles = grid.touched(mask).to(device)
         if len(tiles) == 0:
             raise EditorError("the mask is empty: paint a stroke first")
     per_tile = obj.map(lambda t: grid.cut(t)[0]).select(tiles)  # each tile's window of the whole objective
-    local = coordinate_grid(grid.tile, grid.tile)
+    local = coordinate_grid(grid.tile, grid.tile, dtype=dtype, device=device)
     batch = make_batch(select(params, tiles), per_tile, local, points, torch.Generator().manual_seed(seed))
     editor.eval()
     t0 = time.perf_counter()
-    sub = _editor_in_chunks(editor, batch, arch)  # Params with K INRs
+    rounds = _editor_in_chunks(editor, batch, arch)  # per round, Δθ of the rounds so far: Params with K INRs
+    sub = rounds[-1]
     seconds = time.perf_counter() - t0
     if not all(torch.isfinite(t).all() for t in sub):
         raise EditorError("the edit produced NaN or Inf values; refused, the original INR is kept")
@@ -160,28 +163,37 @@ def edit_inr(
     out = render_tiles(new, new_arch, grid)
     mse = (out - obj.target).pow(2).mean().item()
     return EditResult(new, dtheta, obj.target[0], mse, seconds, _global_points(batch.x, tiles, grid), (h, w), tiles,
-                      batch, new_arch)
+                      batch, new_arch, rounds)
 
 
 EDIT_CHUNK = 8  # tiles per editor forward: the editor is memory-bound; 8 tiles at a time ran an 81-tile edit
 # 3× faster than all 81 at once (787 → 258 ms, same outputs to 6e-8; BENCHMARKS.md, "Photo-scale editing")
 
 
-def _editor_in_chunks(editor: Editor, batch: Batch, arch: SirenArch, chunk: int = EDIT_CHUNK) -> Params:
-    """The editor on K tiles, `chunk` at a time (each tile's Δθ depends on that tile alone)."""
+def _editor_in_chunks(editor: Editor, batch: Batch, arch: SirenArch, chunk: int = EDIT_CHUNK) -> list[Params]:
+    """The editor on K tiles, `chunk` at a time (each tile's Δθ depends on that tile alone): per round, the
+    Δθ of the rounds so far (`Editor.edit_rounds`), each Params with K INRs."""
     k = batch.params[0].shape[0]
-    parts = []
+    like = next(editor.parameters())  # the editor runs in its own dtype and device; Δθ follows the parameters
+    mine = batch.params[0]
+
+    def to(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t.to(like)
+
+    parts = []  # per chunk, per round, Params
     for i in range(0, k, chunk):
         sl = slice(i, i + chunk)
         m = None if batch.mask_pts is None else batch.mask_pts[sl]
-        parts.append(editor(select(batch.params, sl), arch, batch.x[sl], batch.target_pts[sl], m))
-    return [torch.cat(ts, 0) for ts in zip(*parts)]
+        ps = [to(p) for p in select(batch.params, sl)]
+        rounds = editor.edit_rounds(ps, arch, to(batch.x[sl]), to(batch.target_pts[sl]), to(m))
+        parts.append([[d.to(mine) for d in r] for r in rounds])
+    return [[torch.cat(ts, 0) for ts in zip(*(p[r] for p in parts))] for r in range(len(parts[0]))]
 
 
 def _global_points(x: Tensor, tiles: Tensor, grid: TileGrid) -> Tensor:
     """Tile-local coordinates (K, B, 2) → coordinates (K·B, 2) on the whole image's [-1, 1]²."""
-    starts = torch.tensor(grid.windows(), dtype=x.dtype)[tiles]  # (K, 2) top-left pixel (row, col)
-    size = torch.tensor(grid.image_size, dtype=x.dtype)
+    starts = torch.tensor(grid.windows(), dtype=x.dtype, device=x.device)[tiles]  # (K, 2) top-left (row, col)
+    size = torch.tensor(grid.image_size, dtype=x.dtype, device=x.device)
     native = starts[:, None, :] + (x + 1) / 2 * grid.tile  # (K, B, 2) in pixels
     return (native / size * 2 - 1).reshape(-1, 2)
 

@@ -221,8 +221,13 @@ class Editor(nn.Module):
         With `rounds` = R > 1 the network is applied R times to the same points and objective, each round
         reading the gradients of the INR edited so far; Δθ is the sum of the rounds' edits (differentiable
         through every round, so training sees what the last round makes of the first)."""
+        return self.edit_rounds(params, arch, x, target, mask)[-1]
+
+    def edit_rounds(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor,
+                    mask: Tensor | None = None) -> list[Params]:
+        """Per round r = 1..R, the Δθ of rounds 1..r (`forward` is the last); inputs as `forward`."""
         self.check(arch)
-        return self._rounds(params, arch, x, target, mask)[-1]
+        return self._rounds(params, arch, x, target, mask)
 
     def _rounds(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None,
                 rounds: int | None = None) -> list[Params]:

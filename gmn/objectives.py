@@ -126,7 +126,7 @@ class EditTarget:
 
 def filter_target(images: Tensor, task: str) -> EditTarget:
     """Objective of a filter edit for (N, H, W, C) renders."""
-    t = filter_images(images, task)
+    t = filter_images(images, task).to(images)  # the renders' dtype and device
     return EditTarget(t, pixel_weight(None, PAINT_LAMBDA, t), None, "filter")
 
 
@@ -170,18 +170,21 @@ def random_paint(n: int, h: int, w: int, channels: int, *, generator: np.random.
 
 
 def sample_points(
-    n: int, h: int, w: int, b: int, *, generator: torch.Generator | None = None, mask: Tensor | None = None
+    n: int, h: int, w: int, b: int, *, generator: torch.Generator | None = None, mask: Tensor | None = None,
+    device: torch.device | str | None = None,
 ) -> Tensor:
-    """B random pixel indices per INR (N, B) into the row-major H×W grid, without repetition.
+    """B random pixel indices per INR (N, B) into the row-major H×W grid, without repetition, on `device`
+    (default: the mask's, else the CPU); drawn on the CPU from `generator`, so the same on every device.
 
     With a mask (N, H, W, 1), half the points are drawn inside the mask and half outside
     (as far as each side has pixels)."""
     hw = h * w
     b = min(b, hw)
+    device = device if device is not None else (mask.device if mask is not None else "cpu")
     if mask is None:
         keys = torch.rand(n, hw, generator=generator)
-        return keys.argsort(dim=1)[:, :b]
-    inside = mask.reshape(n, hw) > 0.5
+        return keys.argsort(dim=1)[:, :b].to(device)
+    inside = (mask.reshape(n, hw) > 0.5).cpu()
     keys = torch.rand(n, hw, generator=generator)
     n_in = torch.minimum(inside.sum(1), torch.tensor(b // 2))
     n_in = torch.maximum(n_in, b - (~inside).sum(1))  # too few outside pixels: take more inside
@@ -192,4 +195,4 @@ def sample_points(
     take_in = ar[None, :] < n_in[:, None]
     idx_in = order_in[:, :b]
     idx_out = torch.gather(order_out, 1, (ar[None, :] - n_in[:, None]).clamp_min(0))
-    return torch.where(take_in, idx_in, idx_out)
+    return torch.where(take_in, idx_in, idx_out).to(device)

@@ -214,3 +214,77 @@ def test_an_oce_editor_widens_every_tile_and_the_cli_saves_the_wider_inr(tmp_pat
     back = load_inr(tmp_path / "out.safetensors")
     assert back.arch.hidden == 64
     torch.testing.assert_close(render_tiles(back.params, back.arch, back.grid), out, rtol=0, atol=1e-5)
+
+
+# issue 27: dtype, λ and chunks
+
+
+def test_edit_follows_float64_parameters_single_and_tiled(contrast, paint):
+    """A float64 INR is edited in float64 (grid, targets, points, Δθ), by a float32 shipped editor or a float64
+    one, one SIREN or tiles; the result agrees with the float32 edit of the same INR."""
+    single = SirenArch(dim_out=3)
+    p1 = _params(n=1, arch=single, seed=3)
+    cases = [(p1, dict(size=32), contrast), (_params(seed=4), dict(grid=GRID), contrast)]
+    mask = torch.zeros(64, 64, 1, dtype=torch.float64)
+    mask[10:40, 5:30] = 1
+    paint_kw = dict(grid=GRID, mask=mask, paint=torch.tensor([0.9, 0.1, 0.3], dtype=torch.float64))
+    cases.append((_params(seed=5), paint_kw, paint))
+    for params, kw, editor in cases:
+        res32 = edit_inr(params, ARCH, editor, points=24, **kw)
+        p64 = [t.double() for t in params]
+        res = edit_inr(p64, ARCH, editor, points=24, **kw)
+        assert all(t.dtype == torch.float64 for t in res.params + res.dtheta)
+        assert res.target.dtype == res.batch.x.dtype == res.batch.target_pts.dtype == res.points.dtype == torch.float64
+        assert all(torch.isfinite(t).all() for t in res.params)
+        for a, b in zip(res.dtheta, res32.dtheta):
+            torch.testing.assert_close(a.float(), b, rtol=1e-3, atol=1e-4 * max(1.0, b.abs().max().item()))
+    double = load_editor(resolve_editor("contrast"))[0].double()  # an editor in float64 too
+    res = edit_inr([t.double() for t in p1], ARCH, double, size=32, points=24)
+    assert all(t.dtype == torch.float64 for t in res.dtheta) and res.mse == res.mse
+
+
+def test_paint_editor_with_lambda_03_builds_its_paint_target_at_that_lambda():
+    """The editor's λ reaches the paint objective edit_inr builds: the per-tile objective carries λ = 0.3, its
+    weights are m + 0.3 (1 − m), and the editor's Δθ is the one its own λ = 0.3 objective gives."""
+    arch = SirenArch(hidden=8, dim_out=3)
+    torch.manual_seed(0)
+    editor = Editor(EditorConfig(kind="ws+probe+res", task="paint", arch=arch.to_dict(), lam=0.3, **SMALL))
+    params = init_params(arch, GRID.count, generator=torch.Generator().manual_seed(6))
+    mask = torch.zeros(64, 64, 1)
+    mask[20:44, 20:44] = 1
+    res = edit_inr(params, arch, editor, grid=GRID, points=20, mask=mask, paint=torch.tensor([1.0, 0.0, 0.0]))
+    obj, b = res.batch.objective, res.batch
+    assert obj.lam == 0.3
+    torch.testing.assert_close(obj.weight, obj.mask + 0.3 * (1 - obj.mask))
+    torch.testing.assert_close(obj.weight_at(b.mask_pts, b.target_pts), b.mask_pts + 0.3 * (1 - b.mask_pts))
+    with torch.no_grad():
+        at_one = Editor(EditorConfig(kind="ws+probe+res", task="paint", arch=arch.to_dict(), lam=1.0, **SMALL))
+        at_one.load_state_dict(editor.state_dict())
+        d1 = at_one(b.params, arch, b.x, b.target_pts, b.mask_pts)
+    assert max((a[res.tiles] - c).abs().max().item() for a, c in zip(res.dtheta, d1)) > 1e-7
+
+
+@pytest.mark.parametrize("rows", [3, 4])  # 9 and 16 touched tiles: more than one editor chunk
+def test_paint_touching_more_tiles_than_one_chunk_equals_editing_tile_by_tile(paint, rows):
+    """A paint edit whose mask touches 9 or 16 tiles (EDIT_CHUNK = 8 per editor forward) gives every tile the Δθ
+    the editor gives that tile alone, from its own points, targets and mask values."""
+    from gmn.edit import EDIT_CHUNK
+
+    grid = TileGrid((116, 116), 32, 4)  # starts 0, 28, 56, 84: 4×4 tiles
+    params = _params(n=16, seed=7)
+    mask = torch.zeros(116, 116, 1)
+    mask[20 : 28 * rows - 4, 20 : 28 * rows - 4] = 1  # reaches tile row and column rows-1, and no further
+    colour = torch.tensor([0.1, 0.8, 0.2])
+    res = edit_inr(params, ARCH, paint, grid=grid, points=16, mask=mask, paint=colour, seed=3)
+    expect = [r * 4 + c for r in range(rows) for c in range(rows)]
+    assert res.tiles.tolist() == expect and len(expect) > EDIT_CHUNK
+    b = res.batch
+    assert b.mask_pts.shape == (len(expect), 16, 1) and (b.mask_pts.sum(1) > 0).all()
+    with torch.no_grad():
+        alone = [paint(select(b.params, i), ARCH, b.x[i : i + 1], b.target_pts[i : i + 1], b.mask_pts[i : i + 1])
+                 for i in range(len(expect))]
+    for k, name in enumerate(ARCH.param_names()):
+        one_by_one = torch.cat([a[k] for a in alone])
+        torch.testing.assert_close(res.dtheta[k][res.tiles], one_by_one, rtol=1e-4, atol=1e-6, msg=name)
+    assert len(res.rounds) == paint.config.rounds
+    torch.testing.assert_close(res.rounds[-1][0], res.dtheta[0][res.tiles])
