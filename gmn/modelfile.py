@@ -9,7 +9,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from torch import nn
+
+from inr.checks import strict_json
+
+MAX_FILE_BYTES = 2 << 30
+MAX_CONFIG_INT = 1 << 16  # widths, depths, points: larger than any module here, and the meta build stays quick
 
 
 def save_module(path: str | os.PathLike, module: nn.Module, fmt: str, config: dict, card: dict) -> None:
@@ -37,7 +43,9 @@ def read_module(path: str | os.PathLike, fmt: str, what: str, error: type[Except
 
     path = Path(path)
     if not path.is_file():
-        raise error(f"no {what} file {path}")
+        raise error(f"{path} is not a regular file" if path.exists() else f"no {what} file {path}")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise error(f"{path.name} is {path.stat().st_size / 2**30:.1f} GiB, too large for a {what} file")
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
@@ -48,9 +56,31 @@ def read_module(path: str | os.PathLike, fmt: str, what: str, error: type[Except
     if meta.get("format") != fmt:
         raise error(f"{path.name} is not a {what} file (format {meta.get('format')!r})")
     try:
-        return json.loads(meta["config"]), json.loads(meta.get("card", "{}")), tensors
+        config, card = strict_json(meta["config"]), json.loads(meta.get("card", "{}"))
     except (KeyError, ValueError, TypeError) as e:
         raise error(f"{path.name} has malformed {what} metadata: {e}") from None
+    if not isinstance(config, dict) or not isinstance(card, dict):
+        raise error(f"{path.name} has malformed {what} metadata: config and card must be JSON objects")
+    big = _large_integer(config)
+    if big is not None:
+        raise error(f"{path.name} has malformed {what} metadata: {big[0]} = {big[1]} is out of range "
+                    f"(at most {MAX_CONFIG_INT:,})")
+    return config, card, tensors
+
+
+def _large_integer(value, key: str = "config") -> tuple[str, int] | None:
+    """The first integer of a config (nested) beyond ±MAX_CONFIG_INT: a size or a count no module has."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((f"{key}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return (key, value) if isinstance(value, int) and abs(value) > MAX_CONFIG_INT else None
+    for k, v in items:
+        found = _large_integer(v, str(k))
+        if found is not None:
+            return found
+    return None
 
 
 def load_module(path: str | os.PathLike, fmt: str, what: str, error: type[Exception],
@@ -58,10 +88,24 @@ def load_module(path: str | os.PathLike, fmt: str, what: str, error: type[Except
     """(module in eval mode, card): `read_module`, then `build(config)` and its weights; a config or
     weights that do not fit give `error(one line)` too."""
     config, card, tensors = read_module(path, fmt, what, error)
+    name = Path(path).name
+    try:  # the config's module built on the meta device (no memory) must hold exactly the file's tensors
+        with torch.device("meta"):
+            shell = build(config)
+        expected = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
+    except Exception:  # a config that cannot be built at all: the real build below names the reason
+        expected = None
+    if expected is not None:
+        got = {k: tuple(v.shape) for k, v in tensors.items()}
+        if got != expected:
+            diff = sorted(set(got) ^ set(expected)) or [k for k in expected if got[k] != expected[k]]
+            k = diff[0]
+            raise error(f"{name} has a malformed {what} file: its config gives {k!r} shape "
+                        f"{expected.get(k, 'none')}, the file holds {got.get(k, 'none')}")
     try:
         module = build(config)
         module.load_state_dict(tensors)
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise error(f"{Path(path).name} has a malformed {what} file: {reason}") from None
+        raise error(f"{name} has a malformed {what} file: {reason}") from None
     return module.eval(), card

@@ -27,13 +27,17 @@ Every file's `image_size` must be two integers from 1 to `inr.tiles.MAX_SIDE`.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from .checks import MAX_HIDDEN, MAX_LAYERS
 from .errors import InrFileError
 from .siren import Params, SirenArch, check_params, state_dict
 from .tiles import MAX_SIDE, TileGrid, TileGridError
@@ -129,7 +133,10 @@ def _read(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
 
     name = path.name
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read; a folder or device is no INR file
+            raise InrFileError(f"{name} is {'a folder' if stat.S_ISDIR(st.st_mode) else 'not a regular file'}")
+        size = st.st_size
         with open(path, "rb") as fh:
             head = fh.read(16)
     except OSError as e:
@@ -165,12 +172,9 @@ def load_inr(path: str | os.PathLike, *, allow_stack: bool = True) -> Inr:
         )
     if fmt not in ("gmn-inr", "gmn-inr-stack", "gmn-inr-tiled") or (fmt == "gmn-inr-stack" and not allow_stack):
         raise InrFileError(f"{name} has format {fmt!r}, expected 'gmn-inr' or 'gmn-inr-tiled'")
-    try:
-        arch = SirenArch.from_dict(json.loads(meta["arch"]))
-    except KeyError:
-        raise InrFileError(f"{name} metadata lacks 'arch'") from None
-    except (ValueError, TypeError) as e:
-        raise InrFileError(f"{name} has malformed 'arch' metadata: {e}") from None
+    if "arch" not in meta:
+        raise InrFileError(f"{name} metadata lacks 'arch'")
+    arch = _arch(meta["arch"], tensors, name)
     missing = [k for k in arch.param_names() if k not in tensors]
     if missing:
         raise InrFileError(f"{name} lacks tensor {missing[0]!r} for its {arch.depth}-layer architecture")
@@ -191,17 +195,24 @@ def load_inr(path: str | os.PathLike, *, allow_stack: bool = True) -> Inr:
             parsed[k] = json.loads(v) if k in ("image_size", "channels", "psnr", "arch", "grid", "fit") else v
         except ValueError:
             parsed[k] = v
+    if "channels" in parsed and (not _is_int(parsed["channels"]) or parsed["channels"] != arch.dim_out):
+        raise InrFileError(f"{name} says channels {meta['channels']!r}, but its SIREN outputs {arch.dim_out}")
     grid = None
     size = parsed.get("image_size")
     if size is not None and not (isinstance(size, list) and len(size) == 2
-                                 and all(isinstance(v, int) and 1 <= v <= MAX_SIDE for v in size)):
-        raise InrFileError(f"{name} has image_size {meta.get('image_size')!r}; expected [H, W], "
+                                 and all(_is_int(v) and 1 <= v <= MAX_SIDE for v in size)):
+        raise InrFileError(f"{name} has image_size {_shown(meta.get('image_size'))}; expected [H, W], "
                            f"integers from 1 to {MAX_SIDE}")
     try:
         if fmt == "gmn-inr-tiled":
-            if not isinstance(parsed.get("grid"), dict):
+            g = parsed.get("grid")
+            if not isinstance(g, dict) or not all(_is_int(g.get(k, 0)) for k in ("tile", "overlap", "rows", "cols")):
                 raise InrFileError(f"{name} is a tiled INR without valid 'grid' metadata")
-            grid = TileGrid.from_dict(parsed["grid"])
+            if size is None:
+                raise InrFileError(f"{name} is a tiled INR without 'image_size' metadata")
+            grid = TileGrid.from_dict(g)
+            if list(grid.image_size) != size:
+                raise InrFileError(f"{name}: image_size {size} differs from its grid's {list(grid.image_size)}")
             if grid.count != params[0].shape[0]:
                 raise InrFileError(f"{name}: the grid has {grid.shape[0]}×{grid.shape[1]} = {grid.count} tiles, "
                                    f"the file holds {params[0].shape[0]} SIRENs")
@@ -210,6 +221,51 @@ def load_inr(path: str | os.PathLike, *, allow_stack: bool = True) -> Inr:
     except TileGridError as e:
         raise InrFileError(f"{name}: {e}") from None
     return Inr(params, arch, parsed, tensors, grid)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _shown(text) -> str:
+    text = repr(text)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_SINE_WEIGHT = re.compile(r"layers\.(\d+)\.weight")
+
+
+def _arch(text: str, tensors: dict[str, Tensor], name: str) -> SirenArch:
+    """The architecture the metadata claims, checked against the tensors before anything is built from it:
+    a claim of 10⁹ layers is refused from the tensor count (building its 2·10⁹ names would hang)."""
+    try:
+        d = json.loads(text)
+    except ValueError as e:
+        raise InrFileError(f"{name} has malformed 'arch' metadata: {e}") from None
+    if not isinstance(d, dict):
+        raise InrFileError(f"{name} has malformed 'arch' metadata: expected a JSON object, got {_shown(d)}")
+    for k in ("dim_in", "hidden", "layers", "dim_out"):
+        if k in d and not (_is_int(d[k]) and d[k] >= 1):
+            raise InrFileError(f"{name} has malformed 'arch' metadata: {k} must be a positive integer, "
+                               f"got {_shown(d[k])}")
+    for k in ("w0", "w0_initial"):
+        if k in d and (isinstance(d[k], bool) or not isinstance(d[k], (int, float)) or not math.isfinite(d[k])):
+            raise InrFileError(f"{name} has malformed 'arch' metadata: {k} must be a finite number, "
+                               f"got {_shown(d[k])}")
+    sine = sum(1 for k in tensors if _SINE_WEIGHT.fullmatch(k))
+    layers = d.get("layers", SirenArch.layers)
+    if layers != sine:
+        raise InrFileError(f"{name}: its metadata says {_shown(layers)} sine layers, the file holds {sine}")
+    if layers > MAX_LAYERS or d.get("hidden", SirenArch.hidden) > MAX_HIDDEN:
+        raise InrFileError(f"{name}: SIRENs of more than {MAX_LAYERS} sine layers or width {MAX_HIDDEN} "
+                           "are not supported")
+    dim_out = d.get("dim_out", SirenArch.dim_out)
+    if dim_out not in (1, 3):
+        raise InrFileError(f"{name}: a SIREN image has 1 (gray) or 3 (RGB) channels, its metadata says {dim_out}")
+    try:
+        return SirenArch.from_dict(d)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise InrFileError(f"{name} has malformed 'arch' metadata: {e}") from None
 
 
 def load_sirennet(path: str | os.PathLike, *, w0: float = 30.0, w0_initial: float = 30.0) -> Inr:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def load_image(source: str | os.PathLike | bytes, *, channels: int | None = None
 
     name = "image" if isinstance(source, bytes) else Path(source).name
     try:
+        if not isinstance(source, bytes) and not stat.S_ISREG(os.stat(source).st_mode):
+            raise ImageError(f"{name} is not a regular file (a folder, FIFO or device is not an image)")
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
     except OSError as e:
         raise ImageError(f"cannot read {name}: {e.strerror or e}") from None
@@ -65,9 +68,11 @@ def load_image(source: str | os.PathLike | bytes, *, channels: int | None = None
     if want not in (1, 3):
         raise ImageError(f"channels must be 1 or 3, got {want}")
     if im.mode in ("I", "I;16", "F"):
-        arr = np.asarray(im, dtype=np.float32)
+        arr = np.asarray(im, dtype=np.float64)  # float64: the span of float32 extremes would overflow
+        if not np.isfinite(arr).all():  # a float TIFF: NaN would fit as black, inf as "PSNR nan"
+            raise ImageError(f"{name} has NaN or infinite pixel values")
         span = arr.max() - arr.min()
-        arr = (arr - arr.min()) / span if span > 0 else np.zeros_like(arr)
+        arr = ((arr - arr.min()) / span if span > 0 else np.zeros_like(arr)).astype(np.float32)
         arr = arr[..., None] if want == 1 else np.repeat(arr[..., None], 3, -1)
     else:
         arr = np.asarray(im.convert("L" if want == 1 else "RGB"), dtype=np.float32) / 255.0

@@ -111,3 +111,91 @@ def test_atomic_save_leaves_no_temp(tmp_path, inr_file):
     _, params, arch = inr_file
     save_inr(tmp_path / "x.safetensors", params, arch)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.safetensors", "x.safetensors"]
+
+
+# metadata that contradicts the tensors (issue 31): refused from the metadata and the tensor names alone,
+# before anything is built from the claim
+
+
+def _meta(arch: SirenArch, changes: dict | None = None) -> dict:
+    meta = {"format": "gmn-inr", "version": "1", "arch": json.dumps(arch.to_dict()), "channels": str(arch.dim_out),
+            "image_size": "[32, 32]"}
+    meta.update(changes or {})
+    return meta
+
+
+@pytest.mark.parametrize("changes, msg", [
+    ({"arch": json.dumps({**SirenArch(hidden=16, layers=3, dim_out=3).to_dict(), "layers": 10**9})},
+     "says 1000000000 sine layers, the file holds 3"),
+    ({"arch": json.dumps({**SirenArch(hidden=16, layers=3, dim_out=3).to_dict(), "layers": 10**7})},
+     "says 10000000 sine layers"),
+    ({"arch": '{"dim_in": 2, "hidden": Infinity, "layers": 3, "dim_out": 3}'}, "hidden must be a positive integer"),
+    ({"arch": '{"dim_in": 2, "hidden": 16, "layers": 3, "dim_out": 3, "w0": NaN}'}, "w0 must be a finite number"),
+    ({"arch": "[2, 16, 16, 16, 3]"}, "expected a JSON object"),
+    ({"arch": json.dumps("[1,2,3]")}, "expected a JSON object"),
+    ({"arch": json.dumps({**SirenArch(hidden=16, layers=3, dim_out=3).to_dict(), "layers": True})},
+     "layers must be a positive integer"),
+    ({"channels": "-1"}, "channels '-1'"),
+    ({"channels": "NaN"}, "channels 'NaN'"),
+    ({"channels": "7"}, "channels '7'"),
+    ({"channels": "1"}, "its SIREN outputs 3"),
+    ({"image_size": "[true, true]"}, "image_size"),
+    ({"image_size": "[32.0, 32]"}, "image_size"),
+    ({"image_size": "[NaN, 32]"}, "image_size"),
+])
+def test_metadata_contradicting_the_tensors_is_refused(tmp_path, inr_file, changes, msg):
+    good, _, arch = inr_file
+    path = _write(tmp_path, load_file(str(good)), _meta(arch, changes))
+    with pytest.raises(InrFileError, match=msg) as e:
+        load_inr(path)
+    assert "\n" not in str(e.value) and "bad.safetensors" in str(e.value)
+
+
+def test_seven_channel_siren_is_refused(tmp_path):
+    arch = SirenArch(hidden=8, dim_out=7)
+    tensors = {k: t[0] for k, t in zip(arch.param_names(), init_params(arch, 1))}
+    with pytest.raises(InrFileError, match="1 .gray. or 3 .RGB. channels"):
+        load_inr(_write(tmp_path, tensors, _meta(arch)))
+
+
+def test_huge_layer_claim_builds_nothing(tmp_path, inr_file, monkeypatch):
+    """A claim of 10⁹ layers is refused without listing its parameter names (which would hang)."""
+    good, _, arch = inr_file
+    built = []
+    monkeypatch.setattr(SirenArch, "param_names", lambda self: built.append(self) or [])
+    claim = json.dumps({**arch.to_dict(), "layers": 10**9})
+    path = _write(tmp_path, load_file(str(good)), _meta(arch, {"arch": claim}))
+    with pytest.raises(InrFileError, match="sine layers"):
+        load_inr(path)
+    assert built == []
+
+
+def test_tiled_file_needs_its_image_size(tmp_path):
+    from inr.files import save_tiled
+    from inr.tiles import TileGrid
+
+    arch = SirenArch(hidden=8, dim_out=3)
+    grid = TileGrid((40, 40), 32, 4)
+    save_tiled(tmp_path / "t.safetensors", init_params(arch, grid.count), arch, grid)
+    tensors = load_file(str(tmp_path / "t.safetensors"))
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "t.safetensors"), framework="pt") as fh:
+        meta = fh.metadata()
+    assert load_inr(tmp_path / "t.safetensors").grid == grid
+    no_size = {k: v for k, v in meta.items() if k != "image_size"}
+    with pytest.raises(InrFileError, match="without 'image_size'"):
+        load_inr(_write(tmp_path, tensors, no_size))
+    with pytest.raises(InrFileError, match="differs from its grid"):
+        load_inr(_write(tmp_path, tensors, {**meta, "image_size": "[48, 40]"}))
+
+
+def test_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    with pytest.raises(InrFileError, match="not a regular file"):
+        load_inr(fifo)
+    with pytest.raises(InrFileError, match="a folder"):
+        load_inr(tmp_path)
