@@ -23,13 +23,14 @@ and editing all tiles is one batched computation.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .fit import TILE_RECIPE, FitRecipe, fit_recipe, psnr
+from .fit import TILE_RECIPE, FitRecipe, fit_streamed, psnr
 from .siren import RENDER_CHUNK, Params, SirenArch, evaluate, init_params, select
 
 TILE = 32  # the colour editors' training patch side
@@ -246,45 +247,50 @@ def fit_photo(
     seed: int = 0,
     callback=None,
     progress: bool = False,
+    workers: int = 1,
     device: torch.device | str = "cpu",
 ) -> TiledFit:
-    """Fit an image (H, W, C) at the grid's resolution as its tiles, all in one batch, by `recipe`."""
+    """Fit an image (H, W, C) at the grid's resolution as its tiles by `recipe` (`inr.fit.fit_streamed`).
+
+    Every tile's initialisation is drawn up front from `seed`; tiles stream through a working set of
+    FIT_GROUP (fitting is memory-bound: groups of ≤ 16 tiles ran several times faster per step than one batch
+    of 361), each leaving it the step it reaches the target, on `workers` threads. Tiles are independent, so
+    the result does not depend on the grouping or the workers (up to float rounding; bitwise on one thread).
+    callback(step, psnr) gets the whole photo's progress in the recipe's steps (0 .. steps - 1) and a (1,)
+    tensor: the PSNR of the mean squared error over all tiles' windows of the best parameters so far (the
+    final `psnr` is the blended render's). progress: a tqdm bar of the same."""
     if image.dim() != 3 or tuple(image.shape[:2]) != grid.image_size:
         raise TileGridError(f"image is {tuple(image.shape)}, the grid expects {grid.image_size} × C")
-    import time
-
     t0 = time.perf_counter()
-    tiles = grid.cut(image)  # (N, T, T, C)
+    tiles = grid.cut(image.to(device))  # (N, T, T, C)
     n = len(tiles)
-    # every tile's initialisation is drawn up front from `seed`, then the tiles are fitted in groups: fitting is
-    # memory-bound (groups of ≤ 16 tiles ran several times faster per step than one batch of 361), and a group
-    # ends as soon as its own tiles reach the target. Tiles are independent (Adam is elementwise, the loss a
-    # sum), so the result does not depend on the grouping.
     init = init_params(arch, n, generator=torch.Generator().manual_seed(seed))
-    groups = range(0, n, FIT_GROUP)
-    results = []
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=n, unit="tile", desc=f"fit {grid.describe()}")
-    for gi, i in enumerate(groups):
-        cb = None
-        if callback is not None:  # report progress over the whole photo: group gi of len(groups)
-            def cb(step, p, gi=gi):
-                return callback(int((gi + (step + 1) / recipe.steps) * recipe.steps / len(groups)) - 1, p)
-        results.append(fit_recipe(tiles[i : i + FIT_GROUP], arch, recipe, init=select(init, slice(i, i + FIT_GROUP)),
-                                  callback=cb, progress=False, device=device))
+        bar = tqdm(total=recipe.steps, unit="step", desc=f"fit {grid.describe()}")
+    last = [-1]
+
+    def report(done: float, mse: Tensor) -> bool | None:
+        step = min(recipe.steps - 1, int(done * recipe.steps + 1e-9) - 1) if done < 1 else recipe.steps - 1
+        whole = psnr(mse.mean()).reshape(1)  # (1,): the photo so far, not one tile
         if bar is not None:
-            bar.update(len(results[-1].psnr))
-            bar.set_postfix(psnr=f"{torch.cat([r.psnr for r in results]).mean():.2f}")
+            bar.update(step + 1 - bar.n)
+            bar.set_postfix(psnr=f"{float(whole):.2f}")
+        if callback is not None and step > last[0]:
+            last[0] = step
+            return callback(step, whole)
+        return None
+
+    use_report = callback is not None or bar is not None
+    res = fit_streamed(tiles, arch, recipe, init=init, group=FIT_GROUP, workers=workers,
+                       callback=report if use_report else None)
     if bar is not None:
         bar.close()
-    params = [torch.cat(ts, 0) for ts in zip(*(r.params for r in results))]
-    whole = render_tiles(params, arch, grid)[0]
+    whole = render_tiles(res.params, arch, grid)[0]
     mse = (whole - image.to(whole)).pow(2).mean()
-    return TiledFit(params, grid, float(psnr(mse)), torch.cat([r.psnr for r in results]),
-                    torch.cat([r.steps for r in results]), time.perf_counter() - t0)
+    return TiledFit(res.params, grid, float(psnr(mse)), res.psnr, res.steps, time.perf_counter() - t0)
 
 
 # the one fitting plan of the app and the CLI
