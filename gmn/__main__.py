@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -40,11 +39,13 @@ POINTS = checks.integer(1, checks.MAX_POINTS)
 TYPES = {
     "minutes": checks.real(0, 10**6, open_low=True), "batch": checks.integer(1, 4096), "points": POINTS,
     "val_every": checks.integer(1, checks.MAX_STEPS), "val_size": checks.integer(1, 10**7),
-    "model": checks.json_object, "outside_weight": checks.real(0, 1000), "strength": checks.real(0, checks.MAX_STRENGTH),
-    "refine": checks.integer(0, 100_000), "refine_lr": checks.real(0, 1, open_low=True),
-    "adam_lr": checks.real(0, 1, open_low=True), "data": checks.nonempty, "meta_steps": checks.integer(1, checks.MAX_STEPS),
-    "datasets": checks.dataset_list, "es_pairs": checks.integer(1, 1024), "es_sigma": checks.real(0, 10, open_low=True),
-    "horizon": checks.integer(1, 100_000), "meta_lr": checks.real(0, 1, open_low=True), "editor": checks.nonempty,
+    "model": checks.json_object, "outside_weight": checks.real(0, 1000),
+    "strength": checks.real(0, checks.MAX_STRENGTH), "refine": checks.integer(0, 100_000),
+    "refine_lr": checks.real(0, 1, open_low=True), "adam_lr": checks.real(0, 1, open_low=True),
+    "data": checks.nonempty, "editor": checks.nonempty, "meta_steps": checks.integer(1, checks.MAX_STEPS),
+    "datasets": checks.dataset_list, "es_pairs": checks.integer(1, 1024),
+    "es_sigma": checks.real(0, 10, open_low=True), "horizon": checks.integer(1, 100_000),
+    "meta_lr": checks.real(0, 1, open_low=True),
 }
 COMMAND_TYPES = {"curvature": {"points": checks.integer(1, 65_536)}}
 MAX_MODEL_PARAMS = 100_000_000  # an editor or learned optimizer that --model sizes (400 MB of float32)

@@ -12,24 +12,30 @@ Bad input prints one line `error: ...` and exits with code 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from . import checks
 from .errors import InrError
 
 
 def _check_output(path: str, suffix: str) -> Path:
-    """Refuse an output path that cannot be written before any work is done."""
-    out = Path(path)
-    if out.is_dir():
-        raise InrError(f"-o {path} is a directory; give a file name ending in {suffix}")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise InrError(f"-o {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise InrError(f"-o {path}: folder {parent} is not writable")
-    return out
+    """Refuse an output path that cannot be written before any work is done (`inr.checks.output_file`)."""
+    return checks.output_file(path, suffix)
+
+
+# the bounds of every option of every command, by dest (inr.checks; `python -m gmn fit` reuses them)
+TYPES = {
+    "hidden": checks.integer(1, checks.MAX_HIDDEN), "layers": checks.integer(1, checks.MAX_LAYERS),
+    "steps": checks.integer(1, checks.MAX_STEPS), "lr": checks.real(0, 1, open_low=True),
+    "target_psnr": checks.real(0, 300, open_low=True), "seed": checks.integer(0, 2**31 - 1),
+    "device": checks.device, "threads": checks.THREADS, "processes": checks.THREADS,
+    "size": checks.integer(1, 4096), "tile": checks.integer(0, 4096), "overlap": checks.integer(0, 4095),
+    "shard_size": checks.integer(1, 100_000), "limit": checks.integer(1, 10**9),
+    "minutes": checks.real(0, 10**6, open_low=True), "outer_steps": checks.integer(1, checks.MAX_STEPS),
+    "inner_steps": checks.integer(1, checks.MAX_STEPS), "inner_lr": checks.real(0, 1, open_low=True),
+    "outer_lr": checks.real(0, 1, open_low=True), "batch": checks.integer(1, 4096),
+}
 
 
 def _cmd_fit(args) -> None:
@@ -108,8 +114,10 @@ def _cmd_zoo(args) -> None:
     from .siren import SirenArch
     from .zoo import build_zoo
 
+    checks.output_dir(args.out)  # before the dataset is loaded
     channels = load_dataset(args.dataset, "val")[:1].shape[-1]
     arch = SirenArch(hidden=args.hidden, layers=args.layers, dim_out=channels)
+    _check_zoo_resume(Path(args.out), args, arch)
     index = build_zoo(
         args.dataset, args.split, args.out, arch=arch, steps=args.steps, lr=args.lr, shard_size=args.shard_size,
         seed=args.seed, limit=args.limit, threads=args.threads, progress=not args.quiet,
@@ -119,12 +127,59 @@ def _cmd_zoo(args) -> None:
         print(f"{args.out}: {index['count']} INRs, PSNR mean {p['mean']:.2f} min {p['min']:.2f} dB")
 
 
+def _check_zoo_resume(out: Path, args, arch) -> None:
+    """Refuse to resume a zoo in `out` with other settings than it was started with (mixed shards would not
+    load together): dataset, split, architecture and shard size from its shards, the recipe from zoo.json."""
+    import json
+
+    from safetensors import safe_open
+
+    from .zoo import recipe_for
+
+    if not out.is_dir():
+        return
+    differ: dict[str, tuple] = {}
+    shards = sorted(out.glob("shard-*.safetensors"))
+    for path in shards[:1]:
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                meta = fh.metadata() or {}
+                count = fh.get_slice("psnr").get_shape()[0] if "psnr" in fh.keys() else None
+            old_arch = json.loads(meta.get("arch", "{}"))
+            first = int(meta.get("first_index", 0))
+        except Exception:  # a torn shard: the build rebuilds it
+            continue
+        index = int(path.stem.split("-")[-1])
+        for key, flag, now in (("dataset", "--dataset", args.dataset), ("split", "--split", args.split)):
+            if meta.get(key, now) != now:
+                differ[flag] = (meta[key], now)
+        for key in ("hidden", "layers"):
+            if old_arch.get(key, getattr(arch, key)) != getattr(arch, key):
+                differ[f"--{key}"] = (old_arch[key], getattr(arch, key))
+        size = first // index if index else count
+        if size is not None and (size != args.shard_size if index or len(shards) > 1 else size > args.shard_size):
+            differ["--shard-size"] = (size, args.shard_size)
+    if (out / "zoo.json").is_file():
+        try:
+            fit = json.loads((out / "zoo.json").read_text()).get("fit", {})
+        except ValueError:
+            fit = {}
+        recipe = recipe_for(args.dataset).replace(steps=args.steps, lr=args.lr)
+        for key, flag, now in (("steps", "--steps", recipe.steps), ("lr", "--lr", recipe.lr),
+                               ("seed", "--seed", args.seed)):
+            if key in fit and fit[key] != now:
+                differ[flag] = (fit[key], now)
+    if differ:
+        said = ", ".join(f"{k} {old} (now {new})" for k, (old, new) in differ.items())
+        raise InrError(f"{out} holds a zoo built with other settings: {said}; use another --out or those settings")
+
+
 def _cmd_metainit(args) -> None:
     from .metainit import MetaInitConfig, metatrain_init
     from .threads import set_threads
 
-    set_threads(requested=args.threads or 1)
     _check_output(args.out, ".safetensors")
+    set_threads(requested=args.threads or 1)
     cfg = MetaInitConfig(out=args.out, dataset=args.dataset, inner_steps=args.inner_steps, inner_lr=args.inner_lr,
                          batch=args.batch, outer_lr=args.outer_lr, outer_steps=args.outer_steps,
                          minutes=None if args.outer_steps else args.minutes, seed=args.seed, limit=args.limit,
@@ -230,14 +285,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(run=_cmd_metainit)
 
+    for sp in sub.choices.values():
+        checks.apply_types(sp, TYPES)
     args = ap.parse_args(argv)
     try:
         args.run(args)
-    except (InrError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (InrError, ValueError, OSError) as e:  # OSError: a disk that fills or a folder removed mid-run
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted; the same command resumes (zoos keep their finished shards, metainit its last "
+              "state)", file=sys.stderr)
         return 130
     return 0
 
