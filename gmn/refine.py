@@ -1,5 +1,5 @@
-"""Preview, then refine: test-time Adam on the full target after the editor's one-shot edit (docs/DESIGN.md §5,
-"Preview, then refine").
+"""Preview, then refine: test-time Adam on the full target after the editor's one-shot edit (the objectives of
+docs/DESIGN.md §5 on the tiles of §10, "Editing tiles"; figures in BENCHMARKS.md, "refine").
 
     res = edit_inr(params, arch, editor, grid=grid)                       # the preview: one editor forward
     obj = filter_target(render_tiles(params, arch, grid), "blur")          # the whole objective it was given
