@@ -11,8 +11,8 @@ folder already holds a checkpoint resumes it with its saved config, so a server 
 only the steps since the last validation; the settings given that differ from the saved ones
 are listed in the status's `notice` (they are not applied).
 
-The CPU-minute budget counts the training thread's own CPU time (`time.thread_time`, given to
-gmn.train as its clock while the job runs), so edits and other requests served meanwhile do not
+The CPU-minute budget counts the training thread's own CPU time (`time.thread_time`, passed to
+`gmn.train.train` as its `clock`), so edits and other requests served meanwhile do not
 eat it; with GMN_APP_THREADS = 1 (the default) torch's math runs in that thread too. Progress is
 steps / step budget or CPU time / time budget over the whole run (a resumed run goes on from
 where it was), and stays below 100 % until the job is done.
@@ -24,20 +24,12 @@ import json
 import threading
 import time
 import traceback
-import types
 from dataclasses import asdict
 from pathlib import Path
 
-import gmn.train as gmn_train
 from gmn.train import TrainConfig, train
 
 IGNORED_ON_RESUME = ("out", "zoo_root")  # not settings of the run
-
-
-def _thread_clock() -> types.SimpleNamespace:
-    """The `time` module as gmn.train sees it, with process_time → the calling (training) thread's CPU time."""
-    return types.SimpleNamespace(**{**{k: getattr(time, k) for k in dir(time) if not k.startswith("_")},
-                                    "process_time": time.thread_time})
 
 
 def changed_settings(saved: dict, given: dict) -> list[str]:
@@ -153,9 +145,9 @@ class Jobs:
             s["history"].append(entry)
             s["step"] = entry["step"]
 
-        clock, gmn_train.time = gmn_train.time, _thread_clock()
-        try:
-            train(cfg, log=lambda line: s["log"].append(line), on_val=on_val, should_stop=should_stop)
+        try:  # the budget is this (training) thread's CPU time
+            train(cfg, log=lambda line: s["log"].append(line), on_val=on_val, should_stop=should_stop,
+                  clock=time.thread_time)
             s["state"] = "stopped" if self._stop.is_set() else "done"
             if s["state"] == "done":
                 s["progress"] = 1.0
@@ -163,5 +155,3 @@ class Jobs:
             s["state"] = "failed"
             s["error"] = f"{type(e).__name__}: {e}"
             s["log"].append(traceback.format_exc(limit=3))
-        finally:
-            gmn_train.time = clock

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import torch
 
+from inr.home import in_home, runs_dir, say_where
+
 from .data import EditData, sign_flip
 from .editors import Editor, EditorConfig, EditorError, edited_forward, load_editor, save_editor
 
@@ -44,7 +46,7 @@ class TrainConfig:
     task: str = "dilate"
     data: str = "mnist5k"
     editor: str = "ws+gmn"
-    out: str = "runs/editor"
+    out: str = field(default_factory=lambda: str(runs_dir("editor")))  # the data home's runs/editor (inr.home)
     minutes: float | None = 10.0  # budget in CPU-minutes of this process (ignored when steps is set)
     steps: int | None = None  # step budget: makes the schedule (and a resumed run) deterministic
     batch: int = 32  # INRs per step (per process)
@@ -151,9 +153,10 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, on_val: Calla
     device = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
+    quiet = (lambda *_: None) if rank else log
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-    quiet = (lambda *_: None) if rank else log
+        say_where("train", out, quiet)
     lam = EditorConfig.from_dict(cfg.model).lam  # the paint objective's λ is the editor's own
     train_data = EditData.from_zoo(cfg.data, "train", cfg.task, root=cfg.zoo_root, limit=cfg.limit, log=quiet,
                                    lam=lam)
@@ -294,7 +297,7 @@ def _to(batch, device):
 def _init_from(editor: Editor, path: str) -> None:
     """Copy the weights (and input normalisation) of the editor file `path` into `editor`: fine-tuning, e.g.
     a one-round editor trained on for two rounds. Its kind and sizes must match."""
-    src, _ = load_editor(path)
+    src, _ = load_editor(in_home(path))  # a relative `runs/...` name may be in the data home
     if src.config.kind != editor.config.kind:
         raise EditorError(f"--init {path} is a {src.config.kind!r} editor; this run trains {editor.config.kind!r}")
     try:
@@ -308,14 +311,14 @@ def init_chain(path: str | Path) -> list[tuple[Path, dict]]:
     """(file, card with its config) of the editor `path` and of every run it was fine-tuned from, the first run
     first, as far as those files are on this machine. A card names the file it started from in `init.path`
     (or, written before that was recorded, `train_config.init`); a relative name is looked up here, then in
-    the repo."""
-    file = Path(path)
+    the data home (which keeps the checkout's old `runs/...` layout, `inr.home.in_home`), then in the repo."""
+    file = in_home(path)
     if not file.is_absolute() and not file.exists():
         file = Path(__file__).resolve().parent.parent / file
     editor, card = load_editor(file)
     card = {**card, "config": editor.config.to_dict()}  # as the card's file holds it
     up = (card.get("init") or {}).get("path") or (card.get("train_config") or {}).get("init")
-    if up and (Path(up).exists() or (Path(__file__).resolve().parent.parent / up).exists()):
+    if up and (in_home(up).exists() or (Path(__file__).resolve().parent.parent / up).exists()):
         return [*init_chain(up), (file, card)]
     return [(file, card)]
 

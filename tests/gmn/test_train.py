@@ -183,3 +183,12 @@ def test_start_commands_of_a_run_restored_from_a_shipped_file(tmp_path):
     (tmp_path / "next" / "done.json").write_text(json.dumps({"command": "-m gmn train C"}))
     assert _start_commands(tmp_path / "next" / "best.safetensors")[-1] == "python -m gmn train C"
     assert len(_start_commands(tmp_path / "next" / "best.safetensors")) == 3
+
+
+def test_the_time_budget_counts_the_clock_it_is_given(tiny_zoo, tmp_path):
+    """train(..., clock=) reads the budget's CPU seconds from `clock` (the app passes its training thread's): a fake
+    clock that moves 10 s per reading ends a 0.5-minute run after 3 steps, whatever the real time."""
+    ticks = iter(range(0, 10_000, 10))
+    state = train(_cfg(tiny_zoo, tmp_path / "clocked", steps=None, minutes=0.5, val_every=1000), log=lambda *_: None,
+                  clock=lambda: float(next(ticks)))
+    assert state["step"] == 3 and state["elapsed"] == 30.0
