@@ -9,6 +9,7 @@
     python -m gmn curvature INR.safetensors [--points 128] [--predictor PATH]   # Fisher diagonal per layer
     python -m gmn fit IMAGE -o OUT.safetensors [--optimizer learned|adam] [--steps N] [--target-psnr DB]
     python -m gmn metatrain --out DIR [--minutes 30] [--no-gmn]          # meta-train the learned optimizer
+    python -m gmn lm TEXTFILE --optimizer adam|learned [--steps N] [--target-loss L] [--seed S]  # small GPT
 
 Bad input prints one line `error: ...` and exits with code 2.
 """
@@ -447,6 +448,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plain-only", action="store_true", help="skip the learned predictor")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_cmd_curvature)
+
+    from .lm import add_lm_arguments
+
+    p = sub.add_parser("lm", help="train a small GPT on a text file with Adam or the learned optimizer")
+    add_lm_arguments(p)  # prints `loss X after N steps, T s`
 
     for name, sp in sub.choices.items():  # every command takes --threads (fit and edit choose by the work's size)
         if name not in ("edit", "fit"):
