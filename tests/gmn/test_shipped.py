@@ -97,3 +97,37 @@ def test_an_editor_refuses_widths_it_was_not_validated_on():
     assert "width 32 only" in describe_editor(json.loads(path.with_suffix(".json").read_text()))
     contrast, _ = load_editor(resolve_editor("contrast"))
     contrast.check(SirenArch(hidden=64, dim_out=3))  # validated at 64 too (1.16×): no restriction
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_editor_runs_at_a_second_width(path):
+    """Every shipped editor (each kind: gmn, ng+gmn, ws; one and several rounds) applied to width-64 SIRENs (it
+    was trained on width 32) — one SIREN for gray, 2×2 tiles for colour — runs and gives a finite edit of the
+    INR's own shapes. One validated at width 32 only refuses width 64 in one line, and its network still runs."""
+    from dataclasses import replace
+
+    from gmn.edit import edit_inr
+    from gmn.editors import EditorError
+    from inr.siren import init_params
+    from inr.tiles import TileGrid
+
+    editor, _ = load_editor(path)
+    arch = replace(editor.config.siren, hidden=64)
+    grid = TileGrid.single(28) if arch.dim_out == 1 else TileGrid((60, 60), 32, 4)
+    params = init_params(arch, grid.count, generator=torch.Generator().manual_seed(0))
+    h, w = grid.image_size
+    kw = {}
+    if editor.config.task not in FILTERS:
+        mask = torch.zeros(h, w, 1)
+        mask[h // 4: 3 * h // 4, w // 3: 2 * w // 3] = 1
+        kw = dict(mask=mask, paint=torch.full((arch.dim_out,), 0.9))
+    if editor.config.widths and 64 not in editor.config.widths:
+        with pytest.raises(EditorError, match="width 64") as e:
+            edit_inr(params, arch, editor, grid=grid, points=32, **kw)
+        assert "\n" not in str(e.value)
+        editor.config = replace(editor.config, widths=None)  # the network itself still runs at width 64
+    res = edit_inr(params, arch, editor, grid=grid, points=32, **kw)
+    k = editor.config.copies  # OCE: the edited INR is k× as wide
+    assert res.arch.hidden == 64 * k and tuple(res.params[0].shape) == (grid.count, 64 * k, 2)
+    assert all(torch.isfinite(t).all() for t in res.params + res.dtheta) and res.mse == res.mse
+    assert any(d.abs().max() > 0 for d in res.dtheta)
