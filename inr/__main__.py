@@ -115,9 +115,9 @@ def _cmd_zoo(args) -> None:
     from .zoo import build_zoo
 
     checks.output_dir(args.out)  # before the dataset is loaded
+    _check_zoo_resume(Path(args.out), args)
     channels = load_dataset(args.dataset, "val")[:1].shape[-1]
     arch = SirenArch(hidden=args.hidden, layers=args.layers, dim_out=channels)
-    _check_zoo_resume(Path(args.out), args, arch)
     index = build_zoo(
         args.dataset, args.split, args.out, arch=arch, steps=args.steps, lr=args.lr, shard_size=args.shard_size,
         seed=args.seed, limit=args.limit, threads=args.threads, progress=not args.quiet,
@@ -127,7 +127,7 @@ def _cmd_zoo(args) -> None:
         print(f"{args.out}: {index['count']} INRs, PSNR mean {p['mean']:.2f} min {p['min']:.2f} dB")
 
 
-def _check_zoo_resume(out: Path, args, arch) -> None:
+def _check_zoo_resume(out: Path, args) -> None:
     """Refuse to resume a zoo in `out` with other settings than it was started with (mixed shards would not
     load together): dataset, split, architecture and shard size from its shards, the recipe from zoo.json."""
     import json
@@ -154,8 +154,8 @@ def _check_zoo_resume(out: Path, args, arch) -> None:
             if meta.get(key, now) != now:
                 differ[flag] = (meta[key], now)
         for key in ("hidden", "layers"):
-            if old_arch.get(key, getattr(arch, key)) != getattr(arch, key):
-                differ[f"--{key}"] = (old_arch[key], getattr(arch, key))
+            if old_arch.get(key, getattr(args, key)) != getattr(args, key):
+                differ[f"--{key}"] = (old_arch[key], getattr(args, key))
         size = first // index if index else count
         if size is not None and (size != args.shard_size if index or len(shards) > 1 else size > args.shard_size):
             differ["--shard-size"] = (size, args.shard_size)
