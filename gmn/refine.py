@@ -32,8 +32,8 @@ from inr.siren import Params, SirenArch, check_params, coordinate_grid, select
 from inr.tiles import FIT_GROUP, TileGrid, render_tiles
 
 from .editors import EditorError
-from .evaluate import adam_on_points
-from .objectives import FILTERS, EditTarget, filter_target
+from .evaluate import adam_loop
+from .objectives import FILTERS, EditTarget, filter_target, pixel_weight
 
 REFINE_STEPS = 100  # the default refine (the editors' cards say which start is the default: `refine_settings`)
 REFINE_LR = 1e-3  # Adam's lr from a fitted INR or an editor's result (bench/refine.py tunes it per editor)
@@ -89,7 +89,7 @@ def solid_paint_target(image: Tensor, mask: Tensor, colour: Tensor, *, feather: 
     col = colour.to(img)
     col = col.reshape(1, 1, c).expand(h, w, c) if col.dim() == 1 else col
     target = soft * col + (1 - soft) * img
-    weight = soft + lam * (1 - soft)
+    weight = pixel_weight(soft, lam, target)  # m̃ + λ(1 − m̃)
     return EditTarget(target[None], weight[None], soft[None], "paint", float(lam))
 
 
@@ -171,7 +171,7 @@ def refine(
         out = [p.detach().clone() for p in params]
         for i in range(0, len(idx), GROUP):  # tiles are independent and Adam elementwise: groups change nothing
             g = slice(i, i + GROUP)
-            sub = adam_on_points(select(params, idx[g]), arch, local, target[g], weight[g], steps=steps, lr=lr)
+            sub, _ = adam_loop(select(params, idx[g]), arch, local, target[g], weight[g], steps=steps, lr=lr)
             for q, s in zip(out, sub):
                 q[idx[g]] = s
     seconds = time.perf_counter() - t0
