@@ -172,16 +172,13 @@ def _cmd_edit(args) -> None:
         raise EditorError("the edited INR has NaN or Inf weights; refused")
     params, arch, info = res.params, res.arch, {}
     if args.refine:  # Adam on the full target from the card's default start (gmn.refine.refine_settings)
-        from inr.tiles import render_tiles
-
-        from .refine import read_card, refine, refine_settings, refine_target
+        from .refine import read_card, refine_edit, refine_settings
 
         settings = refine_settings(read_card(resolve_editor(args.editor)))
-        start = (res.params, res.arch) if settings["start"] == "editor" else (inr.params, inr.arch)
         lr = args.refine_lr or settings["lr"]
-        ref = refine(*start, refine_target(inr.params, inr.arch, grid, editor.config.task, mask, paint), grid=grid,
-                     steps=args.refine, lr=lr, before=render_tiles(inr.params, inr.arch, grid))
-        params, arch = ref.params, start[1]
+        ref, arch = refine_edit(inr.params, inr.arch, res.params, res.arch, grid, editor.config.task, mask=mask,
+                                paint=paint, settings=settings, steps=args.refine, lr=lr)
+        params = ref.params
         info = {"refine": {"steps": ref.steps, "lr": lr, "start": settings["start"], "tiles": len(ref.tiles)}}
     save_tiled(args.output, params, arch, grid,
                source=f"{inr.meta.get('source', Path(args.inr).name)} + {editor.config.task} ({args.editor})",
@@ -237,10 +234,10 @@ def _cmd_editors(args) -> None:
 def _cmd_fit(args) -> None:
     from inr.__main__ import _cmd_fit as fit_by_recipe
     from inr.files import save_inr
-    from inr.images import load_image, to_square
+    from inr.images import load_image
     from inr.siren import SirenArch
     from inr.threads import set_threads
-    from inr.tiles import plan_fit
+    from inr.tiles import plan_image
 
     from .optim import fit_learned, load_optimizer, shipped_optimizer
 
@@ -251,7 +248,9 @@ def _cmd_fit(args) -> None:
         fit_by_recipe(args)  # the one recipe of `python -m inr fit`, the app and the zoos
         return
     img = load_image(args.image, channels=args.channels)
-    grid, recipe = plan_fit(*img.shape[:2], img.shape[-1], size=args.size, tile=args.tile, overlap=args.overlap)
+    plan = plan_image(*img.shape[:2], img.shape[-1], size=args.size, tile=args.tile, overlap=args.overlap,
+                      requested_channels=args.channels, aspect=args.aspect)  # the app's and `inr fit`'s plan
+    grid, recipe = plan.grid, plan.recipe
     learned = args.learned or shipped_optimizer(img.shape[-1], args.hidden)
     if not grid.is_single or learned is None:
         why = "photos are fitted as tiles" if not grid.is_single else (
@@ -260,7 +259,7 @@ def _cmd_fit(args) -> None:
         fit_by_recipe(args)
         return
     size = grid.image_size[0]
-    target = to_square(img, size, aspect=args.aspect)
+    target = plan.target(img)
     arch = SirenArch(hidden=args.hidden, layers=args.layers, dim_out=target.shape[-1])
     set_threads(size * size, args.threads)
     steps = args.steps or recipe.steps

@@ -179,6 +179,22 @@ def refine(
     return RefineResult(out, tiles, mse_before, mse, steps if len(tiles) else 0, seconds)
 
 
+def refine_edit(params: Params, arch: SirenArch, edited: Params, edited_arch: SirenArch, grid: TileGrid, task: str,
+                *, mask: Tensor | None = None, paint: Tensor | None = None, settings: dict | None = None,
+                steps: int | None = None, lr: float | None = None) -> tuple[RefineResult, SirenArch]:
+    """The refine after an edit, as the CLI and the app run it: from the editor's result (`edited`, on
+    `edited_arch`) or from the INR before the edit (`params`, on `arch`) as `settings` (`refine_settings` of the
+    editor's card) say, on the objective `refine_target` builds from the INR before the edit, on the tiles the
+    edit changes. `steps`/`lr` override the settings'. Returns (the refine, the architecture of its params)."""
+    settings = refine_settings({}) if settings is None else settings
+    start, start_arch = (edited, edited_arch) if settings["start"] == "editor" else (params, arch)
+    obj = refine_target(params, arch, grid, task, mask, paint)
+    before = render_tiles(params, arch, grid)
+    res = refine(start, start_arch, obj, grid=grid, before=before, lr=settings["lr"] if lr is None else lr,
+                 steps=settings["steps"] if steps is None else steps)
+    return res, start_arch
+
+
 # the default refine of an editor: its card's "refine" field, written by bench/refine.py
 
 

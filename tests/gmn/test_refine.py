@@ -11,7 +11,15 @@ from gmn.__main__ import main as gmn_main
 from gmn.edit import edit_inr, resolve_editor
 from gmn.editors import EditorError, load_editor
 from gmn.objectives import EditTarget, filter_target
-from gmn.refine import changed_tiles, feather_mask, refine, refine_settings, refine_target, solid_paint_target
+from gmn.refine import (
+    changed_tiles,
+    feather_mask,
+    refine,
+    refine_edit,
+    refine_settings,
+    refine_target,
+    solid_paint_target,
+)
 from inr.files import load_inr
 from inr.siren import SirenArch, coordinate_grid, forward, init_params, select
 from inr.tiles import TileGrid, render_tiles
@@ -64,6 +72,11 @@ def test_refine_lowers_full_target_mse_of_a_single_siren():
     full = (render_tiles(res.params, arch, TileGrid.single(20)) - obj.target).pow(2).mean().item()
     assert full == pytest.approx(res.mse, rel=1e-5)  # weight 1: the reported MSE is the plain full-target MSE
     assert refine(params, arch, obj, steps=0).mse == pytest.approx(res.mse_before)
+    edited = [p + 0.01 for p in params]  # a stand-in for an editor's result
+    for start, want in (("original", params), ("editor", edited)):
+        r, _ = refine_edit(params, arch, edited, arch, TileGrid.single(20), "blur",
+                           settings={"start": start, "steps": 0, "lr": 1e-3})
+        assert all(torch.equal(a, b) for a, b in zip(r.params, want))  # 0 steps: the start itself
 
 
 def test_refine_refuses_mismatches():
@@ -120,7 +133,9 @@ def test_solid_paint_after_the_editor_meets_its_bounds(camera_corner):
     before = render_tiles(params, arch, grid)[0]
     preview = edit_inr(params, arch, editor, grid=grid, mask=mask, paint=colour)
     obj = refine_target(params, arch, grid, "paint", mask, colour)
-    res = refine(preview.params, preview.arch, obj, grid=grid, steps=100, lr=3e-3)
+    res, res_arch = refine_edit(params, arch, preview.params, preview.arch, grid, "paint", mask=mask, paint=colour,
+                                settings={"start": "editor", "steps": 100, "lr": 3e-3})
+    assert res_arch == preview.arch and res.steps == 100
     assert sorted(res.tiles.tolist()) == [0, 1]
     after = render_tiles(res.params, preview.arch, grid)[0]
     core, beyond = mask[..., 0] > 0.5, obj.mask[0, ..., 0] == 0
