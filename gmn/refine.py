@@ -5,10 +5,12 @@ docs/DESIGN.md §5 on the tiles of §10, "Editing tiles"; figures in BENCHMARKS.
     obj = filter_target(render_tiles(params, arch, grid), "blur")          # the whole objective it was given
     ref = refine(res.params, res.arch, obj, grid=grid, steps=100)          # Adam on every pixel of the tiles
     ref.params  # the refined INR: untouched tiles are the input's tensors' values, bit for bit
+    ref, arch = refine_edit(params, arch, res.params, res.arch, grid, "blur", settings=refine_settings(card))
 
 Every photo edit knows its whole target (the filter of the render, or the painted colour and the render
 around it), so after the editor's preview Adam can fit it on every pixel rather than on the B sampled points.
-Only the tiles whose window still differs from the target are refined; each is fitted on its own window of
+Only the tiles the edit changes are refined (`changed_tiles`: a stroke's, or those whose target differs from
+the render before the edit); each is fitted on its own window of
 the whole-image objective, as tiles are fitted (docs/DESIGN.md §10), so the blended render approaches the
 target and the other tiles stay bit-identical.
 
