@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from pathlib import Path
 
 import gradio as gr
@@ -19,9 +20,10 @@ import torch
 from inr.errors import InrError
 from inr.files import load_inr
 from inr.fit import fit_recipe
-from inr.images import MAX_PIXELS, load_image, to_size, to_square
+from inr.images import MAX_PIXELS, load_image
 from inr.siren import SirenArch
-from inr.tiles import MAX_PHOTO_SIZE, TileGrid, TileGridError, fit_photo, plan_fit
+from inr.threads import choose_threads
+from inr.tiles import FIT_GROUP, MAX_PHOTO_SIZE, TileGrid, TileGridError, fit_photo, plan_image
 
 from .session import Session
 from .validate import MAX_DISPLAY, error, number
@@ -37,6 +39,7 @@ MAX_TILES = 1600  # a 1024² photo is 37×37 = 1369 tiles
 MAX_PARAMS = 2_000_000  # a 1024² photo at the default size (2→32→32→3 tiles) has 1.7 M
 MAX_HIDDEN, MAX_LAYERS = 256, 6
 FIT_OPTIMIZERS = ("Adam", "fast (learned)")
+_FIT_LOCK = threading.Lock()  # photo fits use every core: one at a time
 
 
 def read_image(path: str | os.PathLike, channels: int | None = None) -> tuple[np.ndarray, str]:
@@ -100,9 +103,10 @@ _LEARNED: dict = {}
 
 def fit_image(path: str | None, *, hidden=DEFAULT_HIDDEN, layers=DEFAULT_LAYERS, resolution=None, steps=None,
               colour: str = "auto", callback=None, optimizer: str = "Adam") -> tuple[Session, str]:
-    """Fit an uploaded image by the one fitting recipe (`inr.tiles.plan_fit`): a photo becomes a grid of
-    32-px tile SIRENs at its working resolution (the longer side `resolution`, default 256, aspect kept;
-    gray photos as RGB tiles, so the colour editors apply); an image of at most 32 px stays one SIREN.
+    """Fit an uploaded image by the one fitting plan (`inr.tiles.plan_image`, also `python -m inr fit`'s): a
+    photo becomes a grid of 32-px tile SIRENs at its working resolution (the longer side `resolution`, by
+    default the photo's own up to 1024, aspect kept; gray photos as RGB tiles, so the colour editors apply);
+    an image of at most 32 px stays one SIREN. Photo fits use every core, one fit at a time.
     optimizer: "Adam" or "fast (learned)" (single gray SIRENs only; Adam, with a notice, elsewhere).
     callback(step, psnr) is forwarded to the fit (the progress bar). Returns (session, notice)."""
     if not path or not isinstance(path, (str, os.PathLike)):
@@ -122,22 +126,14 @@ def fit_image(path: str | None, *, hidden=DEFAULT_HIDDEN, layers=DEFAULT_LAYERS,
     img, notice = read_image(path, channels)
     h0, w0 = img.shape[:2]
     notices = [notice] if notice else []
-    try:
-        grid, recipe = plan_fit(h0, w0, img.shape[-1], size=res)
+    try:  # the one plan of the app and the CLIs: grid, recipe, channels, notices
+        plan = plan_image(h0, w0, img.shape[-1], size=res, requested_channels=channels)
     except TileGridError as e:
         raise error(e) from None
-    if not grid.is_single and img.shape[-1] == 1 and channels is None:
-        img = np.repeat(img, 3, -1)  # a gray photo is edited through the colour path (R = G = B)
-        notices.append("gray photo: fitted as colour tiles with R = G = B, so the colour editors apply")
-    c = img.shape[-1]
-    if grid.is_single and (h0 != w0):
-        notices.append(f"the image is {w0}×{h0}: centre-cropped to a square for a single SIREN")
-    elif not grid.is_single and (h0, w0) != grid.image_size:
-        notices.append(f"the image is {w0}×{h0}: fitted at {grid.image_size[1]}×{grid.image_size[0]} "
-                       "(aspect kept)")
-    recipe = recipe.replace(steps=steps)
+    grid, recipe, c = plan.grid, plan.recipe.replace(steps=steps), plan.channels
+    notices += plan.notices
     arch = SirenArch(hidden=hidden, layers=layers, dim_out=c)
-    target = to_size(img, grid.image_size) if not grid.is_single else to_square(img, grid.image_size[0])
+    target = plan.target(img)
     used, net = "Adam", None
     if optimizer != "Adam":
         if not grid.is_single:
@@ -164,9 +160,16 @@ def fit_image(path: str | None, *, hidden=DEFAULT_HIDDEN, layers=DEFAULT_LAYERS,
         result = fit_recipe(target[None], arch, recipe, callback=callback)
         params, fit_psnr, seconds = result.params, float(result.psnr[0]), result.seconds
     else:
-        tiled = fit_photo(target, arch, grid, recipe, callback=callback)
+        # every core, one fit at a time: the tiles stream through one worker thread per core (each with one
+        # intra-op thread, inr.fit.fit_streamed); a second fit waits here for the first
+        workers = choose_threads(None if grid.count >= 2 * FIT_GROUP else 0)
+        with _FIT_LOCK:
+            tiled = fit_photo(target, arch, grid, recipe, callback=callback, workers=workers)
         params, fit_psnr, seconds = tiled.params, tiled.psnr, tiled.seconds
-    photo = torch.from_numpy(np.ascontiguousarray(img)) if not grid.is_single else target
+    if grid.is_single:
+        photo = target
+    else:
+        photo = torch.from_numpy(np.ascontiguousarray(np.repeat(img, c // img.shape[-1], -1)))
     if max(photo.shape[:2]) > MAX_DISPLAY:  # kept for the side-by-side view: at most the largest display
         s = MAX_DISPLAY / max(photo.shape[:2])
         photo = resize(photo, (max(1, round(photo.shape[0] * s)), max(1, round(photo.shape[1] * s))))

@@ -40,37 +40,56 @@ TYPES = {
 
 def _cmd_fit(args) -> None:
     from .files import save_tiled
-    from .images import load_image, to_size
+    from .images import load_image
     from .siren import SirenArch
-    from .threads import set_threads
-    from .tiles import fit_photo, plan_fit
+    from .threads import choose_threads, set_threads
+    from .tiles import FIT_GROUP, fit_photo, plan_image
 
     _check_output(args.output, ".safetensors")
     img = load_image(args.image, channels=args.channels)
     h, w = img.shape[:2]
-    tiled_photo = args.tile > 0 and min(h, w) > args.tile
-    if tiled_photo and args.channels is None and img.shape[-1] == 1:
-        img = img.repeat(3, -1)  # gray photos are edited through the colour path (R = G = B)
-    grid, recipe = plan_fit(h, w, img.shape[-1], size=args.size, tile=args.tile, overlap=args.overlap)
-    recipe = recipe.replace(steps=args.steps, lr=args.lr, target_psnr=args.target_psnr)
-    target = to_size(img, grid.image_size, aspect="stretch" if not grid.is_single else args.aspect)
-    arch = SirenArch(hidden=args.hidden, layers=args.layers, dim_out=target.shape[-1])
-    set_threads(grid.count * grid.tile**2, args.threads)
-    res = fit_photo(target, arch, grid, recipe, seed=args.seed, progress=not args.quiet, device=args.device)
+    plan = plan_image(h, w, img.shape[-1], size=args.size, tile=args.tile, overlap=args.overlap,
+                      requested_channels=args.channels, aspect=args.aspect)  # the app's plan too
+    grid, recipe = plan.grid, plan.recipe.replace(steps=args.steps, lr=args.lr, target_psnr=args.target_psnr)
+    for line in () if args.quiet else plan.notices:
+        print(f"notice: {line}", file=sys.stderr)
+    target = plan.target(img)
+    arch = SirenArch(hidden=args.hidden, layers=args.layers, dim_out=plan.channels)
+    # a photo's tiles stream through worker threads of one intra-op thread each (inr.fit.fit_streamed): every
+    # core for a photo of at least two working sets of tiles; --threads sets the workers
+    workers = 1
+    if grid.count > 1:
+        workers = choose_threads(None if grid.count >= 2 * FIT_GROUP else 0, args.threads)
+        set_threads(requested=1)
+    else:
+        set_threads(grid.tile**2, args.threads)
+    res = fit_photo(target, arch, grid, recipe, seed=args.seed, progress=not args.quiet, workers=workers,
+                    device=args.device)
     save_tiled(
         args.output, res.params, arch, grid, source=Path(args.image).name, psnr=round(res.psnr, 3),
-        fit={**recipe.to_dict(), "seed": args.seed, "median_steps": int(res.steps.median())},
+        source_size=[h, w], fit={**recipe.to_dict(), "seed": args.seed, "median_steps": int(res.steps.median())},
     )
     print(f"{args.output}: {grid.describe()}, PSNR {res.psnr:.2f} dB, {res.seconds:.2f} s")
 
 
 def _render_size(inr, size: int) -> tuple[int, int]:
-    """Output (H, W) with the longer side `size`, keeping the INR's aspect ratio."""
+    """Output (H, W) with the longer side `size`, keeping the aspect ratio of the photo the INR was fitted to
+    (its `source_size`, else its working size): a 741×500 photo renders at --size 741 as 741×500."""
+    import json
+
     from .tiles import MAX_SIDE
 
     if not 1 <= size <= MAX_SIDE:
         raise InrError(f"--size must be between 1 and {MAX_SIDE}, got {size}")
     h, w = inr.image_size or (size, size)
+    src = inr.meta.get("source_size")  # JSON text [H, W] (inr.files parses only its own keys)
+    try:
+        src = json.loads(src) if isinstance(src, str) else src
+    except ValueError:
+        src = None
+    if inr.grid is not None and not inr.grid.is_single and isinstance(src, list) and len(src) == 2 \
+            and all(isinstance(v, int) and v > 0 for v in src):
+        h, w = src  # a single SIREN covers a square crop: its own square is its aspect
     scale = size / max(h, w)
     return max(1, round(h * scale)), max(1, round(w * scale))
 

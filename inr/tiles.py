@@ -293,24 +293,23 @@ def fit_photo(
     return TiledFit(res.params, grid, float(psnr(mse)), res.psnr, res.steps, time.perf_counter() - t0)
 
 
-# the one fitting plan of the app and the CLI
+# the one fitting plan of the app, `python -m inr fit` and `python -m gmn fit`
 
-PHOTO_SIZE = 256  # default working resolution (longer side) of a photo
-MAX_PHOTO_SIZE = 1024
+PHOTO_SIZE = 256  # side of one large SIREN over a photo (`--tile 0`) when no size is given
+MAX_PHOTO_SIZE = 1024  # longest working side: a photo larger than this is downscaled to it (with a notice)
 
 
 def working_size(height: int, width: int, size: int | None = None, *, tile: int = TILE) -> tuple[int, int]:
     """Working resolution (H, W) of an image of height × width, keeping its aspect ratio.
 
-    size=None: images no larger than a tile on their shorter side keep that side (digits stay
-    28×28, square); larger ones get PHOTO_SIZE on their longer side, or keep their own size when
-    they are smaller than that (a photo is never upsampled by default). The shorter side is at
-    least one tile; the longer side at most MAX_PHOTO_SIZE."""
+    size=None: the image's own size (native resolution), downscaled so that its longer side is at most
+    MAX_PHOTO_SIZE; images no larger than a tile on their shorter side keep that side, square (digits stay
+    28×28). Given a size, the longer side is `size`. The shorter side is at least one tile."""
     if size is None:
         if min(height, width) <= tile:
             s = min(height, width)
             return s, s
-        size = min(PHOTO_SIZE, max(height, width))
+        size = min(MAX_PHOTO_SIZE, max(height, width))
     if not 1 <= size <= MAX_PHOTO_SIZE:
         raise TileGridError(f"size must be between 1 and {MAX_PHOTO_SIZE}, got {size}")
     scale = size / max(height, width)
@@ -325,7 +324,8 @@ def plan_fit(height: int, width: int, channels: int, *, size: int | None = None,
              overlap: int = OVERLAP) -> tuple[TileGrid, FitRecipe]:
     """The grid and recipe that fit an image: tiles by TILE_RECIPE for photos; one SIREN by the zoo recipe
     for small gray images (digits, faces: the MNIST editors' distribution) and TILE_RECIPE for a small colour
-    one (a colour tile); one large SIREN (tile=0 on a photo) by LARGE_RECIPE."""
+    one (a colour tile); one large SIREN (tile=0 on a photo) by LARGE_RECIPE. `plan_image` adds the channels
+    and the notices; the app and the CLIs call that."""
     from .fit import LARGE_RECIPE, ZOO_RECIPE
 
     small = min(height, width) <= max(tile, 0) if size is None else size <= tile
@@ -339,3 +339,54 @@ def plan_fit(height: int, width: int, channels: int, *, size: int | None = None,
     if side <= TILE:
         return grid, (TILE_RECIPE if channels == 3 else ZOO_RECIPE)
     return grid, LARGE_RECIPE
+
+
+@dataclass(frozen=True)
+class FitPlan:
+    """Everything decided about fitting one image, in one place (`plan_image`): the grid, the recipe, the
+    INR's channels, how the image is brought to the working size and what the user is told about it."""
+
+    grid: TileGrid
+    recipe: FitRecipe
+    channels: int  # of the INR: a gray photo fitted as tiles becomes RGB (R = G = B)
+    aspect: str  # "stretch" for tiles (the working size keeps the aspect); "crop" or "stretch" for one SIREN
+    source_size: tuple[int, int]  # (H, W) of the image as given
+    notices: tuple[str, ...] = ()
+
+    def target(self, image) -> Tensor:
+        """The image (H, W, C) array in [0, 1] as the fit's target: (h, w, channels) at the working size."""
+        from .images import to_size
+
+        img = np.asarray(image, dtype=np.float32)
+        if tuple(img.shape[:2]) != self.source_size:
+            raise TileGridError(f"image is {img.shape[1]}×{img.shape[0]}, the plan is for "
+                                f"{self.source_size[1]}×{self.source_size[0]}")
+        if img.shape[-1] == 1 and self.channels == 3:
+            img = np.repeat(img, 3, -1)
+        return to_size(img, self.grid.image_size, aspect=self.aspect)
+
+
+def plan_image(height: int, width: int, channels: int, *, size: int | None = None, tile: int = TILE,
+               overlap: int = OVERLAP, requested_channels: int | None = None, aspect: str = "crop") -> FitPlan:
+    """How an image of height × width × channels is fitted, for the app, `python -m inr fit` and `gmn fit`
+    alike (docs/DESIGN.md, "Tiled INRs"): `plan_fit`'s grid and recipe (native resolution up to
+    MAX_PHOTO_SIZE by default), then the channels: a gray image fitted as tiles becomes RGB tiles (R = G = B,
+    so the colour editors edit it) unless `requested_channels` says otherwise; one SIREN keeps the image's
+    channels (a gray digit stays gray, the MNIST editors' distribution). `channels` is the image's own as
+    loaded (after `requested_channels` was applied by the loader)."""
+    grid, recipe = plan_fit(height, width, channels, size=size, tile=tile, overlap=overlap)
+    notices = []
+    out = channels
+    if not grid.is_single and channels == 1 and requested_channels is None:
+        out = 3
+        notices.append("gray photo: fitted as colour tiles with R = G = B, so the colour editors apply")
+    h, w = grid.image_size
+    if grid.is_single:
+        if height != width:
+            how = "centre-cropped" if aspect == "crop" else "stretched"
+            notices.append(f"the image is {width}×{height}: {how} to a square for a single SIREN")
+    elif (height, width) != (h, w):
+        over = size is None and max(height, width) > MAX_PHOTO_SIZE
+        why = f"over the {MAX_PHOTO_SIZE} px limit: downscaled to" if over else "fitted at"
+        notices.append(f"the image is {width}×{height}, {why} {w}×{h} (aspect kept)")
+    return FitPlan(grid, recipe, out, aspect if grid.is_single else "stretch", (height, width), tuple(notices))

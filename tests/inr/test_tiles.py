@@ -367,12 +367,42 @@ def test_fit_photo_small_colour_image():
         fit_photo(image[:48], arch, grid, FitRecipe(steps=1))
 
 
+def test_fit_photo_progress_is_the_whole_photo_and_workers_do_not_change_the_result():
+    g = torch.Generator().manual_seed(1)
+    image = (0.5 + 0.3 * torch.sin(torch.linspace(0, 9, 60))[:, None, None] * torch.rand(1, 44, 3, generator=g))
+    grid, arch = TileGrid((60, 44), 16, 2), SirenArch(hidden=8, dim_out=3)
+    recipe = FitRecipe(steps=12, lr=4e-3, target_psnr=None)
+    seen = []
+    one = fit_photo(image, arch, grid, recipe, seed=3, callback=lambda step, p: seen.append((step, p.clone())))
+    steps = [s for s, _ in seen]
+    assert steps == sorted(set(steps)) and steps[-1] == recipe.steps - 1 and seen[-1][1].shape == (1,)
+    whole = -10 * torch.log10((10 ** (-one.tile_psnr / 10)).mean())  # the mean MSE over every tile's window
+    assert float(seen[-1][1]) == pytest.approx(float(whole), abs=1e-4)
+    assert abs(float(seen[-1][1]) - float(one.tile_psnr[0])) > 1e-3  # not one tile's figure
+    two = fit_photo(image, arch, grid, recipe, seed=3, workers=2)
+    for a, b in zip(one.params, two.params):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_render_keeps_the_photos_aspect(tmp_path):
+    from inr.__main__ import main
+
+    arch = SirenArch(hidden=4, dim_out=3)
+    for grid, meta in ((TileGrid.for_image((500, 741)), {}), (TileGrid.for_image((173, 256)),
+                                                              {"source_size": [500, 741]})):
+        out = tmp_path / "photo.safetensors"
+        save_tiled(out, init_params(arch, grid.count), arch, grid, **meta)
+        assert main(["render", str(out), "-o", str(tmp_path / "r.png"), "--size", "741"]) == 0
+        assert Image.open(tmp_path / "r.png").size == (741, 500)  # not 741×501 (173 / 256 · 741 = 500.8)
+
+
 def test_plan_fit():
     grid, recipe = plan_fit(28, 28, 1)
     assert grid == TileGrid.single(28) and recipe is ZOO_RECIPE
-    grid, recipe = plan_fit(600, 400, 3)
+    grid, recipe = plan_fit(600, 400, 3)  # native resolution by default
     assert recipe is TILE_RECIPE and not grid.is_single
-    assert grid.image_size == working_size(600, 400) == (256, 171)
+    assert grid.image_size == working_size(600, 400) == (600, 400)
+    assert working_size(1411, 2000) == (722, 1024)  # above the limit: the longer side downscaled to 1024
     assert grid.tile == 32 and grid.overlap == 4
     grid, recipe = plan_fit(400, 600, 3, size=128)
     assert grid.image_size == (85, 128) and recipe is TILE_RECIPE
@@ -382,6 +412,42 @@ def test_plan_fit():
     assert grid == TileGrid.single(20) and recipe is TILE_RECIPE
     with pytest.raises(TileGridError, match="size"):
         working_size(600, 400, 100000)
+
+
+def test_plan_image_channels_and_notices():
+    from inr.tiles import plan_image
+
+    plan = plan_image(28, 28, 1, size=64)  # a digit asked at 64 px is tiles, so RGB tiles
+    assert not plan.grid.is_single and plan.channels == 3 and plan.grid.image_size == (64, 64)
+    plan = plan_image(308, 308, 1, size=20)  # a gray photo asked at 20 px is one gray SIREN (zoo recipe)
+    assert plan.grid == TileGrid.single(20) and plan.channels == 1 and plan.recipe is ZOO_RECIPE
+    assert plan_image(308, 308, 1, requested_channels=1).channels == 1  # asked gray: gray tiles
+    plan = plan_image(1500, 2000, 3)
+    assert plan.grid.image_size == (768, 1024) and len(plan.notices) == 1
+    assert "over the 1024 px limit: downscaled to 1024×768" in plan.notices[0]
+    assert plan_image(500, 741, 3).notices == () and plan_image(500, 741, 3).grid.image_size == (500, 741)
+    img = np.random.default_rng(0).random((40, 60, 1)).astype(np.float32)
+    target = plan_image(40, 60, 1).target(img)  # native size, gray as R = G = B
+    assert target.shape == (40, 60, 3) and torch.equal(target[..., 0], target[..., 2])
+    np.testing.assert_allclose(target[..., 1].numpy(), img[..., 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("side,size,channels,tiled", [(28, 64, 3, True), (308, 20, 1, False)])
+def test_cli_and_app_make_the_same_plan(tmp_path, side, size, channels, tiled):
+    """The two cases where the CLI and the app used to disagree (the CLI turned gray into RGB before
+    planning, the app after): both now fit through `inr.tiles.plan_image`."""
+    from app.sources import fit_image
+    from inr.__main__ import main
+
+    rng = np.random.default_rng(side)
+    png = tmp_path / f"gray{side}.png"
+    Image.fromarray((rng.random((side, side)) * 255).astype(np.uint8)).save(png)
+    out = tmp_path / "cli.safetensors"
+    assert main(["fit", str(png), "-o", str(out), "--size", str(size), "--steps", "2", "--hidden", "8", "-q"]) == 0
+    cli = load_inr(out)
+    session, _ = fit_image(str(png), hidden=8, resolution=size, steps=2)
+    assert cli.arch == session.arch and cli.arch.dim_out == channels
+    assert (cli.grid or TileGrid.single(size)) == session.grid and session.grid.is_single is not tiled
 
 
 def test_tiles_zoo_is_fitted_by_the_tile_recipe(tmp_path):
