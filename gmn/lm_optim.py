@@ -387,9 +387,10 @@ class LMMetaTrainConfig:
 
     out: str
     horizon: int = 300  # inner steps per episode
-    unroll: int = 20  # truncation length
+    unroll: int = 50  # truncation length (short truncations bias the learned step size low)
     batch: int = 16
-    meta_lr: float = 3e-3
+    meta_lr: float = 3e-3  # F's weights
+    scalar_lr_factor: float = 3.0  # α, its offsets and schedule, β, µ learn at meta_lr × this
     clip: float = 1.0
     minutes: float = 40.0  # process CPU minutes, both variants together (validation included)
     val_every: int = 6  # episodes
@@ -489,7 +490,9 @@ def metatrain(cfg: LMMetaTrainConfig, log=print) -> dict:
         d = out / variant
         d.mkdir(exist_ok=True)
         net = LMLearnedOptimizer(LMOptimizerConfig.from_dict({**cfg.optimizer, "features": variant == "features"}))
-        opt = torch.optim.Adam(net.parameters(), lr=cfg.meta_lr)
+        scalars = [p for n, p in net.named_parameters() if not n.startswith("f_")]  # α, offsets, schedule, β, µ
+        opt = torch.optim.Adam([{"params": [p for n, p in net.named_parameters() if n.startswith("f_")]},
+                                {"params": scalars, "lr": cfg.meta_lr * cfg.scalar_lr_factor}], lr=cfg.meta_lr)
         state = {"episode": 0, "cpu": 0.0, "best_val": None, "best_episode": None, "history": []}
         if (d / "last.safetensors").exists():
             state = _load_state(d / "last.safetensors", net, opt)
@@ -556,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(data_home() / "runs" / "lm-lopt"))
     ap.add_argument("--minutes", type=float, default=40.0, help="process CPU minutes, both variants together")
     ap.add_argument("--horizon", type=int, default=300)
-    ap.add_argument("--unroll", type=int, default=20)
+    ap.add_argument("--unroll", type=int, default=50)
+    ap.add_argument("--meta-lr", type=float, default=3e-3)
     ap.add_argument("--val-every", type=int, default=6)
     ap.add_argument("--alpha", type=float, default=None, help="initial α (default: gmn.lm.ADAM_LR)")
     ap.add_argument("--seed", type=int, default=0)
@@ -565,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     cfg = LMMetaTrainConfig(out=args.out, minutes=args.minutes, horizon=args.horizon, unroll=args.unroll,
-                            val_every=args.val_every, seed=args.seed,
+                            val_every=args.val_every, seed=args.seed, meta_lr=args.meta_lr,
                             optimizer={"alpha": args.alpha or ADAM_LR})
     try:
         metatrain(cfg, log=lambda s: print(s, flush=True))
