@@ -58,23 +58,41 @@ def run_edit(settings: Settings, session: Session, editor_name: str, points, str
     total = time.perf_counter() - t0
     if not _finite(res.params) or not torch.isfinite(render(session, res.params)).all():
         raise gr.Error(REFUSED)
-    b = res.batch  # test-time Adam on the same points (of the same tiles), for the editor's time
+    b = res.batch
     weight = b.objective.weight_at(b.mask_pts, b.target_pts)  # the editor's own objective (its λ)
-    sub, adam_steps = _adam_same_budget(select(base, res.tiles), arch, b.x, b.target_pts, weight, res.seconds)
-    adam = [t.clone() for t in base]
-    for a, t in zip(adam, sub, strict=True):
-        a[res.tiles] = t
-    adam_mse = (render_tiles_of(session, adam) - res.target).pow(2).mean().item()
     before = (render(session, base) - res.target).pow(2).mean().item()
     moved = torch.stack([d[res.tiles].flatten(1).abs().sum(1) for d in res.dtheta]).sum(0)
     view_tile = int(res.tiles[moved.argmax()])  # the tile the editor changed most: "what GradMetaNet sees"
     k = int((res.tiles == view_tile).nonzero()[0, 0])
+    tile = select(base, view_tile)  # the rounds' INRs of that tile and the editor's objective there
+    states = [tile] + [[p + d[k : k + 1] for p, d in zip(tile, r)] for r in res.rounds[:-1]]
+    objective = editor.objective(b.target_pts[k : k + 1], None if b.mask_pts is None else b.mask_pts[k : k + 1])
+    # the equal-time Adam row is not computed here: the preview comes first (`details`, docs/DESIGN.md §14)
     rec = EditRecord(editor=editor_name, task=editor.config.task, strength=strength, points=points, base=base,
                      dtheta=[t.detach().clone() for t in res.dtheta], target=res.target, sampled=res.points,
                      tile=view_tile, tile_x=b.x[k], tile_target=b.target_pts[k], seconds=res.seconds, total=total,
-                     before_mse=before, adam_mse=adam_mse, adam_steps=adam_steps)
+                     before_mse=before, tiles=res.tiles, x=b.x, target_pts=b.target_pts, weight=weight,
+                     tile_states=states, tile_objective=objective)
     label = f"{editor_name} ×{strength:g}" + (" (paint)" if editor.config.task == "paint" else "")
     return Step(res.params, label, session.current.edits + 1, rec)
+
+
+def details(session: Session, step: Step | None = None) -> bool:
+    """What the preview leaves out of an edit step (docs/DESIGN.md §14): test-time Adam on the editor's points for
+    the editor's time, measured on the whole render. Computed at most once per step, without the session's lock
+    (it reads only the step's own record); returns whether anything was computed."""
+    step = session.current if step is None else step
+    e = step.edit
+    if e is None or e.adam_mse is not None:
+        return False
+    arch = session.arch_of(e.base)
+    sub, adam_steps = _adam_same_budget(select(e.base, e.tiles), arch, e.x, e.target_pts, e.weight, e.seconds)
+    adam = [t.clone() for t in e.base]
+    for a, t in zip(adam, sub, strict=True):
+        a[e.tiles] = t
+    e.adam_mse = (render_tiles_of(session, adam) - e.target).pow(2).mean().item()
+    e.adam_steps = adam_steps
+    return True
 
 
 def render_tiles_of(session: Session, params):
@@ -122,13 +140,33 @@ def restrength(session: Session | None, strength) -> Session:
     step = session.current
     if step.edit is None:
         raise gr.Error("the step shown is the loaded INR: apply an edit first, then set its strength")
+    if s == step.edit.strength:
+        return session  # nothing to redo (the box echoes the shown step's strength)
     params = apply_edit(step.edit.base, step.edit.dtheta, s)
     if not _finite(params):
         raise gr.Error(REFUSED)
     label = re.sub(r"×[0-9.e+-]+", f"×{s:g}", step.label, count=1)
     rec = EditRecord(**{**step.edit.__dict__, "strength": s})
     session.replace_current(Step(params, label, step.edits, rec))
+    # the later steps were built on this step's old version: they are dropped, as after an edit made from an
+    # earlier step (a branch), and `rescale_notice` says so
+    session.steps = session.steps[: session.cursor + 1]
     return session
+
+
+def rescale_notice(session: Session | None, strength) -> str:
+    """What rescaling the shown step will do to the steps after it (said before it is done)."""
+    if not isinstance(session, Session) or not session.loaded or session.edit is None:
+        return ""
+    later = len(session.steps) - 1 - session.cursor
+    try:
+        same = V.strength(strength) == session.edit.strength
+    except gr.Error:
+        return ""
+    if not later or same:
+        return ""
+    return (f"step {session.cursor} rescaled: the {later} later step(s), built on its old version, were dropped "
+            "(a branch, as when an edit is made from an earlier step)")
 
 
 def undo(session: Session | None) -> Session:

@@ -39,12 +39,14 @@ from .admin import (  # noqa: F401
 )
 from .editing import (  # noqa: F401
     apply_again,
+    details,
     downloads,
     edit,
     goto,
     paint,
     redo,
     render_current,
+    rescale_notice,
     reset,
     restrength,
     undo,
@@ -77,7 +79,7 @@ from .sources import (  # noqa: F401
     read_image,
 )
 from .validate import MAX_DISPLAY  # noqa: F401
-from .views import db, png_file, views  # noqa: F401
+from .views import db, metrics, png_file, views  # noqa: F401
 
 new_session = Session.new
 

@@ -48,8 +48,17 @@ class EditRecord:
     seconds: float  # decompose + editor forward
     total: float  # with objective and render
     before_mse: float  # MSE of `base` to the target ("no edit")
-    adam_mse: float  # test-time Adam on the same points for the same time
-    adam_steps: int
+    tiles: Tensor | None = None  # (K,) the edited tiles
+    x: Tensor | None = None  # (K, B, 2) their tile-local points
+    target_pts: Tensor | None = None  # (K, B, C) the targets there
+    weight: Tensor | None = None  # (K, B, 1) the objective's per-point weight (paint: mask + λ(1 − mask))
+    # computed after the preview (docs/DESIGN.md §14): None until then
+    adam_mse: float | None = None  # test-time Adam on the same points for the same time
+    adam_steps: int | None = None
+    # "what GradMetaNet sees" (app.views.gmn_inputs): the shown tile as each round of the editor read it, and the
+    # editor's own objective at its points (masked and λ-weighted for paint)
+    tile_states: list | None = None  # per round, Params of the tile (N = 1): θ, θ + Δθ of round 1, ...
+    tile_objective: object | None = None  # gmn.decompose.Objective at the tile's points (1, B, ·)
 
 
 @dataclass
@@ -58,6 +67,7 @@ class Step:
     label: str
     edits: int  # edits in this INR's lineage (0: the loaded INR)
     edit: EditRecord | None = None
+    refine: str = ""  # the background refine's status line ("" for none; see app.editing.refine_step)
 
 
 @dataclass

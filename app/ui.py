@@ -10,6 +10,7 @@ non-numeric or NaN value reaches the handlers' checks and is answered with one c
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import os
@@ -30,6 +31,7 @@ from .jobs import Jobs  # noqa: E402
 from .session import Session, exclusive, forget  # noqa: E402
 from .validate import display as check_display  # noqa: E402
 from .validate import number  # noqa: E402
+from .views import gmn_view, metrics, out_size  # noqa: E402
 
 BRUSH_COLOURS = ["#ffffff", "#000000", "#cc3232", "#32cc70", "#3270cc", "#f0c020"]
 DATASETS = ["mnist5k", "patches", "lfw"]
@@ -38,6 +40,30 @@ SESSION_TTL = 4 * 3600  # seconds an idle session's state is kept
 MODEL = ("Each **Apply** edits the INR shown (the step selected in the history) and adds a step after it. "
          "**Undo** / **Redo** or the history list move between steps; the strength rescales the shown step's "
          "own edit. The target and the *no edit* row refer to the INR that edit started from.")
+
+
+VIEWS_NOTE = ("**Step shown**: the INR of the step selected in the history. **Target of this edit**: the editor's "
+              "objective of the INR before this edit. **Change**: |edited − before this edit| per pixel on the scale "
+              "of its colour bar. **Sampled points**: where the gradients were taken, on the INR before this edit. "
+              "**What GradMetaNet sees**: per layer the activations a and gradients g (rows: points, columns: "
+              "neurons).")
+SENSITIVITY_NOTE = ("How much the image changes when each weight changes: for every weight, the average over "
+                    "random points of the squared change of the output per unit change of that weight (the diagonal "
+                    "of the Fisher information), predicted from the gradients at the chosen points by the shipped "
+                    "GradMetaNet predictor (the plain mean for colour INRs). Bright: a weight the image depends on "
+                    "strongly.")
+
+
+class UncheckedSlider(gr.Slider):
+    """A slider whose value reaches the handler unchecked: Gradio's own range check fails the whole event before
+    the handler runs (every view turns into an error badge), whereas the handler refuses an out-of-range value in
+    the alert line, keeps the views and puts the box back to the shown step's strength."""
+
+    def preprocess(self, payload):
+        return payload
+
+    def get_block_name(self) -> str:
+        return "slider"
 
 
 FIT_NOTE = ("**Fitting: Adam**, the recipe the editors were trained on. Meta-learned inits and learned optimizers "
@@ -83,11 +109,12 @@ def _status_md(s: dict) -> str:
     return f"**{s['run']}**{resumed}: {s['state']} · step {s['step']} · {p:.0%}{val} {bar}{err}{notice}"
 
 
-def _alert(message: str, error: bool) -> str:
+def _alert(message: str, error: bool, where: str = "edit") -> str:
     if not message:
         return ""
     if error:
-        return f"⚠️ **{message}** — the views still show the last good state."
+        keep = " — the views still show the last good state." if where == "edit" else ""
+        return f"⚠️ **{message}**{keep}"
     return f"ℹ️ {message}"
 
 
@@ -103,9 +130,14 @@ def _client(request: gr.Request | None) -> str:
     return getattr(getattr(request, "client", None), "host", None) or "unknown"
 
 
-def inline(n: int):
+# whether the running call is an API twin's: it gets every view at once, the UI gets the preview first and the
+# rest from a follow-up event (docs/DESIGN.md §14)
+FOR_API: contextvars.ContextVar[bool] = contextvars.ContextVar("for_api", default=False)
+
+
+def inline(n: int, where: str = "edit"):
     """For a visible control: a core function returning (outputs, notice) → its outputs + the alert line; a
-    gr.Error becomes gr.skip() for all n outputs and the message inline."""
+    gr.Error becomes gr.skip() for all n outputs (or the error's own `outputs`) and the message inline."""
 
     def deco(fn):
         @functools.wraps(fn)
@@ -113,8 +145,25 @@ def inline(n: int):
             try:
                 out, notice = fn(*args, **kwargs)
             except gr.Error as e:
+                return [*(getattr(e, "outputs", None) or [gr.skip()] * n), _alert(_message(e), True, where)]
+            return [*out, _alert(notice, False, where)]
+
+        return wrapper
+
+    return deco
+
+
+def quiet(n: int):
+    """For a follow-up event (after the preview): its outputs, the alert line left as the preview set it; a
+    gr.Error is shown inline and the views are kept."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return [*fn(*args, **kwargs), gr.skip()]
+            except gr.Error as e:
                 return [gr.skip()] * n + [_alert(_message(e), True)]
-            return [*out, _alert(notice, False)]
 
         return wrapper
 
@@ -127,13 +176,45 @@ def api(k: int | None = None):
     def deco(fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            out, _ = fn(*args, **kwargs)
+            token = FOR_API.set(True)
+            try:
+                out, _ = fn(*args, **kwargs)
+            finally:
+                FOR_API.reset(token)
             out = out[:k] if k is not None else out
             return out[0] if len(out) == 1 else out  # one output: its value, not a list
 
         return wrapper
 
     return deco
+
+
+def step_files(st: Session, disp: int, *, gmn: bool = True) -> dict:
+    """The PNG files of the shown step's views at display `disp`, written once per step and size and kept in the
+    session (undo, redo and the history show stored steps: nothing is rendered again, docs/DESIGN.md §14), and
+    the metrics markdown (always fresh: it says which step of how many is shown). gmn False: "what GradMetaNet
+    sees" is not computed if it is not there yet (None)."""
+    step = st.current
+    cache = st.cache.setdefault("files", {})
+    key = (id(step.params), disp)
+    hit = cache.get(key)
+    if hit is not None and (hit["params"] is not step.params
+                            or any(f is not None and not os.path.exists(f) for f in hit["files"].values())):
+        hit = None  # another step at a reused id, or its files expired (app.views.IMAGE_TTL)
+    if hit is None:
+        v = H.views(st, disp, gmn=False)
+        hit = {"params": step.params, "files": {k: H.png_file(a, k) for k, a in v.items() if k != "metrics"},
+               "metrics": v["metrics"]}
+        if len(cache) >= 64:
+            cache.pop(next(iter(cache)))
+        cache[key] = hit
+    files = dict(hit["files"])
+    if gmn and files["gmn"] is None and step.edit is not None:
+        e = step.edit
+        files["gmn"] = hit["files"]["gmn"] = H.png_file(
+            gmn_view(e, st.arch_of(e.base)), "gmn")
+    files["metrics"] = metrics(st, out_size(st, disp))
+    return files
 
 
 def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) -> gr.Blocks:
@@ -185,53 +266,58 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                                                         "SIRENs whose INRs the editors were measured to edit",
                                                    visible=offer, elem_id="fit-optimizer")
                                 gr.Markdown(FIT_NOTE, visible=not offer, elem_id="fit-note")
-                            fit_btn = gr.Button("Fit", variant="primary", elem_id="fit-btn")
+                            fit_btn = gr.Button("Fit", variant="primary", elem_id="fit-btn", interactive=False)
                         with gr.Tab("Bundled example"):
                             gallery = gr.Gallery(value=thumbs, label="Examples (MNIST digits, scikit-image photos)",
                                                  columns=4, height=240, allow_preview=False, elem_id="examples")
                         with gr.Tab("Upload an INR"):
                             inr_file = gr.File(label="INR (.safetensors)", type="filepath",
                                                file_types=[".safetensors"], elem_id="inr-upload")
-                            load_btn = gr.Button("Load INR", elem_id="load-btn")
+                            load_btn = gr.Button("Load INR", elem_id="load-btn", interactive=False)
                     with gr.Column(scale=1):
                         with gr.Row():
-                            editor = gr.Dropdown(first_names, value=first, label="Edit (filter editors that fit "
-                                                 "the loaded INR)", elem_id="editor-dd", scale=4,
-                                                 allow_custom_value=True)
+                            # empty until an INR is loaded: the list is filtered for it (no gray editor
+                            # pre-selected for a photo nobody has loaded yet)
+                            editor = gr.Dropdown([], value=None, label="Edit (filter editors that fit the loaded "
+                                                 "INR)", elem_id="editor-dd", scale=4, allow_custom_value=True)
                             refresh = gr.Button("↻", scale=0, min_width=40)
-                        card = gr.Markdown(H.card_markdown(settings, first), elem_id="card")
+                        card = gr.Markdown("load an image, an example or an INR file: the editors that fit it "
+                                           "are listed here", elem_id="card")
                         points = gr.Slider(1, 512, value=64, step=1, label="Sampled points")
-                        strength = gr.Slider(0, 3, value=1.0, step=0.05, label="Strength s of the shown step's "
-                                             "edit (θ_before + s·Δθ)", elem_id="strength")
-                        display = gr.Slider(32, H.MAX_DISPLAY, value=256, step=32, label="Display resolution",
-                                            elem_id="display")
+                        strength = UncheckedSlider(0, 3, value=1.0, step=0.05, label="Strength s of the shown "
+                                                   "step's edit (θ_before + s·Δθ); a new edit starts at 1",
+                                                   elem_id="strength")
+                        display = gr.Slider(32, H.MAX_DISPLAY, value=256, step=32, label="Display resolution "
+                                            "(longer side, px)", elem_id="display")
                         with gr.Row():
-                            edit_btn = gr.Button("Apply edit to the INR shown", variant="primary", elem_id="edit-btn")
-                            undo_btn = gr.Button("Undo", elem_id="undo-btn")
-                            redo_btn = gr.Button("Redo", elem_id="redo-btn")
-                            reset_btn = gr.Button("Reset", elem_id="reset-btn")
-                        history = gr.Dropdown([], label="History (pick a step to show it)", elem_id="history",
+                            edit_btn = gr.Button("Apply edit to the INR shown", variant="primary", elem_id="edit-btn",
+                                                 interactive=False)
+                            undo_btn = gr.Button("Undo", elem_id="undo-btn", interactive=False)
+                            redo_btn = gr.Button("Redo", elem_id="redo-btn", interactive=False)
+                            reset_btn = gr.Button("Reset", elem_id="reset-btn", interactive=False)
+                        history = gr.Dropdown([], label="History: pick a step to show it (an edit or a rescale of "
+                                              "an earlier step drops the steps after it)", elem_id="history",
                                               interactive=True)
                         gr.Markdown(MODEL)
                 alert = gr.Markdown("", elem_id="alert")
                 info = gr.Markdown("load an image, an example or an INR file", elem_id="info")
                 with gr.Row():
-                    photo_img = gr.Image(label="Uploaded photo (at the display size)", format="png", type="numpy",
-                                         interactive=False, elem_id="photo")
+                    # short labels (long ones are cut on a narrow panel); VIEWS_NOTE says what each shows
+                    edited = gr.Image(label="Step shown", format="png", type="numpy", interactive=False,
+                                      elem_id="edited")
+                    photo_img = gr.Image(label="Uploaded photo", format="png", type="numpy", interactive=False,
+                                         elem_id="photo")
                     original = gr.Image(label="Loaded INR (step 0)", format="png", type="numpy", interactive=False,
                                         elem_id="original")
-                    target = gr.Image(label="Target: the editor's objective of the INR before this edit",
-                                      format="png", type="numpy", interactive=False, elem_id="target")
-                    edited = gr.Image(label="The step shown", format="png", type="numpy", interactive=False,
-                                      elem_id="edited")
-                    diff = gr.Image(label="|edited − before this edit| (colour bar: pixel values)", format="png",
-                                    type="numpy", interactive=False, elem_id="diff")
+                    target = gr.Image(label="Target of this edit", format="png", type="numpy", interactive=False,
+                                      elem_id="target")
+                    diff = gr.Image(label="Change", format="png", type="numpy", interactive=False, elem_id="diff")
                 with gr.Row():
                     points_img = gr.Image(label="Sampled points, on the INR before this edit", format="png",
                                           type="numpy", interactive=False, elem_id="points")
-                    gmn_img = gr.Image(label="What GradMetaNet sees: a and g per layer; rows = points, "
-                                       "columns = neurons", format="png", type="numpy", interactive=False,
-                                       elem_id="gmn")
+                    gmn_img = gr.Image(label="What GradMetaNet sees", format="png", type="numpy",
+                                       interactive=False, elem_id="gmn")
+                gr.Markdown(VIEWS_NOTE, elem_id="views-note")
                 with gr.Accordion("Paint", open=True):
                     gr.Markdown("Paint on the image with the brush (pick a colour and size); the painted layer's "
                                 "alpha is the mask, its colours the target; a paint editor made for the loaded "
@@ -242,21 +328,26 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                                                            default_size=12, color_mode="defaults"),
                                             canvas_size=(256, 256))
                     with gr.Row():
-                        canvas_btn = gr.Button("Reload the current image into the canvas", elem_id="canvas-btn")
-                        paint_btn = gr.Button("Apply paint", variant="primary", elem_id="paint-btn")
-                with gr.Accordion("Sensitivity: which weights matter (Fisher diagonal)", open=False):
+                        canvas_btn = gr.Button("Reload the current image into the canvas", elem_id="canvas-btn",
+                                               interactive=False)
+                        paint_btn = gr.Button("Apply paint", variant="primary", elem_id="paint-btn",
+                                              interactive=False)
+                with gr.Accordion("Sensitivity: which weights matter", open=False):
+                    gr.Markdown(SENSITIVITY_NOTE)
                     with gr.Row():
                         sens_points = gr.Slider(16, 1024, value=128, step=16, label="Points")
                         sens_top = gr.Slider(0.5, 50, value=5, step=0.5, label="Most sensitive weights (%)")
-                        sens_btn = gr.Button("Compute sensitivity of the INR shown", elem_id="sensitivity-btn")
+                        sens_btn = gr.Button("Compute sensitivity of the INR shown", elem_id="sensitivity-btn",
+                                             interactive=False)
                     with gr.Row():
-                        sens_layers = gr.Image(label="Fisher diagonal per layer (log scale)", format="png",
+                        # the plots carry their own titles: a component label would cover them
+                        sens_layers = gr.Image(label="Sensitivity per weight", show_label=False, format="png",
                                                type="numpy", interactive=False, elem_id="sens-layers")
-                        sens_region = gr.Image(label="Where the image moves when the top weights change",
-                                               format="png", type="numpy", interactive=False, elem_id="sens-region")
+                        sens_region = gr.Image(label="Where the image moves", show_label=False, format="png",
+                                               type="numpy", interactive=False, elem_id="sens-region")
                     sens_info = gr.Markdown(elem_id="sens-info")
                 with gr.Row():
-                    dl_btn = gr.Button("Prepare downloads of the INR shown", elem_id="dl-btn")
+                    dl_btn = gr.Button("Prepare downloads of the INR shown", elem_id="dl-btn", interactive=False)
                     dl_inr = gr.File(label="Edited INR (.safetensors)", interactive=False, elem_id="dl-inr")
                     dl_png = gr.File(label="Edited render (PNG)", interactive=False, elem_id="dl-png")
 
@@ -331,17 +422,42 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
 
         # edit tab: the core functions return (outputs, notice)
 
-        shown = [state, original, target, edited, diff, points_img, gmn_img, info, canvas, photo_img]
-        cleared = [history, dl_inr, dl_png, sens_layers, sens_region, sens_info]
+        shown = [state, original, target, edited, diff, points_img, gmn_img, info, canvas, photo_img]  # API's
+        cleared = [history, dl_inr, dl_png, sens_layers, sens_region, sens_info, strength]
         outs = shown + cleared
         n_outs = len(outs)
+        needs_inr = [edit_btn, undo_btn, redo_btn, reset_btn, paint_btn, canvas_btn, dl_btn, sens_btn]
 
-        def show(st: Session, disp, with_canvas=True, notice=""):
-            v = {k: H.png_file(a, k) if k != "metrics" else a for k, a in H.views(st, disp).items()}
-            out = [st, v["original"], v["target"], v["edited"], v["diff"], v["points"], v["gmn"], v["metrics"],
-                   v["edited"] if with_canvas else gr.skip(), v["photo"]]
+        def show(st: Session, disp, *, preview=False, notice=""):
+            """Every view of the shown step. For the UI the paint canvas (slow to redraw) and, for a new edit (a
+            preview), "what GradMetaNet sees" and the equal-time Adam row come from the follow-up event
+            (`follow`); an API twin gets them at once (docs/DESIGN.md §14)."""
+            full = FOR_API.get()
+            if full and preview:
+                H.details(st)
+            f = step_files(st, disp, gmn=full or not preview)
+            out = [st, f["original"], f["target"], f["edited"], f["diff"], f["points"], f["gmn"], f["metrics"],
+                   f["edited"] if full else gr.skip(), f["photo"]]
             hist = gr.update(choices=[(label, i) for i, label in enumerate(st.labels())], value=st.cursor)
-            return out + [hist, None, None, None, None, ""], notice
+            s = st.edit.strength if st.edit is not None else 1.0  # the box shows the shown step's strength
+            return out + [hist, None, None, None, None, "", s], notice
+
+        def follow(st, disp):
+            """After the views: the equal-time Adam row, "what GradMetaNet sees" and the paint canvas."""
+            if not isinstance(st, Session) or not st.loaded:
+                return [gr.skip()] * 3
+            step = st.current
+            computed = H.details(st, step)  # no lock: it reads and fills only this step's record
+            disp = check_display(disp)
+            f = step_files(st, disp)
+            if st.current is not step:
+                return [gr.skip()] * 3  # another step is shown by now: its own follow-up fills it
+            # the info line only where it changed here (an older line must not overwrite a newer event's)
+            return [f["metrics"] if computed else gr.skip(), f["gmn"], f["edited"]]
+
+        then_follow = dict(fn=quiet(3)(follow), inputs=[state, display], outputs=[info, gmn_img, canvas, alert],
+                           api_visibility="private", concurrency_limit=4, concurrency_id="follow",
+                           show_progress="hidden")
 
         def loaded(st: Session, new: Session, disp):
             st = st if isinstance(st, Session) else Session()
@@ -350,9 +466,13 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
 
         def do_fit(st, image, hidden, layers, resolution, steps, channels, display, optimizer="Adam",
                    request: gr.Request = None, progress=gr.Progress()):  # noqa: B008
+            import torch
+
             def cb(step, psnr):
+                # the tiles are fitted in groups: the figure is the mean over the tiles being fitted now
                 total = H.DEFAULT_STEPS if steps in (None, "", 0) else steps
-                progress((step + 1, int(float(total))), desc=f"fitting · PSNR {H.db(float(psnr[0]))}")
+                mean = float(-10 * torch.log10(torch.pow(10.0, -psnr.double() / 10).mean()))
+                progress((step + 1, int(float(total))), desc=f"fitting · PSNR of the tiles being fitted {H.db(mean)}")
 
             with exclusive(_key(request)):
                 display = check_display(display)  # checked before anything changes
@@ -373,22 +493,28 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
         def do_edit(st, editor, points, strength, display, request: gr.Request = None):
             with exclusive(_key(request)):
                 display = check_display(display)  # checked before anything changes
-                return show(H.edit(settings, st, editor, points, strength), display)
+                return show(H.edit(settings, st, editor, points, strength), display, preview=True)
 
         def do_again(st, editor, points, strength, display, request: gr.Request = None):
             with exclusive(_key(request)):
                 display = check_display(display)  # checked before anything changes
-                return show(H.apply_again(settings, st, editor, points, strength), display)
+                return show(H.apply_again(settings, st, editor, points, strength), display, preview=True)
 
         def do_paint(st, painted, editor, points, strength, display, request: gr.Request = None):
             with exclusive(_key(request)):
                 display = check_display(display)  # checked before anything changes
-                return show(H.paint(settings, st, painted, editor, points, strength), display)
+                return show(H.paint(settings, st, painted, editor, points, strength), display, preview=True)
 
         def do_strength(st, strength, display, request: gr.Request = None):
             with exclusive(_key(request)):
-                display = check_display(display)  # checked before anything changes
-                return show(H.restrength(st, strength), display, with_canvas=False)
+                try:
+                    display = check_display(display)  # checked before anything changes
+                    notice = H.rescale_notice(st, strength)
+                    return show(H.restrength(st, strength), display, notice=notice)
+                except gr.Error as e:  # the box goes back to the shown step's strength, every view stays
+                    shown_s = st.edit.strength if isinstance(st, Session) and st.loaded and st.edit else 1.0
+                    e.outputs = [gr.skip()] * (n_outs - 1) + [shown_s]
+                    raise
 
         def do_undo(st, display, request: gr.Request = None):
             with exclusive(_key(request)):
@@ -403,6 +529,8 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
         def do_goto(st, index, display, request: gr.Request = None):
             with exclusive(_key(request)):
                 display = check_display(display)  # checked before anything changes
+                if not FOR_API.get() and isinstance(st, Session) and st.loaded and index == st.cursor:
+                    return [gr.skip()] * n_outs, ""  # the step is already shown (a repeated pick)
                 return show(H.goto(st, index), display)
 
         def do_reset(st, display, request: gr.Request = None):
@@ -440,12 +568,16 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
         def card_for(st, name):
             """The card of the chosen editor, or why there is none for the loaded INR (one place for both the
             load chain and the dropdown's change event, which race)."""
-            if not name and st is not None and not H.filter_editors_for(settings, st)[0]:
+            if not isinstance(st, Session) or not st.loaded:
+                return "load an image, an example or an INR file: the editors that fit it are listed here"
+            if not name and not H.filter_editors_for(settings, st)[0]:
                 return "no installed filter editor edits this INR (its depth or channels); see the admin tab"
             return H.card_markdown(settings, name)
 
         def do_editors_for(st, current):
             """Offer only the filter editors that fit the loaded INR; keep the user's choice if it still fits."""
+            if not isinstance(st, Session) or not st.loaded:
+                return gr.update(choices=[], value=None), card_for(st, None)
             names, default = H.filter_editors_for(settings, st)
             value = current if current in names else default
             if not names:
@@ -454,50 +586,70 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
 
         edit_kw = dict(concurrency_limit=4, concurrency_id="edit")
         priv = dict(api_visibility="private")
-        def do_after_load(st, current):
-            """A new INR: the editors that fit it, and the strength back to 1 (a strength typed for the previous
-            INR's edit would otherwise silently scale the first edit of this one)."""
-            return (*do_editors_for(st, current), 1.0)
 
-        after_load = dict(fn=do_after_load, inputs=[state, editor], outputs=[editor, card, strength], **priv)
+        def do_after_load(st, current):
+            """A new INR: the editors that fit it, the strength back to 1 (a strength typed for the previous
+            INR's edit would otherwise silently scale the first edit of this one) and the controls that need an
+            INR enabled."""
+            ok = isinstance(st, Session) and st.loaded
+            return (*do_editors_for(st, current), 1.0, *[gr.update(interactive=ok)] * len(needs_inr))
+
+        after_load = dict(fn=do_after_load, inputs=[state, editor], outputs=[editor, card, strength, *needs_inr],
+                          **priv)
+
+        def ready(path):
+            """An upload (or its removal) enables its button and clears a stale 'upload … first' line."""
+            return gr.update(interactive=bool(path)), ""
+
+        image_file.change(ready, [image_file], [fit_btn, alert], **priv)
+        inr_file.change(ready, [inr_file], [load_btn, alert], **priv)
 
         fit_in = [image_file, hidden, layers, resolution, steps, colour, display, fit_opt]
         fit_btn.click(inline(n_outs)(do_fit), [state, *fit_in], outs + [alert], concurrency_limit=2,
-                      concurrency_id="fit", **priv).then(**after_load)
+                      concurrency_id="fit", **priv).then(**after_load).then(**then_follow)
         fit_ports = [port(v) for v in (H.DEFAULT_HIDDEN, H.DEFAULT_LAYERS, "auto", H.DEFAULT_STEPS, "auto", 256,
                                        "Adam")]
         api_btn["fit"].click(api(len(shown))(do_fit), [state, api_image, *fit_ports], shown,
                              api_name="fit", concurrency_limit=2, concurrency_id="fit").then(**after_load)
         gallery.select(inline(n_outs)(do_example), [state, display], outs + [alert], **edit_kw, **priv).then(
-            **after_load)
+            **after_load).then(**then_follow)
         load_btn.click(inline(n_outs)(do_load), [state, inr_file, display], outs + [alert], **edit_kw,
-                       **priv).then(**after_load)
+                       **priv).then(**after_load).then(**then_follow)
         api_btn["load_inr"].click(api(len(shown))(do_load), [state, api_inr, port(256)], shown, api_name="load_inr",
                                   **edit_kw).then(**after_load)
 
         def both(name, fn, ui_trigger, ui_inputs, n_api_ports, ui_outputs=None, api_outputs=None, defaults=(),
-                 **kw):
-            """Wire `fn` to a visible trigger (errors inline) and to its hidden API twin named `name`."""
+                 then=None, **kw):
+            """Wire `fn` to a visible trigger (errors inline, then the follow-up `then`) and to its hidden API twin
+            named `name`."""
             ui_outputs = outs if ui_outputs is None else ui_outputs
             api_outputs = shown if api_outputs is None else api_outputs
             if ui_trigger is not None:
-                ui_trigger(inline(len(ui_outputs))(fn), ui_inputs, ui_outputs + [alert], **priv, **kw)
+                ev = ui_trigger(inline(len(ui_outputs))(fn), ui_inputs, ui_outputs + [alert], **priv, **kw)
+                if then is not None:
+                    ev.then(**then)
             defaults = list(defaults) + [None] * (n_api_ports - len(defaults))
             api_btn[name].click(api(len(api_outputs))(fn), [state] + [port(v) for v in defaults], api_outputs,
                                 api_name=name, **kw)
 
-        both("edit", do_edit, edit_btn.click, [state, editor, points, strength, display], 4,
-             defaults=(first, 64, 1.0, 256), **edit_kw)
+        # a new edit starts at strength 1 (the box shows the shown step's own strength, which it rescales)
+        one = gr.Number(1.0, visible=False)
+        both("edit", do_edit, edit_btn.click, [state, editor, points, one, display], 4,
+             defaults=(first, 64, 1.0, 256), then=then_follow, **edit_kw)
         both("apply_again", do_again, None, None, 4, defaults=(first, 64, 1.0, 256), **edit_kw)
-        both("paint", do_paint, paint_btn.click, [state, canvas, editor, points, strength, display], 5,
-             defaults=(None, None, 64, 1.0, 256), **edit_kw)
+        both("paint", do_paint, paint_btn.click, [state, canvas, editor, points, one, display], 5,
+             defaults=(None, None, 64, 1.0, 256), then=then_follow, **edit_kw)
         both("strength", do_strength, functools.partial(strength.input, trigger_mode="always_last"),
-             [state, strength, display], 2, defaults=(1.0, 256), **edit_kw)
-        both("undo", do_undo, undo_btn.click, [state, display], 1, defaults=(256,), **edit_kw)
-        both("redo", do_redo, redo_btn.click, [state, display], 1, defaults=(256,), **edit_kw)
-        both("goto", do_goto, history.input, [state, history, display], 2, defaults=(0, 256), **edit_kw)
-        both("reset", do_reset, reset_btn.click, [state, display], 1, defaults=(256,), **edit_kw)
-        display.release(inline(n_outs)(do_views), [state, display], outs + [alert], **priv, **edit_kw)
+             [state, strength, display], 2, defaults=(1.0, 256), then=then_follow, **edit_kw)
+        both("undo", do_undo, undo_btn.click, [state, display], 1, defaults=(256,), then=then_follow, **edit_kw)
+        both("redo", do_redo, redo_btn.click, [state, display], 1, defaults=(256,), then=then_follow, **edit_kw)
+        # `select` fires once per pick (`input` also fired on closing the list, and raced a following Undo)
+        both("goto", do_goto, history.select, [state, history, display], 2, defaults=(0, 256), then=then_follow,
+             **edit_kw)
+        both("reset", do_reset, reset_btn.click, [state, display], 1, defaults=(256,), then=then_follow, **edit_kw)
+        # `input` fires on a typed value too (`release` only after a drag, so a typed size showed one change late)
+        display.input(inline(n_outs)(do_views), [state, display], outs + [alert], trigger_mode="always_last",
+                      **priv, **edit_kw).then(**then_follow)
         both("render", do_render, None, None, 2, api_outputs=[api_render], defaults=(256, "edited"), **edit_kw)
         canvas_btn.click(inline(1)(do_canvas), [state, display], [canvas, alert], **priv, **edit_kw)
         both("download", do_downloads, dl_btn.click, [state, display], 1, ui_outputs=[state, dl_inr, dl_png],
@@ -576,7 +728,8 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
 
         def wire(name, fn, trigger, inputs, ui_outputs, api_outputs, n_ports=0, **kw):
             if trigger is not None:
-                ev = trigger(inline(len(ui_outputs))(fn), inputs, ui_outputs + [admin_alert], **priv, **kw)
+                ev = trigger(inline(len(ui_outputs), "admin")(fn), inputs, ui_outputs + [admin_alert], **priv,
+                             **kw)
             else:
                 ev = None
             first = inputs[: len(inputs) - n_ports]
@@ -597,11 +750,11 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
              [eval_table], n_ports=2, **admin_kw)
         wire("admin_publish", do_publish, pub_btn.click, [password, pub_run, pub_name],
              [api_json, eval_name, editor, card], [api_json, eval_name, editor, card], n_ports=2,
-             **admin_kw).then(inline(3)(do_admin_tables), [password], [editors_df, runs_df, eval_name,
+             **admin_kw).then(inline(3, "admin")(do_admin_tables), [password], [editors_df, runs_df, eval_name,
                                                                              admin_alert], **priv)
         wire("admin_delete", do_delete, del_btn.click, [password, del_name], [api_json, eval_name],
              [api_json, eval_name], n_ports=1, **admin_kw)
-        list_btn.click(inline(3)(do_admin_tables), [password], [editors_df, runs_df, eval_name, admin_alert],
+        list_btn.click(inline(3, "admin")(do_admin_tables), [password], [editors_df, runs_df, eval_name, admin_alert],
                        **priv, **admin_kw)
         api_btn["admin_list"].click(api(1)(do_admin_list), [api_text], [api_json], api_name="admin_list",
                                     **admin_kw)

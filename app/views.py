@@ -12,14 +12,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gmn.decompose import decompose_gradients, mse
+from gmn.decompose import NeuronSet, decompose_gradients
 from inr.fit import psnr
 from inr.images import to_size, to_uint8
-from inr.siren import Params, SirenArch, select
+from inr.siren import Params, SirenArch
 from inr.tiles import render_tiles
 
 from .colours import colour_bar, diverging_unit, figure, heat, nice_ceiling, robust_scale, text_row
-from .session import Session
+from .session import EditRecord, Session
 from .validate import display as check_display
 
 MAX_PSNR_SHOWN = 60.0
@@ -93,15 +93,20 @@ def change_map(change: np.ndarray) -> np.ndarray:
                   f"max {float(change.max()):.3g} (pixel values in [0, 1])")
 
 
-def gmn_view(params: Params, arch: SirenArch, points: Tensor, target_pts: Tensor, cell: int = 6) -> np.ndarray:
-    """What GradMetaNet sees: per layer (inputs, hidden layers, outputs), the a (top) and g (bottom) features at
-    the sampled points (rows) × neurons (columns), each map on its own symmetric scale ±s (written above it)."""
-    ns = decompose_gradients(params, arch, points[None], objective=mse(target_pts[None]))
-    rows_px = max(1, 192 // max(1, points.shape[0]))
+def gmn_inputs(edit: EditRecord, arch: SirenArch) -> list[NeuronSet]:
+    """What the editor read at the shown tile, round by round: the decomposed gradients (a, g) of its own objective
+    (masked and λ-weighted for paint) at the tile as that round saw it (θ, then θ + the earlier rounds' Δθ)."""
+    x = edit.tile_x[None]  # (1, B, 2)
+    return [decompose_gradients(p, arch, x, objective=edit.tile_objective) for p in edit.tile_states]
+
+
+def _round_panel(ns: NeuronSet, arch: SirenArch, cell: int) -> np.ndarray:
+    """One round: per layer (inputs, hidden layers, outputs), the a (top) and g (bottom) maps, points × neurons."""
+    rows_px = max(1, 192 // max(1, ns.num_points))
     names = ["input x"] + [f"sine layer {i}" for i in range(1, arch.layers + 1)] + ["output"]
     tiles = []
     for name, feats in zip(names, ns.per_layer(), strict=False):  # (1, B, d_l, 2)
-        f = feats[0].numpy()
+        f = feats[0].double().cpu().numpy()
         blocks = []
         for k, label in ((0, "a"), (1, "g")):
             s = robust_scale(f[..., k])
@@ -116,9 +121,25 @@ def gmn_view(params: Params, arch: SirenArch, points: Tensor, target_pts: Tensor
         tiles.append(np.concatenate(parts, 0))
     h = max(t.shape[0] for t in tiles)
     tiles = [np.pad(t, ((0, h - t.shape[0]), (0, 10), (0, 0)), constant_values=255) for t in tiles]
-    body = np.concatenate(tiles, 1)
-    bar = colour_bar(diverging_unit, min(h, 160), "-s", "+s", signed=True)
-    return figure(body, "rows: sampled points, columns: neurons; a: activations, g: gradients of the loss", bar)
+    return np.concatenate(tiles, 1)
+
+
+def gmn_view(edit: EditRecord, arch: SirenArch, cell: int = 6) -> np.ndarray:
+    """What GradMetaNet sees (`gmn_inputs`): for every round the editor ran, per layer, the a and g features at the
+    sampled points (rows) × neurons (columns), each map on its own symmetric scale ±s (written above it)."""
+    seen = gmn_inputs(edit, arch)
+    panels = [_round_panel(ns, arch, cell) for ns in seen]
+    width = max(p.shape[1] for p in panels)
+    rows = []
+    for r, p in enumerate(panels):
+        if len(panels) > 1:
+            rows.append(text_row(width, f"round {r + 1} of {len(panels)}" + (" (after the earlier rounds' edits)"
+                                                                            if r else "")))
+        rows.append(np.pad(p, ((0, 8), (0, width - p.shape[1]), (0, 0)), constant_values=255))
+    body = np.concatenate(rows, 0)
+    bar = colour_bar(diverging_unit, min(body.shape[0], 160), "-s", "+s", signed=True)
+    return figure(body, "rows: sampled points, columns: neurons; a: activations, g: gradients of the edit's "
+                  "objective", bar)
 
 
 def metrics(session: Session, size: tuple[int, int]) -> str:
@@ -156,12 +177,14 @@ def metrics(session: Session, size: tuple[int, int]) -> str:
         f"| no edit | {e.before_mse:.4g} | — |\n"
         f"| **{e.editor}** (strength {e.strength:g}) | **{now:.4g}**{worse} | {e.seconds * 1e3:.0f} ms "
         f"(decompose + editor; {e.total * 1e3:.0f} ms with objective and render) |\n"
-        f"| test-time Adam, same points, same time | {e.adam_mse:.4g} | {e.adam_steps} step(s) |"
-        f"\n\nWhat GradMetaNet sees{where}.")
+        + (f"| test-time Adam, same points, same time | {e.adam_mse:.4g} | {e.adam_steps} step(s) |"
+           if e.adam_mse is not None else "| test-time Adam, same points, same time | computing… | |")
+        + f"\n\nWhat GradMetaNet sees{where}.")
 
 
-def views(session: Session, display) -> dict:
-    """Everything the edit tab shows: images (uint8) and the metrics markdown."""
+def views(session: Session, display, *, gmn: bool = True) -> dict:
+    """Everything the edit tab shows: images (uint8) and the metrics markdown; gmn False leaves out "what
+    GradMetaNet sees" (computed after the preview, docs/DESIGN.md §14)."""
     size = out_size(session, display)
     orig = render(session, session.orig, size)
     step = session.current
@@ -176,7 +199,7 @@ def views(session: Session, display) -> dict:
     if e is not None:
         out["target"] = upscale(e.target, size)
         out["points"] = draw_points(to_uint8(before), e.sampled)
-        out["gmn"] = gmn_view(select(e.base, e.tile), session.arch_of(e.base), e.tile_x, e.tile_target)
+        out["gmn"] = None if not gmn else gmn_view(e, session.arch_of(e.base))
     return out
 
 
