@@ -13,12 +13,9 @@ import gradio as gr
 
 from gmn.edit import REGISTRY_DIRS, describe_editor
 from gmn.editors import KIND_WORDS, Editor, EditorError, load_editor
+from inr import home
 
 from .validate import error
-
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PUBLISHED = ROOT / "editors"
-DEFAULT_RUNS = ROOT / "runs" / "app"
 
 
 @dataclass
@@ -26,9 +23,11 @@ class Settings:
     """Where the app finds editors, publishes them, trains them and reads training data."""
 
     registry_dirs: list[Path] = field(default_factory=lambda: list(REGISTRY_DIRS))  # shipped (read-only)
-    published_dir: Path = field(default_factory=lambda: Path(os.environ.get("GMN_EDITORS_DIR") or DEFAULT_PUBLISHED))
-    runs_dir: Path = DEFAULT_RUNS
-    zoo_root: Path | None = None
+    # published editors, training runs and zoos default to the data home ($GMN_HOME, inr.home), read when the
+    # settings are made, never the checkout
+    published_dir: Path = field(default_factory=lambda: Path(os.environ.get("GMN_EDITORS_DIR") or home.editors_dir()))
+    runs_dir: Path = field(default_factory=lambda: home.runs_dir("app"))
+    zoo_root: Path | None = None  # None: gmn.data's default, the data home's zoo root
 
     @property
     def dirs(self) -> list[Path]:

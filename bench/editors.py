@@ -8,7 +8,7 @@ split against no edit, test-time Adam on the same points and Adam on the full ta
     python -m bench.editors ship   --task dilate --data mnist5k --run ws-s0 --name dilate   # -> assets/editors
     python -m bench.editors paired --task paint --data tiles --editors 454d282:paint-color,paint-color --seeds 0,1,2,3,4
 
-`train` runs `python -m gmn train` once per (editor, seed) into runs/bench/{data}-{task}/{kind}-s{seed}
+`train` runs `python -m gmn train` once per (editor, seed) into $GMN_HOME/runs/bench/{data}-{task}/{kind}-s{seed}
 (resumable: finished runs are skipped, interrupted ones resume), and logs each run's command
 and wall time in runs.json there. `report` evaluates every finished run's best-validation
 checkpoint on the test split and writes the section `editors-{data}-{task}` of BENCHMARKS.md;
@@ -36,6 +36,7 @@ import torch
 
 from bench.report import ROOT, table, write_section
 from gmn.train import init_card
+from inr.home import in_home, runs_dir
 
 KINDS = ["ws", "gmn", "ws+gmn", "ws+probe", "ws+probe+res", "gmnpp", "mlp"]
 SEEDED = {"ws", "gmn", "ws+gmn"}
@@ -56,7 +57,13 @@ WIDTH_LIMIT = 1.3  # width-64 / width-32 test MSE above which a shipped editor r
 
 
 def run_dir(data: str, task: str) -> Path:
-    return ROOT / "runs" / "bench" / f"{data}-{task}"
+    """The benchmark runs of one (data, task): $GMN_HOME/runs/bench/DATA-TASK (inr.home, outside the checkout)."""
+    return runs_dir("bench") / f"{data}-{task}"
+
+
+def _found(path: str) -> Path:
+    """A run file named relative to the data home (cards say `runs/bench/...`), else to the repo."""
+    return in_home(path) if in_home(path).exists() else ROOT / path
 
 
 def _plan(args) -> list[tuple[str, int]]:
@@ -82,7 +89,7 @@ def _train_one(args, kind: str, seed: int) -> dict:
         return json.loads(state_file.read_text())
     budget = ["--steps", str(args.steps)] if args.steps else ["--minutes", str(args.minutes)]  # steps win: show one
     cmd = [sys.executable, "-m", "gmn", "train", "--task", args.task, "--data", args.data, "--editor", kind,
-           *budget, "--seed", str(seed), "--out", str(out.relative_to(ROOT)), "--device",
+           *budget, "--seed", str(seed), "--out", str(out), "--device",
            "cpu", "-q"] + (["--model", args.model] if args.model else []) + (["--augment"] if args.augment else [])
     if args.init:
         cmd += ["--init", args.init]
@@ -245,8 +252,8 @@ def _budget(card: dict) -> str:
     out = f"{m.get('steps')} steps, {card.get('training_minutes')} CPU-min, {card.get('data', {}).get('dataset')}"
     init = card.get("init")
     path = (card.get("train_config") or {}).get("init")
-    if path and (ROOT / path).exists():  # read again: older cards lack `init`, or count only the last run
-        init = init_card(str(ROOT / path))
+    if path and _found(path).exists():  # read again: older cards lack `init`, or count only the last run
+        init = init_card(str(_found(path)))
     if init:  # fine-tuned: the runs it started from cost this much too
         runs = init.get("runs", 1)
         what = ("the run it started from" if runs == 1
@@ -482,9 +489,9 @@ def cmd_ship(args) -> None:
                          f"--run {run.relative_to(ROOT) if run.is_relative_to(ROOT) else run} --name {args.name}")
     init = (card.get("train_config") or {}).get("init")
     if init:  # fine-tuned: what it started from, and the commands of the runs it started from first
-        fresh = init_card(str(ROOT / init)) if (ROOT / init).exists() else card.get("init") or {}
+        fresh = init_card(str(_found(init))) if _found(init).exists() else card.get("init") or {}
         card["init"] = {**fresh, "path": init}  # relative to the repo
-        card["reproduce"] = " && ".join([*_start_commands(ROOT / init), card["reproduce"]])
+        card["reproduce"] = " && ".join([*_start_commands(_found(init)), card["reproduce"]])
     if args.note:
         card["note"] = args.note
     else:
@@ -711,7 +718,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None, help="train: learning rate (gmn train's default otherwise)")
     ap.add_argument("--outside-weight", type=float, default=1.0,
                     help="train: paint loss weight outside the mask (gmn train --outside-weight)")
-    ap.add_argument("--run", default=None, help="ship: a run folder, or a run name under runs/bench/DATA-TASK")
+    ap.add_argument("--run", default=None, help="ship: a run folder, or a run name under "
+                    "$GMN_HOME/runs/bench/DATA-TASK")
     ap.add_argument("--name", default=None, help="ship: the file name in assets/editors")
     ap.add_argument("--note", default=None, help="ship: a note for the card")
     ap.add_argument("--editors", default=None,

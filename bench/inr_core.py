@@ -2,10 +2,12 @@
 
     python -m bench.inr_core            # everything (builds the 5,000-INR MNIST zoo)
     python -m bench.inr_core --no-zoo   # skip the zoo build (about 3 minutes)
+    python -m bench.inr_core --zoo-speed 500   # only: one process vs the default build, N digits (~5 min)
 
 Sections written: inr-lr (learning-rate sweep), inr-zoo (MNIST-5k zoo build, batched vs
-one at a time), inr-photo (64×64 colour photo), inr-render (render time and memory).
-The zoo is built into zoo/mnist5k-{train,val,test} (reused by the editor benchmarks).
+one at a time), inr-photo (64×64 colour photo), inr-render (render time and memory), inr-zoo-speed
+(`--zoo-speed N`: the build before and after it used every core). The zoo is built into the data home,
+$GMN_HOME/zoo/mnist5k-{train,val,test} (inr.home; reused by the editor benchmarks).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.report import ROOT, table, write_section
+from bench.report import table, write_section
 from inr.datasets import mnist5k
 from inr.fit import LR, fit
+from inr.home import zoo_dir
 from inr.images import to_square
 from inr.siren import SirenArch, init_params, render
 from inr.zoo import ZOO_LR, ZOO_STEPS
@@ -54,24 +57,22 @@ def zoo() -> None:
     from inr.files import load_inr
     from inr.zoo import load_zoo
 
-    out_root = ROOT / "zoo"
+    out_root = zoo_dir()
     rows = []
     total = total_cpu = 0.0
     psnrs = []
     for split in ("train", "val", "test"):
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            cmd = [
-                str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2",
-                "-m", "inr", "zoo", "--dataset", "mnist5k", "--split", split, "--out", tmp, "--threads", "1", "-q",
-            ]
-            subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            # the default build: one single-thread process per core (inr.zoo, torch.distributed's launcher)
+            cmd = [sys.executable, "-m", "inr", "zoo", "--dataset", "mnist5k", "--split", split, "--out", tmp, "-q"]
+            subprocess.run(cmd, check=True, capture_output=True)
             secs = time.perf_counter() - t0
             index = json.loads((Path(tmp) / "zoo.json").read_text())
             psnrs.append(load_zoo(tmp)[3])
-            per_rank = [0.0, 0.0]
-            for i, name in enumerate(index["shards"]):
-                per_rank[i % 2] += float(load_inr(Path(tmp) / name).meta["cpu_seconds"])
+            per_rank = [0.0] * index["processes"]
+            for i, name in enumerate(index["shards"]):  # shard i is fitted by process i mod P
+                per_rank[i % len(per_rank)] += float(load_inr(Path(tmp) / name).meta["cpu_seconds"])
             cpu_est = max(per_rank)
             dest = out_root / f"mnist5k-{split}"
             if not (dest / "zoo.json").exists():  # an existing zoo is identical (seeded): keep it
@@ -92,13 +93,13 @@ def zoo() -> None:
     for i in range(len(imgs)):
         fit(imgs[i], SirenArch(), steps=ZOO_STEPS, lr=ZOO_LR, seed=i)
     one = (time.process_time() - t0) / len(imgs)
-    batched = total_cpu * 2 / len(allp)  # CPU seconds per INR (two single-thread ranks)
+    batched = total_cpu * index["processes"] / len(allp)  # CPU seconds per INR (single-thread processes)
     torch.set_num_threads(os.cpu_count() or 1)
     load = os.getloadavg()[0]
     body = (
         f"5,000 MNIST-5k digits → SIREN 2→32→32→1, Adam lr {ZOO_LR:g}, {ZOO_STEPS} full-image steps, shards of 250 "
-        "fitted as batches, built with `torchrun --standalone --nproc_per_node 2 -m inr zoo --threads 1` "
-        "(one process per core). Goal: mean ≥ 35 dB, min ≥ 30 dB, ≤ 10 minutes. Wall time depends on what else "
+        f"fitted as batches, built with `python -m inr zoo` ({index['processes']} single-thread processes, one "
+        "per core). Goal: mean ≥ 35 dB, min ≥ 30 dB, ≤ 10 minutes. Wall time depends on what else "
         f"runs (load average {load:.1f} at the end of this run); the last column estimates the build time on an "
         "idle machine from CPU time (the busier rank's CPU seconds, one thread each).\n\n"
         + table(["split", "INRs", "mean PSNR (dB)", "min PSNR (dB)", "wall time (s)", "idle estimate (s)"], rows)
@@ -175,10 +176,62 @@ def render_times() -> None:
     write_section("inr-render", "INR core: render time", body, command="python -m bench.inr_core")
 
 
+def _timed_build(cmd: list[str]) -> dict:
+    """Wall and CPU seconds (user + system, all its processes) of one zoo build, with the load around it."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load0, t0 = os.getloadavg()[0], time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return {"wall": wall, "cpu": cpu, "load": (load0 + os.getloadavg()[0]) / 2}
+
+
+def zoo_speed(limit: int, repeats: int) -> None:
+    """The first `limit` MNIST-5k training digits built the way `python -m inr zoo` built them before (one
+    process, torch's default threads) and as it does now (one single-thread process per core), alternately."""
+    ways = {
+        "before: one process, torch's default threads (`--processes 1`)": ["--processes", "1"],
+        "now: the default, one single-thread process per core": [],
+    }
+    rows, walls = [], {w: [] for w in ways}
+    for r in range(repeats):
+        for way, extra in ways.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                cmd = [sys.executable, "-m", "inr", "zoo", "--dataset", "mnist5k", "--split", "train", "--limit",
+                       str(limit), "--out", tmp, "-q", *extra]
+                m = _timed_build(cmd)
+            walls[way].append(m["wall"])
+            rows.append([way, r + 1, f"{m['wall']:.0f}", f"{m['cpu']:.0f}", f"{limit / m['wall']:.2f}",
+                         f"{m['wall'] * 4000 / limit / 60:.1f}", f"{m['load']:.1f}"])
+            print("zoo-speed", rows[-1], flush=True)
+    before, now = (statistics.median(v) for v in walls.values())
+    body = (
+        f"The first {limit} MNIST-5k training digits (shards of 250, SIREN 2→32→32→1, the zoo recipe), built "
+        f"alternately the two ways, {repeats} time(s) each, on this shared machine ({os.cpu_count()} cores; the "
+        "load average over each build is in the table: other work ran, so wall times are what a user of this "
+        "machine gets, not an idle machine's). The 4,000-digit column extrapolates linearly (16 shards of 250 "
+        "instead of 2); CPU time is all processes' user + system time.\n\n"
+        + table(["build", "run", "wall (s)", "CPU (s)", "INRs/s", "4,000 digits (min, extrapolated)",
+                 "load average"], rows)
+        + f"\n\nMedian wall time: {before:.0f} s before, {now:.0f} s now: **{before / now:.1f}× faster**."
+    )
+    write_section("inr-zoo-speed", "INR core: zoo build, before and after every core", body,
+                  command=f"python -m bench.inr_core --zoo-speed {limit}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-zoo", action="store_true")
+    ap.add_argument("--zoo-speed", type=int, default=None, metavar="N",
+                    help="only time the zoo build of N digits before/after (writes inr-zoo-speed)")
+    ap.add_argument("--repeats", type=int, default=1, help="--zoo-speed: builds of each kind")
     args = ap.parse_args()
+    if args.zoo_speed:
+        zoo_speed(args.zoo_speed, args.repeats)
+        return
     torch.manual_seed(0)
     render_times()
     photo()

@@ -1,8 +1,8 @@
 """Edit datasets: a zoo split of fitted INRs with the objective of one task, and batches of
 (params, sampled points, objective at the points, objective on the full grid).
 
-Zoos live in `zoo/{dataset}-{split}` (built on first use with `inr.zoo.build_zoo`, a few
-minutes for MNIST-5k). Filter targets are computed from each INR's own render, as at edit
+Zoos live in the data home, `$GMN_HOME/zoo/{dataset}-{split}` (`inr.home`; built on first use with
+`inr.zoo.build_zoo`, a few minutes for MNIST-5k). Filter targets are computed from each INR's own render, as at edit
 time in the app; paint objectives are drawn fresh (synthetic strokes, blobs and colours)
 for every batch from a seeded generator.
 """
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from inr.home import zoo_dir
 from inr.siren import Params, SirenArch, biases, coordinate_grid, from_layers, render, select, weights
 from inr.zoo import build_zoo, load_zoo
 
@@ -30,7 +31,6 @@ from .objectives import (
     sample_points,
 )
 
-ZOO_ROOT = Path(__file__).resolve().parent.parent / "zoo"
 DATA_ARCH = {"mnist5k": SirenArch(dim_out=1), "mnist5k-aug": SirenArch(dim_out=1), "patches": SirenArch(dim_out=3),
              "tiles": SirenArch(dim_out=3), "lfw": SirenArch(dim_out=1)}
 
@@ -40,9 +40,10 @@ SHARED_EVAL = {"mnist5k-aug": "mnist5k"}
 
 
 def zoo_path(dataset: str, split: str, root: str | Path | None = None) -> Path:
+    """The zoo folder of dataset/split under `root` (default: the data home's zoo root, `inr.home.zoo_dir`)."""
     if split != "train":
         dataset = SHARED_EVAL.get(dataset, dataset)
-    return Path(root or ZOO_ROOT) / f"{dataset}-{split}"
+    return Path(root or zoo_dir()) / f"{dataset}-{split}"
 
 
 def ensure_zoo(dataset: str, split: str, root: str | Path | None = None, *, log=print) -> Path:

@@ -1,6 +1,8 @@
 """Meta-training the learned optimizer (`gmn.optim`) on fitting SIRENs to training images.
 
-    python -m gmn metatrain --out runs/lopt [--minutes 30] [--no-gmn] [--datasets mnist5k,patches]
+    python -m gmn metatrain --out ~/.cache/gmn-inr/runs/lopt [--minutes 30] [--no-gmn] [--datasets mnist5k,patches]
+
+Runs belong in the data home (`inr.home.runs_dir`, $GMN_HOME/runs), not in the checkout.
 
 Truncated backpropagation through unrolls: `batch` INRs are fitted from fresh random SIRENs for
 `horizon` steps (one episode, one dataset, alternating); every `unroll` steps the meta-loss
@@ -34,6 +36,7 @@ from pathlib import Path
 import torch
 
 from inr.datasets import load_dataset
+from inr.home import say_where
 from inr.siren import SirenArch, coordinate_grid, forward, init_params
 
 from .optim import LearnedOptimizer, LearnedOptimizerConfig, sample_pixels, save_optimizer
@@ -201,6 +204,7 @@ def metatrain(cfg: MetaTrainConfig, *, log: Callable[[str], None] = print, progr
     device = torch.device(cfg.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    say_where("metatrain", out, log)
     ocfg = LearnedOptimizerConfig.from_dict(cfg.optimizer)  # (JSON lists become the config's tuples)
     torch.manual_seed(cfg.seed)
     net = LearnedOptimizer(ocfg).to(device)

@@ -3,7 +3,7 @@
     python -m inr fit IMAGE -o OUT.safetensors [--size 64 --hidden 32 --layers 2 --steps 500 --target-psnr DB --seed 0]
     python -m inr render INR.safetensors -o OUT.png [--size 256]
     python -m inr info INR.safetensors
-    python -m inr zoo --dataset mnist5k --split train --out DIR [--limit N --shard-size 250]
+    python -m inr zoo --dataset mnist5k --split train [--out DIR --limit N --shard-size 250 --processes P]
     python -m inr metainit --dataset tiles --out INIT.safetensors [--minutes 10 --inner-steps 20]   # Reptile
 
 Bad input prints one line `error: ...` and exits with code 2.
@@ -130,20 +130,23 @@ def _cmd_info(args) -> None:
 
 def _cmd_zoo(args) -> None:
     from .datasets import load_dataset
+    from .home import zoo_dir
     from .siren import SirenArch
-    from .zoo import build_zoo
+    from .zoo import build_zoo, default_processes
 
-    checks.output_dir(args.out)  # before the dataset is loaded
-    _check_zoo_resume(Path(args.out), args)
+    out = args.out or zoo_dir(f"{args.dataset}-{args.split}")  # the data home (inr.home)
+    checks.output_dir(out)  # before the dataset is loaded
+    _check_zoo_resume(Path(out), args)
     channels = load_dataset(args.dataset, "val")[:1].shape[-1]
     arch = SirenArch(hidden=args.hidden, layers=args.layers, dim_out=channels)
     index = build_zoo(
-        args.dataset, args.split, args.out, arch=arch, steps=args.steps, lr=args.lr, shard_size=args.shard_size,
+        args.dataset, args.split, out, arch=arch, steps=args.steps, lr=args.lr, shard_size=args.shard_size,
         seed=args.seed, limit=args.limit, threads=args.threads, progress=not args.quiet,
+        processes=args.processes or default_processes(),
     )
     if index:
         p = index["psnr"]
-        print(f"{args.out}: {index['count']} INRs, PSNR mean {p['mean']:.2f} min {p['min']:.2f} dB")
+        print(f"{out}: {index['count']} INRs, PSNR mean {p['mean']:.2f} min {p['min']:.2f} dB")
 
 
 def _check_zoo_resume(out: Path, args) -> None:
@@ -276,9 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("zoo", help="fit a whole dataset split (torchrun-able)")
     p.add_argument("--dataset", default="mnist5k", choices=["mnist5k", "mnist5k-aug", "patches", "tiles", "lfw"])
     p.add_argument("--split", default="train", choices=["train", "val", "test", "all"])
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", default=None, help="zoo folder (default: $GMN_HOME/zoo/DATASET-SPLIT, "
+                   "GMN_HOME defaulting to ~/.cache/gmn-inr)")
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--processes", type=_positive, default=None,
+                   help="single-thread processes fitting shards at once (default: one per core; not under torchrun)")
     p.add_argument("--steps", type=int, default=None, help="default: the dataset's recipe (150)")
     p.add_argument("--lr", type=float, default=None, help="default: the dataset's recipe (3e-3)")
     p.add_argument("--shard-size", type=int, default=250)

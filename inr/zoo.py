@@ -7,8 +7,10 @@ Layout of a zoo folder:
 
 Each shard is fitted from its own seed (seed, shard index), so its INRs do not depend on
 how many processes build the zoo, and written atomically: an interrupted build resumes by
-skipping the shards already on disk. Under `torchrun --nproc_per_node P`, rank r fits
-shards r, r + P, ... (torch.distributed, gloo) and rank 0 writes zoo.json.
+skipping the shards already on disk. With `processes=P` (the CLI's default: one per core), the shards
+left to build are dealt to P single-thread processes started by torch.distributed's elastic launcher
+(the engine of torchrun); under `torchrun --nproc_per_node P` itself, rank r fits shards r, r + P, ...
+(gloo) and rank 0 writes zoo.json. Zoos default to the data home (`inr.home.zoo_dir`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 from .datasets import load_dataset
 from .files import load_inr, save_stack
 from .fit import TILE_RECIPE, ZOO_RECIPE, FitRecipe, fit_recipe
+from .home import say_where, zoo_dir
 from .siren import Params, SirenArch, concat
 
 ZOO_LR = ZOO_RECIPE.lr
@@ -47,58 +50,42 @@ def _dist() -> tuple[int, int]:
     return 0, 1
 
 
+def default_processes() -> int:
+    """One process per core (the fastest build measured; docs/DESIGN.md, "Artifacts outside the checkout")."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def shard_path(out: Path, i: int) -> Path:
+    """The file of shard i of the zoo in `out`."""
     return out / f"shard-{i:05d}.safetensors"
 
 
-def build_zoo(
-    dataset: str,
-    split: str,
-    out: str | os.PathLike,
-    *,
-    arch: SirenArch | None = None,
-    recipe: FitRecipe | None = None,
-    steps: int | None = None,
-    lr: float | None = None,
-    shard_size: int = 250,
-    seed: int = 0,
-    limit: int | None = None,
-    threads: int | None = None,
-    progress: bool = True,
-    log=print,
-) -> dict | None:
-    """Fit every image of `dataset`/`split` by `recipe` (default: the dataset's, `recipe_for`; `steps`
-    and `lr` override it) and store the zoo in `out`. Returns the index (on rank 0; None on other ranks)."""
-    recipe = (recipe or recipe_for(dataset)).replace(steps=steps, lr=lr)
-    rank, world = _dist()
-    if threads:
-        torch.set_num_threads(threads)
-    images = load_dataset(dataset, split)
-    if limit is not None:
-        images = images[:limit]
-    arch = arch or SirenArch(dim_out=images.shape[-1])
-    if arch.dim_out != images.shape[-1]:
-        raise ValueError(f"{dataset} images have {images.shape[-1]} channels, the SIREN outputs {arch.dim_out}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def _shard_done(out: Path, i: int, n_shards: int, rank: int, log) -> bool:
+    """Whether shard i is on disk and readable (a torn write is rebuilt)."""
+    path = shard_path(out, i)
+    if not path.exists():
+        return False
+    try:
+        load_inr(path)
+        log(f"[rank {rank}] shard {i + 1}/{n_shards} already built, skipping")
+        return True
+    except ValueError:
+        log(f"[rank {rank}] shard {i + 1}/{n_shards} is unreadable, rebuilding")
+        return False
+
+
+def _fit_shards(images: torch.Tensor, out: Path, todo: list[int], *, dataset: str, split: str, arch: SirenArch,
+                recipe: FitRecipe, shard_size: int, seed: int, rank: int, progress: bool, log) -> None:
+    """Fit and write the shards `todo` of `images` (N, H, W, C), logging INRs per second as it goes."""
     n_shards = (len(images) + shard_size - 1) // shard_size
-    t0 = time.perf_counter()
-    mine = [i for i in range(n_shards) if i % world == rank]
-    for i in mine:
-        path = shard_path(out, i)
-        if path.exists():
-            try:
-                load_inr(path)
-                log(f"[rank {rank}] shard {i + 1}/{n_shards} already built, skipping")
-                continue
-            except ValueError:
-                log(f"[rank {rank}] shard {i + 1}/{n_shards} is unreadable, rebuilding")
+    t0, fitted = time.perf_counter(), 0
+    for i in todo:
         chunk = images[i * shard_size : (i + 1) * shard_size]
         cpu0 = time.process_time()
         res = fit_recipe(chunk, arch, recipe, seed=seed * 1_000_003 + i, progress=progress and rank == 0)
         cpu = time.process_time() - cpu0
         save_stack(
-            path,
+            shard_path(out, i),
             res.params,
             arch,
             {"images": chunk, "psnr": res.psnr},
@@ -110,16 +97,105 @@ def build_zoo(
             fit_seconds=round(res.seconds, 3),
             cpu_seconds=round(cpu, 3),
         )
+        fitted += len(chunk)
+        rate = fitted / max(time.perf_counter() - t0, 1e-9)
         log(
             f"[rank {rank}] shard {i + 1}/{n_shards}: {len(chunk)} INRs, PSNR mean {res.psnr.mean():.2f} "
-            f"min {res.psnr.min():.2f} dB, {res.seconds:.1f} s"
+            f"min {res.psnr.min():.2f} dB, {res.seconds:.1f} s ({len(chunk) / res.seconds:.1f} INRs/s; this "
+            f"process {fitted} INRs at {rate:.1f} INRs/s)"
         )
+
+
+def _worker(images_file: str, dataset: str, split: str, out: str, arch: dict, recipe: dict, shard_size: int,
+            seed: int, todo: list[int], progress: bool) -> None:
+    """One process of a multi-process build (started by torch.distributed's elastic launcher, as torchrun
+    starts its workers): rank r of P fits the shards todo[r], todo[r + P], ... on one thread, reading the
+    split's images from `images_file` (written once by the parent, so no process rebuilds the dataset)."""
+    from safetensors import safe_open
+
+    torch.set_num_threads(1)
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    with safe_open(images_file, framework="pt") as fh:
+        images = fh.get_tensor("images")  # (n, H, W, C)
+    fields = {k: v for k, v in recipe.items() if k in ("steps", "lr", "target_psnr")}
+    _fit_shards(images, Path(out), todo[rank::world], dataset=dataset, split=split, arch=SirenArch.from_dict(arch),
+                recipe=FitRecipe(**fields), shard_size=shard_size, seed=seed, rank=rank, progress=progress,
+                log=lambda m: print(m, flush=True))
+
+
+def _launch(processes: int, images: torch.Tensor, out: Path, *args) -> None:
+    """Run `_worker` in `processes` local processes through torch.distributed's elastic launcher (the engine
+    behind torchrun); a failed worker fails the build (the shards it wrote are kept, so a rerun resumes)."""
+    import uuid
+
+    from safetensors.torch import save_file
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    images_file = out / f".images-{uuid.uuid4().hex[:8]}.safetensors"
+    save_file({"images": images.contiguous()}, str(images_file))
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=images_file.stem[1:],
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.5)
+    try:
+        elastic_launch(config, _worker)(str(images_file), *args)
+    finally:
+        images_file.unlink(missing_ok=True)
+
+
+def build_zoo(
+    dataset: str,
+    split: str,
+    out: str | os.PathLike | None = None,
+    *,
+    arch: SirenArch | None = None,
+    recipe: FitRecipe | None = None,
+    steps: int | None = None,
+    lr: float | None = None,
+    shard_size: int = 250,
+    seed: int = 0,
+    limit: int | None = None,
+    threads: int | None = None,
+    processes: int = 1,
+    progress: bool = True,
+    log=print,
+) -> dict | None:
+    """Fit every image of `dataset`/`split` by `recipe` (default: the dataset's, `recipe_for`; `steps`
+    and `lr` override it) and store the zoo in `out` (default: the data home's zoo/DATASET-SPLIT, `inr.home`).
+    `processes` > 1 fits the shards left to build in that many single-thread processes (torch.distributed's
+    launcher; the INRs are the same as with one process); under torchrun its processes share the shards.
+    Returns the index (on rank 0; None on other ranks)."""
+    recipe = (recipe or recipe_for(dataset)).replace(steps=steps, lr=lr)
+    rank, world = _dist()
+    if threads:
+        torch.set_num_threads(threads)
+    images = load_dataset(dataset, split)
+    if limit is not None:
+        images = images[:limit]
+    arch = arch or SirenArch(dim_out=images.shape[-1])
+    if arch.dim_out != images.shape[-1]:
+        raise ValueError(f"{dataset} images have {images.shape[-1]} channels, the SIREN outputs {arch.dim_out}")
+    out = Path(out) if out is not None else zoo_dir(f"{dataset}-{split}")
+    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        say_where("zoo", out, log)
+    n_shards = (len(images) + shard_size - 1) // shard_size
+    t0 = time.perf_counter()
+    todo = [i for i in range(n_shards) if i % world == rank and not _shard_done(out, i, n_shards, rank, log)]
+    todo_inrs = sum(len(images[i * shard_size : (i + 1) * shard_size]) for i in todo)
+    processes = min(processes, len(todo))
+    if world == 1 and processes > 1:
+        log(f"zoo: fitting {len(todo)} shards ({todo_inrs} INRs) in {processes} processes")
+        _launch(processes, images, out, dataset, split, str(out), arch.to_dict(), recipe.to_dict(), shard_size, seed,
+                todo, progress)
+    else:
+        _fit_shards(images, out, todo, dataset=dataset, split=split, arch=arch, recipe=recipe, shard_size=shard_size,
+                    seed=seed, rank=rank, progress=progress, log=log)
     if world > 1:
         import torch.distributed as dist
 
         dist.barrier()
     if rank != 0:
         return None
+    secs = time.perf_counter() - t0
     psnrs = torch.cat([load_inr(shard_path(out, i)).tensors["psnr"] for i in range(n_shards)])
     index = {
         "dataset": dataset,
@@ -129,12 +205,16 @@ def build_zoo(
         "fit": {**recipe.to_dict(), "seed": seed},
         "shards": [shard_path(out, i).name for i in range(n_shards)],
         "psnr": {"mean": psnrs.mean().item(), "min": psnrs.min().item(), "max": psnrs.max().item()},
-        "processes": world,
-        "seconds_this_run": round(time.perf_counter() - t0, 2),
+        "processes": max(world, processes),
+        "seconds_this_run": round(secs, 2),
+        "inrs_per_second_this_run": round(todo_inrs * world / secs, 2) if todo_inrs else None,
     }
     tmp = out / ".zoo.json.tmp"
     tmp.write_text(json.dumps(index, indent=2))
     os.replace(tmp, out / "zoo.json")
+    if todo_inrs:
+        log(f"zoo: {todo_inrs * world} INRs fitted in {secs:.1f} s, {todo_inrs * world / secs:.1f} INRs/s "
+            f"({max(world, processes)} process{'es' if max(world, processes) > 1 else ''})")
     return index
 
 

@@ -7,6 +7,16 @@ import pytest  # noqa: E402
 from inr.zoo import build_zoo  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def gmn_home(tmp_path_factory):
+    """The data home of the whole suite: a per-session tmp folder, so no test writes into ~/.cache or the
+    checkout (subprocesses inherit it). A test that needs its own sets GMN_HOME with monkeypatch."""
+    home = tmp_path_factory.mktemp("gmn-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GMN_HOME", str(home))
+        yield home
+
+
 @pytest.fixture(scope="session")
 def tiny_zoo(tmp_path_factory):
     """A zoo root with small MNIST-5k splits, zoo/mnist5k-{train,val,test} (48, 16, 16 INRs), built once per

@@ -50,17 +50,28 @@ def test_zoo_resumes_after_interruption(tmp_path):
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
                     reason="torchrun not installed")
-def test_two_process_torchrun_equals_one_process(tmp_path):
+def test_two_processes_by_torchrun_or_by_the_launcher_equal_one_process(tmp_path, capfd):
     exe = Path(sys.executable).parent / "torchrun"
     common = ["--dataset", "mnist5k", "--split", "val", "--limit", "8", "--shard-size", "2", "--steps", "10",
               "--threads", "1", "-q"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, "-m", "inr", "zoo", "--out", str(tmp_path / "one"), *common],
-                         capture_output=True, text=True, env=env, timeout=300)
-    assert one.returncode == 0, one.stderr
+    build_zoo("mnist5k", "val", tmp_path / "one", steps=10, shard_size=2, limit=8, threads=1, processes=1,
+              progress=False, log=lambda *_: None)
     two = subprocess.run([str(exe), "--standalone", "--nproc_per_node", "2", "-m", "inr", "zoo",
                           "--out", str(tmp_path / "two"), *common], capture_output=True, text=True, env=env,
                          timeout=300)
     assert two.returncode == 0, two.stderr[-2000:]
     assert "[rank 1]" in two.stdout + two.stderr  # both ranks did work
     _same(tmp_path / "one", tmp_path / "two")
+    # the CLI's default: build_zoo's own launcher (torch.distributed elastic, single-thread processes)
+    build_zoo("mnist5k", "val", tmp_path / "cli", steps=10, shard_size=2, limit=2, progress=False,
+              log=lambda *_: None)  # shard 1 already there: only the 3 others are dealt out
+    capfd.readouterr()
+    logs = []
+    index = build_zoo("mnist5k", "val", tmp_path / "cli", steps=10, shard_size=2, limit=8, processes=2,
+                      progress=False, log=logs.append)
+    out = "\n".join(logs) + capfd.readouterr().out
+    assert "fitting 3 shards (6 INRs) in 2 processes" in out and "[rank 1]" in out and "INRs/s" in out
+    assert index["processes"] == 2 and index["count"] == 8
+    assert not list((tmp_path / "cli").glob(".images-*"))  # the launcher's hand-over file is gone
+    _same(tmp_path / "one", tmp_path / "cli")
