@@ -76,7 +76,7 @@ class LMOptimizerConfig:
     hidden: int = 8  # F's hidden width (8: its cost per step is a few passes over the entries)
     decays: tuple[float, ...] = (0.5, 0.9, 0.99)
     time_scales: tuple[float, ...] = (10.0, 100.0, 1000.0)
-    alpha: float = 3e-3  # the tuned Adam lr (gmn.lm.ADAM_LR) at the start
+    alpha: float = 2e-3  # the tuned Adam lr (gmn.lm.ADAM_LR) at the start
     beta: float = 0.1
     mu: float = 0.9
     beta2: float = 0.999
