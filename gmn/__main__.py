@@ -281,6 +281,17 @@ def _cmd_fit(args) -> None:
           f"({used})")
 
 
+def _cmd_apply(args) -> None:
+    from .recipe import apply_files, load_recipe
+
+    recipe = load_recipe(args.recipe)
+    out = checks.output_dir(args.output, flag="-o")
+    out.mkdir(parents=True, exist_ok=True)
+    failed = apply_files(recipe, args.inputs, out)  # one line per input; a failing one does not stop the rest
+    if failed:
+        raise EditorError(f"{failed} of {len(args.inputs)} input(s) failed (their lines above say why)")
+
+
 def _cmd_metatrain(args) -> None:
     from .metatrain import MetaTrainConfig, metatrain
     from .optim import LearnedOptimizer, LearnedOptimizerConfig
@@ -447,6 +458,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plain-only", action="store_true", help="skip the learned predictor")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_cmd_curvature)
+
+    p = sub.add_parser("apply", help="apply a recipe (a JSON list of edits, gmn/recipe.py) to INR files or images")
+    p.add_argument("recipe")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="INR .safetensors files or images (fitted first)")
+    p.add_argument("-o", "--output", required=True, help="folder for the edited INRs (IN's stem.safetensors)")
+    p.set_defaults(run=_cmd_apply)
 
     from .lm import add_lm_arguments
 
