@@ -100,6 +100,7 @@ def measure(seeds: int, run: Path | None, texts: tuple[str, ...] = TEST_TEXTS) -
     nets = {card.get("variant", "features"): shipped, other_name: other}
     rows, ratios = [], {k: {"steps": [], "cpu": []} for k in ("adam", "features", "plain")}
     reached = {k: 0 for k in ratios}
+    step_ms: dict[str, list[float]] = {k: [] for k in ratios}
     t_all = time.time()
     for name in texts:
         text = load_text(name)
@@ -114,6 +115,7 @@ def measure(seeds: int, run: Path | None, texts: tuple[str, ...] = TEST_TEXTS) -
                                   target_loss=target, eval_every=EVAL_EVERY)
             row = [name, seed, f"{target:.4f}"]
             for k, r in res.items():
+                step_ms[k].append(r.seconds / r.steps)
                 reached[k] += r.reached
                 ratios[k]["steps"].append(r.steps / res["adam"].steps)
                 ratios[k]["cpu"].append(r.seconds / res["adam"].seconds)
@@ -121,6 +123,7 @@ def measure(seeds: int, run: Path | None, texts: tuple[str, ...] = TEST_TEXTS) -
             rows.append(row)
             print(" | ".join(map(str, row)), flush=True)
     n = len(texts) * seeds
+    per_step = {k: statistics.median(1000 * s for s in v) for k, v in step_ms.items()}
     med = {k: {m: statistics.median(v[m]) for m in ("steps", "cpu")} for k, v in ratios.items()}
     feat_gain = statistics.median([p / f for p, f in zip(ratios["plain"]["steps"], ratios["features"]["steps"])])
     tuned = json.loads(tune_file().read_text()) if tune_file().exists() else None
@@ -140,10 +143,12 @@ def measure(seeds: int, run: Path | None, texts: tuple[str, ...] = TEST_TEXTS) -
         table(["text", "seed", "target loss", "Adam steps / CPU", "learned (features) steps / CPU",
                "no-features steps / CPU"], rows),
         "",
-        table(["optimizer", "median steps vs Adam", "median CPU time vs Adam", f"reached target (of {n})"],
-              [["Adam (tuned)", "1.00x", "1.00x", reached["adam"]]]
+        table(["optimizer", "median steps vs Adam", "median CPU time vs Adam", "median CPU ms per step",
+               f"reached target (of {n})"],
+              [["Adam (tuned)", "1.00x", "1.00x", f"{per_step['adam']:.1f}", reached["adam"]]]
               + [[f"learned, {'gradient-set features' if k == 'features' else 'no features'}",
-                  f"{med[k]['steps']:.2f}x", f"{med[k]['cpu']:.2f}x", reached[k]] for k in ("features", "plain")]),
+                  f"{med[k]['steps']:.2f}x", f"{med[k]['cpu']:.2f}x", f"{per_step[k]:.1f}", reached[k]]
+                 for k in ("features", "plain")]),
         "",
         f"Gradient-set features: the no-features variant needs {feat_gain:.2f}x the steps of the features "
         f"variant (median over runs; the goal is >= 1.11x, i.e. 10% fewer steps with features).",

@@ -154,32 +154,15 @@ def _neuron_stats(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 @torch.no_grad()
-def gradient_set_stats(names: list[str], a: dict[str, Tensor], g: dict[str, Tensor],
-                       grads: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Gradient-set statistics per parameter name, channel-first (6, numel): [mean a_j, std a_j, mean g_i,
-    std g_i, SNR, RMS] for the weight and bias of each recorded linear. Entry (i, j) of a weight is the
-    mean over points of the rank-1 terms g_i a_j (its minibatch gradient); SNR is that over the product
-    of the neurons' RMS over points, √E[g_i²] √E[a_j²] (the per-neuron estimate of the terms' RMS,
-    O(points × neurons), no per-entry pass over the points), and RMS is that product.
+def gradient_set_stats(names: list[str], a: dict[str, Tensor], g: dict[str, Tensor]) -> dict[str, tuple[Tensor, ...]]:
+    """Per-neuron statistics of each recorded linear's gradient set: {module name: (mean a, std a, RMS a)
+    (d_in,) each, (mean g, std g, RMS g) (d_out,) each}; means and stds over the layer's RMS.
     a, g from `LinearRecorder`: (n, d_in), (n, d_out) with g = ∂(mean loss)/∂output, so n·g is each
-    position's own signal; grads: the minibatch gradients by parameter name."""
-    out: dict[str, Tensor] = {}
+    position's own signal. Cost O(points × neurons)."""
+    out: dict[str, tuple[Tensor, ...]] = {}
     for mod in a:
-        if mod not in g or f"{mod}.weight" not in grads:
-            continue
-        x, y = a[mod], g[mod] * a[mod].shape[0]  # (n, d_in), (n, d_out) per-position signals
-        ma, sa, ra = _neuron_stats(x)  # (d_in,)
-        mg, sg, rg = _neuron_stats(y)  # (d_out,)
-        gw = grads[f"{mod}.weight"]  # (d_out, d_in) = mean_t g_t a_tᵀ
-        d_out, d_in = gw.shape
-        rms = rg[:, None] * ra[None, :]  # (d_out, d_in)
-        cols = [ma.expand(d_out, d_in), sa.expand(d_out, d_in), mg[:, None].expand(d_out, d_in),
-                sg[:, None].expand(d_out, d_in), gw / (rms + 1e-30), rms]
-        if f"{mod}.weight" in names:
-            out[f"{mod}.weight"] = torch.stack([c.reshape(-1) for c in cols], 0)  # (6, d_out·d_in)
-        if f"{mod}.bias" in names and f"{mod}.bias" in grads:
-            z = torch.zeros_like(rg)
-            out[f"{mod}.bias"] = torch.stack([z, z, mg, sg, grads[f"{mod}.bias"] / (rg + 1e-30), rg], 0)  # (6, d_out)
+        if mod in g and f"{mod}.weight" in names:
+            out[mod] = _neuron_stats(a[mod]) + _neuron_stats(g[mod] * a[mod].shape[0])
     return out
 
 
@@ -268,17 +251,40 @@ class LMLearnedOptimizer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def flat_gradient_set(names: list[str], params: list[Tensor], stats: dict[str, Tensor]) -> Tensor:
-    """`gradient_set_stats` laid out over the flat entries of `params`, channel-first: (7, P), the last
-    channel a flag (1 where the entry belongs to a recorded linear; the other channels are 0 elsewhere)."""
-    parts = []
-    for n, q in zip(names, params):
-        s = stats.get(n)
-        if s is None:
-            parts.append(q.new_zeros(GSET_CHANNELS, q.numel()))
-        else:
-            parts.append(torch.cat([s.to(q.dtype), q.new_ones(1, q.numel())], 0))
-    return torch.cat(parts, 1)
+@torch.no_grad()
+def flat_gradient_set(names: list[str], params: list[Tensor], stats: dict[str, tuple[Tensor, ...]],
+                      grads: list[Tensor]) -> Tensor:
+    """The gradient-set channels over the flat entries of `params`, channel-first (7, P): [mean a_j, std a_j,
+    mean g_i, std g_i, SNR, RMS, flag] for entry (i, j) of a recorded linear's weight (the bias: 0, 0,
+    mean g_i, std g_i, SNR, RMS g_i, 1); 0 for every other entry. The minibatch gradient of W_ij is the
+    mean over positions of the rank-1 terms g_i a_j; SNR is it over √E[g_i²] √E[a_j²] (the per-neuron
+    estimate of the terms' RMS, no per-entry pass over the points; |SNR| <= 1 by Cauchy-Schwarz) and
+    RMS is that product. `stats` from `gradient_set_stats`, grads in the order of params."""
+    sizes = [q.numel() for q in params]
+    out = params[0].new_zeros(GSET_CHANNELS, sum(sizes))
+    offset = 0
+    for n, q, gr, size in zip(names, params, grads, sizes):
+        mod, _, leaf = n.rpartition(".")
+        if mod in stats and leaf in ("weight", "bias"):
+            ma, sa, ra, mg, sg, rg = stats[mod]
+            block = out[:, offset: offset + size]  # (7, numel) view
+            if leaf == "weight":
+                d_out, d_in = q.shape
+                view = block.view(GSET_CHANNELS, d_out, d_in)
+                view[0].copy_(ma.expand(d_out, d_in))
+                view[1].copy_(sa.expand(d_out, d_in))
+                view[2].copy_(mg[:, None].expand(d_out, d_in))
+                view[3].copy_(sg[:, None].expand(d_out, d_in))
+                torch.mul(rg[:, None], ra[None, :], out=view[5])
+                torch.div(gr, view[5] + 1e-30, out=view[4])
+            else:
+                block[2].copy_(mg)
+                block[3].copy_(sg)
+                block[5].copy_(rg)
+                torch.div(gr, rg + 1e-30, out=block[4])
+            block[6].fill_(1.0)
+        offset += size
+    return out
 
 
 # torch.optim interface
@@ -340,8 +346,8 @@ class LearnedLMOptimizer(torch.optim.Optimizer):
             self.opt_state = self.net.init_state(params)
         gset = None
         if self.recorder is not None:
-            stats = gradient_set_stats(self.names, self.recorder.a, self.recorder.g, dict(zip(self.names, grads)))
-            gset = flat_gradient_set(self.names, params, stats)
+            stats = gradient_set_stats(self.names, self.recorder.a, self.recorder.g)
+            gset = flat_gradient_set(self.names, params, stats, grads)
         new, state = self.net.update([p.detach() for p in params], grads, self.kinds, self.opt_state, gset)
         if not all(torch.isfinite(x).all() for x in new):
             self.diverged = True
@@ -431,8 +437,8 @@ def run_unrolled(net: LMLearnedOptimizer, model: GPT, params: list[Tensor], name
         gset = None
         if recorder is not None:
             recorder.active = False
-            stats = gradient_set_stats(names, recorder.a, recorder.g, dict(zip(names, grads)))
-            gset = flat_gradient_set(names, ps, stats)
+            stats = gradient_set_stats(names, recorder.a, recorder.g)
+            gset = flat_gradient_set(names, ps, stats, grads)
         total = total + (loss if train else loss.detach())
         with torch.set_grad_enabled(train):
             params, state = net.update(ps, [g.detach() for g in grads], kinds, state, gset)

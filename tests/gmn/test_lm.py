@@ -116,8 +116,8 @@ def test_features_variant_differs_and_reads_the_gradient_set():
     rec.active = True
     lm_loss(model(x), x.roll(-1, 1)).backward()
     grads = [p.grad.clone() for p in model.parameters()]
-    stats = gradient_set_stats(names, rec.a, rec.g, dict(zip(names, grads)))
-    gset = flat_gradient_set(names, params, stats)
+    stats = gradient_set_stats(names, rec.a, rec.g)
+    gset = flat_gradient_set(names, params, stats, grads)
     assert gset.shape == (7, sum(p.numel() for p in params)) and set(gset[6].unique().tolist()) == {0.0, 1.0}
     torch.manual_seed(1)
     feat = LMLearnedOptimizer(LMOptimizerConfig(features=True, beta=0.5))
