@@ -36,7 +36,7 @@ def main() -> None:
     for name in ("camera", "astronaut", "coffee", "chelsea"):
         arr = getattr(skd, name)().astype(np.float32) / 255.0
         arr = np.repeat(arr[..., None], 3, -1) if arr.ndim == 2 else arr[..., :3]  # gray photos: RGB tiles
-        grid, recipe = plan_fit(*arr.shape[:2], 3)
+        grid, recipe = plan_fit(*arr.shape[:2], 3, size=256)  # the gallery's size (photos fit natively by default)
         img = to_size(arr, grid.image_size)
         arch = SirenArch(dim_out=3)
         res = fit_photo(img, arch, grid, recipe, seed=0)
