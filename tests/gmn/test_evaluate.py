@@ -193,3 +193,21 @@ def test_an_editor_with_lambda_03_is_scored_and_its_adam_run_on_its_own_objectiv
     torch.testing.assert_close(r["per_inr"], mse_to(ref, arch, es.reference[idx]))
     at_one = adam_on_points(b.params, arch, b.x, b.target_pts, torch.ones_like(b.mask_pts), steps=3, lr=3e-3)
     assert (r["per_inr"] - mse_to(at_one, arch, es.reference[idx])).abs().max() > 1e-7  # λ = 1 is another run
+
+
+def test_inside_and_outside_errors_are_means_over_pixels_and_channels():
+    """Colour paint: "inside" is the mean squared error over the mask's pixels and all three channels (the total
+    MSE is their pixel-weighted mean), checked against a direct computation."""
+    from gmn.evaluate import image_errors
+
+    g = torch.Generator().manual_seed(0)
+    img, ref = torch.rand(2, 6, 5, 3, generator=g), torch.rand(2, 6, 5, 3, generator=g)
+    mask = torch.zeros(2, 6, 5, 1)
+    mask[0, 1:4, 1:3] = 1
+    mask[1, :2] = 1
+    e = image_errors(img, ref, mask)
+    sq = (img - ref).pow(2)
+    for i in range(2):
+        m = mask[i, ..., 0] > 0.5
+        torch.testing.assert_close(e["inside"][i], sq[i][m].mean())
+        torch.testing.assert_close(e["outside"][i], sq[i][~m].mean())
