@@ -131,6 +131,37 @@ def items(split: str, n: int, log) -> list[FisherItem]:
     return out
 
 
+def trained(args, train: list[FisherItem], val: list[FisherItem], alpha_only: bool, log
+            ) -> tuple[TransformerFisherPredictor, dict]:
+    """The predictor of these settings, trained once (resumed from its last checkpoint if interrupted).
+    alpha_only: the control without gradient-set features, c = 0 (only the per-kind shrinkage α learns)."""
+    tag = "-alpha" if alpha_only else ""
+    run = home() / f"predictor{tag}-h{args.hidden}-l{args.layers}-n{args.train}-s{args.steps}-seed{args.seed}"
+    final = run / "best.safetensors"
+    if final.exists():
+        return load_predictor(final)
+    cfg = TransformerPredictorConfig(TransformerGMNConfig(hidden=args.hidden, layers=args.layers))
+    torch.manual_seed(args.seed)
+    model = TransformerFisherPredictor(cfg)
+    last, start = run / "last.safetensors", 0
+    if last.exists():  # resume: weights (and normalisation) of the last validation, the step from its card
+        model, lcard = load_predictor(last)
+        start = int(lcard["step"])
+        model.train()
+    if alpha_only:
+        model.scale.requires_grad_(False)  # stays 0
+
+    def checkpoint(m, step, best):
+        save_predictor(last, m, {"step": step, **best})
+
+    st = TrainSettings(steps=args.steps, lr=args.lr, seed=args.seed, val_every=max(args.steps // 12, 1))
+    res = train_predictor(model, train, val, st, start_step=start, log=log, checkpoint=checkpoint)
+    card = {"train_cpu_s": round(res["cpu_s"], 1), "best_step": res["best_step"], "best_val": res["best_val"],
+            "plain_val": res["plain_val"], "resumed_at": start, "alpha_only": alpha_only}
+    save_predictor(final, model, card)
+    return model, card
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog=COMMAND, description=__doc__.splitlines()[0])
     ap.add_argument("--train", type=int, default=96, help="training transformers")
@@ -148,41 +179,21 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.process_time()
     train, val, test = items("train", args.train, log), items("val", args.val, log), items("test", 0, log)
     data_cpu = time.process_time() - t0
-    run = home() / f"predictor-h{args.hidden}-l{args.layers}-n{args.train}-s{args.steps}-seed{args.seed}"
-    final = run / "best.safetensors"
-    if final.exists():
-        model, card = load_predictor(final)
-    else:
-        cfg = TransformerPredictorConfig(TransformerGMNConfig(hidden=args.hidden, layers=args.layers))
-        torch.manual_seed(args.seed)
-        model = TransformerFisherPredictor(cfg)
-        last, start = run / "last.safetensors", 0
-        if last.exists():  # resume: weights (and normalisation) of the last validation, the step from its card
-            model, lcard = load_predictor(last)
-            start = int(lcard["step"])
-            model.train()
-
-        def checkpoint(m, step, best):
-            save_predictor(last, m, {"step": step, **best})
-
-        st = TrainSettings(steps=args.steps, lr=args.lr, seed=args.seed, val_every=max(args.steps // 12, 1))
-        res = train_predictor(model, train, val, st, start_step=start, log=log, checkpoint=checkpoint)
-        card = {"train_cpu_s": round(res["cpu_s"], 1), "best_step": res["best_step"], "best_val": res["best_val"],
-                "plain_val": res["plain_val"], "resumed_at": start}
-        save_predictor(final, model, card)
-    plain, pred = evaluate(None, test), evaluate(model, test)
+    model, card = trained(args, train, val, False, log)
+    control, ccard = trained(args, train, val, True, log)
+    plain, pred, ctrl = evaluate(None, test), evaluate(model, test), evaluate(control, test)
     rows, groups = [], {}
-    for it, p, q in zip(test, plain, pred, strict=True):
+    for it, p, q, c in zip(test, plain, pred, ctrl, strict=True):
         inf = it.info
         size = f"{inf['width']}w·{inf['heads']}h·{inf['layers']}L"
         for key in (("text", inf["text"]), ("size", size + (" (unseen)" if inf["width"] == 64 else "")),
                     ("training", f"{inf['steps']} steps"), ("all", "all test models")):
-            groups.setdefault(key, []).append((p, q))
+            groups.setdefault(key, []).append((p, q, c))
     for (kind, name), vals in groups.items():
-        mp, mq = statistics.mean(v[0] for v in vals), statistics.mean(v[1] for v in vals)
+        mp, mq, mc = (statistics.mean(v[i] for v in vals) for i in range(3))
         better = sum(v[1] < v[0] for v in vals)
-        rows.append([kind, name, len(vals), f"{mp:.4f}", f"{mq:.4f}", f"{100 * (1 - mq / mp):+.1f}%",
-                     f"{better}/{len(vals)}"])
+        rows.append([kind, name, len(vals), f"{mp:.4f}", f"{mc:.4f} ({100 * (1 - mc / mp):+.1f}%)", f"{mq:.4f}",
+                     f"{100 * (1 - mq / mp):+.1f}%", f"{better}/{len(vals)}"])
     order = {"all": 0, "text": 1, "size": 2, "training": 3}
     rows.sort(key=lambda r: order[r[0]])
     floor = statistics.mean(plain) * POINTS / TARGET
@@ -203,7 +214,15 @@ init, 30 or 150 Adam steps) on the {len(TRAIN_TEXTS)} training texts; best of {a
 {card.get('plain_val', float('nan')):.4f}. Test: the {len(TEST_TEXTS)} test texts ({', '.join(TEST_TEXTS)}),
 none seen in training, × 3 sizes (64w·4h·2L outside the training family) × {{random init, 150 steps}}.
 
-{table(['group', 'test models', 'n', 'plain nMSE', 'predictor nMSE', 'improvement', 'predictor better'], rows)}
+{table(['group', 'test models', 'n', 'plain nMSE', 'α only (control)', 'predictor nMSE', 'improvement',
+        'predictor better'], rows)}
+
+"α only": the same predictor trained with its decoder switched off (c = 0): only the per-kind power
+α of the plain estimate is learned, no gradient-set features — what shrinkage alone buys
+(validation {ccard.get('best_val', float('nan')):.4f}, best step {ccard.get('best_step')}). Over all test models the
+gradient-set features take the error from {statistics.mean(ctrl):.4f} (α only) to {statistics.mean(pred):.4f}
+({100 * (1 - statistics.mean(pred) / statistics.mean(ctrl)):+.1f}%); the predictor beats α only on
+{sum(q < c for q, c in zip(pred, ctrl, strict=True))}/{len(test)} test models.
 
 Goal in issue 28: ≥ 15% lower error than the plain estimator. The paper's reported Fisher-diagonal
 comparison (§7.1) is on INRs, as a relative improvement over the same plain estimator (GradMetaNet
