@@ -187,7 +187,7 @@ def _mha_forward(rec: _Recorder, name: str, m: nn.MultiheadAttention):
         for i, (c, x, w, b) in enumerate(zip("qkv", (query, key, value), ws, bs, strict=True)):
             rows = (i * d, (i + 1) * d)
             u = F.linear(x, w, b)  # (E, T, d)
-            rec.record(f"{name}.{c}", x, u, wnames[i], bname, rows if m._qkv_same_embed_dim else None,
+            rec.record(_prefix(name, c), x, u, wnames[i], bname, rows if m._qkv_same_embed_dim else None,
                        rows if bname else None, batch_dim=0)
             qkv.append(u)
         q, k, v = (t.view(e, -1, h, hd).transpose(1, 2) for t in qkv)  # (E, h, T, hd)
