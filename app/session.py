@@ -132,12 +132,8 @@ class Session:
         return max(self.grid.image_size)
 
     def labels(self) -> list[str]:
-        """One line per kept step, for the history list."""
-        out = []
-        for i, s in enumerate(self.steps):
-            mark = " (shown)" if i == self.cursor else ""
-            out.append(f"{s.edits} · {s.label}{mark}")
-        return out
+        """One line per kept step, for the history list (the list's own value marks the step shown)."""
+        return [f"{s.edits} · {s.label}" for s in self.steps]
 
     # changes (each in place; callers hold `exclusive`)
 

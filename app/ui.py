@@ -54,16 +54,13 @@ SENSITIVITY_NOTE = ("How much the image changes when each weight changes: for ev
                     "strongly.")
 
 
-class UncheckedSlider(gr.Slider):
-    """A slider whose value reaches the handler unchecked: Gradio's own range check fails the whole event before
-    the handler runs (every view turns into an error badge), whereas the handler refuses an out-of-range value in
-    the alert line, keeps the views and puts the box back to the shown step's strength."""
-
-    def preprocess(self, payload):
-        return payload
-
-    def get_block_name(self) -> str:
-        return "slider"
+def unchecked(slider: gr.Slider) -> gr.Slider:
+    """The slider's value reaches the handler unchecked: Gradio's own range check fails the whole event before the
+    handler runs (every view turns into an error badge), whereas the handler refuses an out-of-range value in the
+    alert line, keeps the views and puts the box back to the shown step's strength. (An instance attribute, not a
+    subclass: Gradio writes a .pyi stub beside the module of every component subclass.)"""
+    slider.preprocess = lambda payload: payload
+    return slider
 
 
 FIT_NOTE = ("**Fitting: Adam**, the recipe the editors were trained on. Meta-learned inits and learned optimizers "
@@ -284,9 +281,9 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                         card = gr.Markdown("load an image, an example or an INR file: the editors that fit it "
                                            "are listed here", elem_id="card")
                         points = gr.Slider(1, 512, value=64, step=1, label="Sampled points")
-                        strength = UncheckedSlider(0, 3, value=1.0, step=0.05, label="Strength s of the shown "
-                                                   "step's edit (θ_before + s·Δθ); a new edit starts at 1",
-                                                   elem_id="strength")
+                        strength = unchecked(gr.Slider(0, 3, value=1.0, step=0.05, label="Strength s of the shown "
+                                                       "step's edit (θ_before + s·Δθ); a new edit starts at 1",
+                                                       elem_id="strength"))
                         display = gr.Slider(32, H.MAX_DISPLAY, value=256, step=32, label="Display resolution "
                                             "(longer side, px)", elem_id="display")
                         with gr.Row():
@@ -436,11 +433,26 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
             if full and preview:
                 H.details(st)
             f = step_files(st, disp, gmn=full or not preview)
-            out = [st, f["original"], f["target"], f["edited"], f["diff"], f["points"], f["gmn"], f["metrics"],
-                   f["edited"] if full else gr.skip(), f["photo"]]
-            hist = gr.update(choices=[(label, i) for i, label in enumerate(st.labels())], value=st.cursor)
+            # the UI is sent only what changed since the session's last view (undo changes neither the loaded
+            # INR nor the photo, and the history's choices only when a step is added or dropped)
+            sent = st.cache.setdefault("sent", {})
+
+            def changed(name, value):
+                if not full and name in sent and sent[name] == value:
+                    return False
+                sent[name] = value
+                return True
+
+            keep = gr.skip()
+            out = [st, f["original"] if changed("original", f["original"]) else keep, f["target"], f["edited"],
+                   f["diff"], f["points"], f["gmn"], f["metrics"], f["edited"] if full else keep,
+                   f["photo"] if changed("photo", f["photo"]) else keep]
+            choices = [(label, i) for i, label in enumerate(st.labels())]
+            hist = (gr.update(choices=choices, value=st.cursor) if changed("history", choices)
+                    else gr.update(value=st.cursor))
             s = st.edit.strength if st.edit is not None else 1.0  # the box shows the shown step's strength
-            return out + [hist, None, None, None, None, "", s], notice
+            extras = [None, None, None, None, ""] if changed("extras", None) else [keep] * 5
+            return out + [hist, *extras, s], notice
 
         def follow(st, disp):
             """After the views: the equal-time Adam row, "what GradMetaNet sees" and the paint canvas."""
@@ -452,8 +464,12 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
             f = step_files(st, disp)
             if st.current is not step:
                 return [gr.skip()] * 3  # another step is shown by now: its own follow-up fills it
-            # the info line only where it changed here (an older line must not overwrite a newer event's)
-            return [f["metrics"] if computed else gr.skip(), f["gmn"], f["edited"]]
+            # the info line only where it changed here (an older line must not overwrite a newer event's), the
+            # canvas only when it would show another image (a redraw is slow and resets a stroke being drawn)
+            sent = st.cache.setdefault("sent", {})
+            canvas_changed = sent.get("canvas") != f["edited"]
+            sent["canvas"] = f["edited"]
+            return [f["metrics"] if computed else gr.skip(), f["gmn"], f["edited"] if canvas_changed else gr.skip()]
 
         then_follow = dict(fn=quiet(3)(follow), inputs=[state, display], outputs=[info, gmn_img, canvas, alert],
                            api_visibility="private", concurrency_limit=4, concurrency_id="follow",
@@ -550,6 +566,7 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
             st = H.need(st)
             key = _key(request)
             st.cache["dir"] = key
+            st.cache.setdefault("sent", {})["extras"] = "downloads"  # the next view clears them
             return [st, *H.downloads(st, H.session_dir(key), display)], ""
 
         def do_canvas(st, display):
@@ -563,6 +580,7 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                     top=number(top, "most sensitive weights (%)", 0.5, 50), display=check_display(disp))
             except ValueError as e:
                 raise gr.Error(str(e)) from None
+            st.cache.setdefault("sent", {})["extras"] = "sensitivity"  # the next view clears them
             return [H.png_file(layers_img, "sens-layers"), H.png_file(region, "sens-region"), md], ""
 
         def card_for(st, name):

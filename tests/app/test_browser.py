@@ -247,3 +247,68 @@ def test_a_persons_sequence(page, server):
     page.wait_for_function("document.querySelector('#card').innerText"
                            ".includes('no installed filter editor edits this INR')")  # gray editors only here
     shot(page, "9-photo-loaded")
+
+
+def natural_width(page, selector) -> int:
+    return page.evaluate(f"document.querySelector('{selector} img') ? "
+                         f"document.querySelector('{selector} img').naturalWidth : 0")
+
+
+def test_rough_edges(page, server, monkeypatch):
+    """Issue 30's rough edges, as a newcomer meets them: nothing to click before something is loaded (and no
+    editor pre-selected), an upload enables Fit and clears a stale line; a strength of 1e9 is refused inline with
+    every view kept and the box back to the shown step's strength; a new edit starts at 1; opening the history,
+    Esc and Undo undoes once without a goto; a history pick sends one goto; a typed display size applies at
+    once."""
+    import app.handlers as handlers
+
+    gotos = []
+    real_goto = handlers.goto
+    monkeypatch.setattr(handlers, "goto", lambda st, i: (gotos.append(i), real_goto(st, i))[1])
+    assert page.locator("#fit-btn").is_disabled() and page.locator("#edit-btn").is_disabled()
+    assert page.locator("#undo-btn").is_disabled() and page.locator("#paint-btn").is_disabled()
+    assert page.input_value("#editor-dd input") == ""  # no gray editor pre-selected for nothing loaded
+    upload(page, DIGIT_PNG)
+    page.wait_for_function("!document.querySelector('#fit-btn').disabled")
+    page.get_by_role("tab", name="Upload an INR").click()
+    upload(page, DIGIT_INR, "#inr-upload")
+    page.click("#load-btn")
+    info_has(page, "0 edit(s) applied")
+    page.wait_for_function("!document.querySelector('#edit-btn').disabled")
+    page.click("#edit-btn")
+    info_has(page, "1 edit(s) applied")
+    page.fill("#strength input[type=number]", "2")
+    page.press("#strength input[type=number]", "Enter")
+    info_has(page, "strength 2,")
+    page.fill("#strength input[type=number]", "1e9")
+    page.press("#strength input[type=number]", "Enter")
+    page.wait_for_function("document.querySelector('#alert').innerText.includes('strength must be between 0 and 3')")
+    page.wait_for_function("parseFloat(document.querySelector('#strength input[type=number]').value) === 2")
+    shot(page, "10-strength-refused")
+    for sel in ("#original", "#target", "#edited", "#diff", "#points"):
+        assert has_image(page, sel), sel
+    assert page.locator(".error").count() == 0 or not page.locator(".error").first.is_visible()
+    page.click("#edit-btn")  # a new edit starts at 1, not at the 2 of the step shown before it
+    info_has(page, "2 edit(s) applied")
+    assert "strength 1," in page.inner_text("#info")
+    page.wait_for_function("parseFloat(document.querySelector('#strength input[type=number]').value) === 1")
+    page.click("#history input")
+    page.wait_for_selector("[role=option]")
+    page.keyboard.press("Escape")
+    page.click("#undo-btn")
+    info_has(page, "step 1 of 2")
+    page.wait_for_timeout(1500)  # a stray goto would land by now
+    assert "step 1 of 2" in page.inner_text("#info") and gotos == [], gotos
+    page.click("#history input")
+    page.locator("[role=option]").first.click()
+    info_has(page, "step 0 of 2")
+    page.wait_for_timeout(1500)
+    assert gotos == [0], gotos  # one pick, one goto
+    page.fill("#display input[type=number]", "64")
+    page.press("#display input[type=number]", "Enter")
+    page.wait_for_function("document.querySelector('#edited img') && "
+                           "document.querySelector('#edited img').naturalWidth === 64")
+    page.fill("#display input[type=number]", "128")
+    page.press("#display input[type=number]", "Enter")
+    page.wait_for_function("document.querySelector('#edited img').naturalWidth === 128")
+    shot(page, "11-rough-edges")
