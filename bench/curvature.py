@@ -10,7 +10,7 @@ gradients of f at 128 uniform points; target: the Fisher diagonal over 1,024 ind
 sets are the first n of a seed-dependent permutation of a 2,000-INR pool; 64 validation and 256 test INRs
 are fixed (other seeds). Each model trains a fixed number of steps (batch 16, AdamW, one-cycle lr) and
 keeps its best-validation state (step 0, the plain estimator, included). Section written: curvature.
-Results are cached in runs/curvature-bench/ (one JSON per source), so an interrupted run resumes.
+Results are cached in $GMN_HOME/cache/curvature-bench/ (one JSON per source), so an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ from gmn.curvature import (
     make_sets,
     train_predictor,
 )
+from inr.home import cache_dir
 from inr.siren import SirenArch
 
 ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / "runs" / "curvature-bench" / "results.json"
+CACHE = cache_dir("curvature-bench") / "results.json"  # $GMN_HOME/cache (inr.home)
 COMMAND = "python -m bench.curvature"
 # CPU sizes: one training run of GradMetaNet(++) is about a minute on one thread
 MODELS = {

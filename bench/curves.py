@@ -10,9 +10,9 @@ still on this machine. Editors with neither are listed as such: their curve was 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from bench.report import ROOT, table, write_section
+from inr.home import in_home
 
 FIGURE = ROOT / "bench" / "figures" / "learning_curves.png"
 
@@ -23,7 +23,7 @@ def curve_of(card: dict) -> tuple[list[dict], str] | tuple[None, str]:
         return card["history"], "card"
     out = card.get("train_config", {}).get("out")
     if out:
-        log = Path(out) if Path(out).is_absolute() else ROOT / out
+        log = in_home(out) if in_home(out).exists() else ROOT / out  # the data home, else the repo
         log = log / "log.jsonl"
         if log.exists():
             rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
@@ -38,7 +38,7 @@ def segments(card: dict) -> list[tuple[int, int, list[dict] | None]]:
     from gmn.train import init_chain
 
     up = (card.get("init") or {}).get("path") or (card.get("train_config") or {}).get("init")
-    before = init_chain(ROOT / up) if up and (ROOT / up).exists() else []
+    before = init_chain(up) if up and (in_home(up).exists() or (ROOT / up).exists()) else []
     return [((c.get("config") or {}).get("rounds", 1), c.get("metrics", {}).get("steps") or 0, curve_of(c)[0])
             for c in [*(c for _, c in before), card]]
 

@@ -44,6 +44,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -54,9 +55,10 @@ from pathlib import Path
 import torch
 
 from bench.report import ROOT, table, write_section
+from inr.home import cache_dir, runs_dir, zoo_dir
 
 ART = ROOT / "bench" / "artifacts" / "fitting"  # the meta-trained candidates (small, committed with cards)
-RUNS = ROOT / "runs" / "fitting"
+RUNS = runs_dir("fitting")  # $GMN_HOME/runs/fitting (inr.home), outside the checkout
 THRESHOLDS = (30.0, 35.0, 40.0)
 STEPS = 300
 LRS = (1e-3, 2e-3, 3e-3, 5e-3, 1e-2)
@@ -245,24 +247,24 @@ def _run(cmd: list[str], log: Path) -> float:
 
 
 def train(minutes: float) -> None:
-    """Meta-train the candidates (resumable: each run continues from its state in runs/fitting/)."""
+    """Meta-train the candidates (resumable: each run continues from its state in $GMN_HOME/runs/fitting/)."""
     RUNS.mkdir(parents=True, exist_ok=True)
     ART.mkdir(parents=True, exist_ok=True)
     py = [sys.executable]
     cards = json.loads((ART / "cards.json").read_text()) if (ART / "cards.json").exists() else {}
     for family, spec in REPTILE.items():
         out = RUNS / f"reptile-{family}.safetensors"
-        cmd = py + ["-m", "inr", "metainit", "--dataset", spec["dataset"], "--out", str(out.relative_to(ROOT)),
+        cmd = py + ["-m", "inr", "metainit", "--dataset", spec["dataset"], "--out", str(out),
                     "--minutes", str(spec["minutes"]), "--inner-steps", str(spec["inner_steps"]), "--outer-lr",
                     str(spec["outer_lr"]), "--threads", "1", "-q"]
         wall = _run(cmd, RUNS / f"reptile-{family}.log")
-        os.replace(out, ART / out.name)
+        shutil.move(out, ART / out.name)  # from the data home into the checkout (maybe another file system)
         cards[out.stem] = {"command": " ".join(["python"] + cmd[1:]), "wall_minutes": round(wall, 1),
                            "date": time.strftime("%Y-%m-%d %H:%M")}
     reptile = str((ART / "reptile-colour.safetensors").relative_to(ROOT))
     for tag, extra in (("gmn", []), ("nogmn", ["--no-gmn"]), ("nogmn-reptile", ["--no-gmn", "--siren-init", reptile])):
         out = RUNS / f"lopt-{tag}"
-        cmd = py + ["-m", "gmn", "metatrain", "--out", str(out.relative_to(ROOT)), "--datasets", "tiles", "--horizon",
+        cmd = py + ["-m", "gmn", "metatrain", "--out", str(out), "--datasets", "tiles", "--horizon",
                     "150", "--minutes", str(minutes), "--val-every", "4", "-q", *extra]
         wall = _run(cmd, RUNS / f"lopt-{tag}.log")
         for suffix in (".safetensors", ".json"):
@@ -337,7 +339,7 @@ def editability(res: dict, names: set[str] | None = None) -> dict:
     for family, editor_name, zoo, task, n, target in (("colour", "contrast", "tiles-test", "contrast", 304, 40.0),
                                                      ("gray", "dilate", "mnist5k-test", "dilate", 200, None)):
         editor, _ = load_editor(ROOT / "assets" / "editors" / f"{editor_name}.safetensors")
-        params, arch, images, _ = load_zoo(ROOT / "zoo" / zoo)
+        params, arch, images, _ = load_zoo(zoo_dir(zoo))
         params = [p[:n] for p in params]
         images = images[:n]
 
@@ -468,12 +470,12 @@ def main() -> None:
     p.add_argument("--only", default=None, help="comma-separated image types (default: all)")
     p.add_argument("--no-edit", action="store_true")
     p.add_argument("--methods", default=None, help="comma-separated method names to (re)measure (default: all)")
-    p.add_argument("--from-cache", action="store_true", help="rewrite the section from .bench-cache/fitting.json")
+    p.add_argument("--from-cache", action="store_true", help="rewrite the section from $GMN_HOME/cache/fitting.json")
     args = ap.parse_args()
     if args.cmd == "train":
         train(args.minutes)
         return
-    cache = ROOT / ".bench-cache" / "fitting.json"
+    cache = cache_dir() / "fitting.json"
     old = json.loads(cache.read_text()) if cache.exists() else {}
     if args.from_cache:  # rewrite the section from the last measurement
         report(old["res"], old.get("edit", {}), "python -m bench.fitting report")

@@ -191,17 +191,21 @@ def _timed_build(cmd: list[str]) -> dict:
 
 def zoo_speed(limit: int, repeats: int) -> None:
     """The first `limit` MNIST-5k training digits built the way `python -m inr zoo` built them before (one
-    process, torch's default threads) and as it does now (one single-thread process per core), alternately."""
+    process, torch's default threads, `fit_recipe`) and as it does now (the default: one single-thread process
+    per core, `fit_streamed`), alternately."""
+    before = ("import sys; from inr.zoo import build_zoo; "
+              "build_zoo('mnist5k', 'train', sys.argv[1], limit=int(sys.argv[2]), streamed=False, progress=False)")
     ways = {
-        "before: one process, torch's default threads (`--processes 1`)": ["--processes", "1"],
-        "now: the default, one single-thread process per core": [],
+        "before: one process, torch's default threads, autograd fit (`fit_recipe`)": ["-c", before],
+        "now: `python -m inr zoo`, one single-thread process per core, `fit_streamed`": [],
     }
     rows, walls = [], {w: [] for w in ways}
     for r in range(repeats):
         for way, extra in ways.items():
             with tempfile.TemporaryDirectory() as tmp:
-                cmd = [sys.executable, "-m", "inr", "zoo", "--dataset", "mnist5k", "--split", "train", "--limit",
-                       str(limit), "--out", tmp, "-q", *extra]
+                cmd = ([sys.executable, *extra, tmp, str(limit)] if extra else
+                       [sys.executable, "-m", "inr", "zoo", "--dataset", "mnist5k", "--split", "train", "--limit",
+                        str(limit), "--out", tmp, "-q"])
                 m = _timed_build(cmd)
             walls[way].append(m["wall"])
             rows.append([way, r + 1, f"{m['wall']:.0f}", f"{m['cpu']:.0f}", f"{limit / m['wall']:.2f}",

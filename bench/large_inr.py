@@ -8,7 +8,7 @@ missing (about 15 CPU-minutes), as by:
     python -m inr zoo --dataset patches --layers 3 --split {train,val,test} --out zoo/deep/patches-{split}
     python -m gmn train --task contrast --data patches --zoo zoo/deep --editor ws --minutes 10 \
         --out runs/large/contrast-d4 --device cpu
-The fitted photo INR is cached in runs/large/ (resumes: the fit is skipped when present).
+The fitted photo INR is cached in $GMN_HOME/runs/large/ (resumes: the fit is skipped when present).
 Reports: the editor's MSE to the CLAHE target and its latency (median of 5), and how many Adam
 steps on the full target (lr tuned over a small grid) are needed to match that MSE, with their time.
 Writes the section `large-inr` of BENCHMARKS.md and bench/figures/large_inr.png.
@@ -27,12 +27,15 @@ import numpy as np
 import torch
 
 from bench.report import ROOT, table, write_section
+from inr.home import runs_dir, zoo_dir
 
 SIZE = 256
 # the WS editor (built when missing) and, where trained, a GradMetaNet one:
 #   python -m gmn train --task contrast --data patches --zoo zoo/deep --editor gmn --minutes 5 \
 #       --out runs/large/contrast-d4-gmn --device cpu
-DEFAULT_EDITORS = ["runs/large/contrast-d4/best.safetensors", "runs/large/contrast-d4-gmn/best.safetensors"]
+# in $GMN_HOME/runs/large (inr.home), outside the checkout
+DEFAULT_EDITORS = [str(runs_dir("large") / "contrast-d4" / "best.safetensors"),
+                   str(runs_dir("large") / "contrast-d4-gmn" / "best.safetensors")]
 
 
 def _photo() -> torch.Tensor:
@@ -71,12 +74,12 @@ def train_deep_editor() -> None:
     from inr.zoo import build_zoo
 
     for split in ("val", "test", "train"):
-        out = ROOT / "zoo" / "deep" / f"patches-{split}"
+        out = zoo_dir("deep") / f"patches-{split}"
         if not (out / "zoo.json").exists():
             build_zoo("patches", split, out, arch=SirenArch(layers=3, dim_out=3), progress=False)
     subprocess.run([sys.executable, "-m", "gmn", "train", "--task", "contrast", "--data", "patches", "--zoo",
-                    "zoo/deep", "--editor", "ws", "--minutes", "10", "--out", str(Path(DEFAULT_EDITORS[0]).parent),
-                    "--device", "cpu", "-q"], check=True, cwd=ROOT)
+                    str(zoo_dir("deep")), "--editor", "ws", "--minutes", "10", "--out",
+                    str(Path(DEFAULT_EDITORS[0]).parent), "--device", "cpu", "-q"], check=True, cwd=ROOT)
 
 
 def _mse(params, arch, target) -> float:
@@ -125,13 +128,13 @@ def main() -> None:
     if not (ROOT / DEFAULT_EDITORS[0]).exists():
         train_deep_editor()
     paths = [p for p in args.editors.split(",") if (ROOT / p).exists()]
-    params, arch, meta = fitted_photo(args.fit_steps, ROOT / "runs" / "large" / "astronaut-128x3.safetensors")
+    params, arch, meta = fitted_photo(args.fit_steps, runs_dir("large") / "astronaut-128x3.safetensors")
     orig = render(params, arch, SIZE)
     target = filter_target(orig, "contrast").target[0].float()
     none = _mse(params, arch, target)
     print(f"photo INR PSNR {meta.get('psnr')} dB, no edit MSE {none:.3e}", flush=True)
 
-    curves_file = ROOT / "runs" / "large" / f"adam-curves-{args.adam_steps}.json"
+    curves_file = runs_dir("large") / f"adam-curves-{args.adam_steps}.json"
     if curves_file.exists():  # the Adam curves depend only on the photo INR: computed once
         curves = {float(k): v for k, v in json.loads(curves_file.read_text()).items()}
     else:

@@ -7,10 +7,10 @@ Adam reaches in 500 steps, on held-out test digits and test patches.
     python -m bench.optimizer variants [--val 32]       # hand-made Adam variants vs tuned Adam (val images)
     python -m bench.optimizer photos                    # the bundled colour photos: Adam vs the patches optimizer
 
-`train` runs `python -m gmn metatrain --out runs/lopt/NAME --minutes M` for each of VARIANTS (one after
+`train` runs `python -m gmn metatrain --out $GMN_HOME/runs/lopt/NAME --minutes M` for each of VARIANTS (one after
 the other, in order: the es-head runs start from es-nogmn; a finished run is skipped, an interrupted one
 resumes) and logs command and wall time in
-runs/lopt/runs.json. `report`: Adam's lr is tuned on 32 val images per dataset (best mean PSNR after
+$GMN_HOME/runs/lopt/runs.json. `report`: Adam's lr is tuned on 32 val images per dataset (best mean PSNR after
 500 steps over {1e-3, 3e-3, 1e-2}); per test image, the target is the best PSNR tuned Adam reaches
 in 500 steps; every optimizer runs up to `--max-steps` steps and we count the first step whose
 best-so-far PSNR reaches the target. Fits run batched (all test images at once, 1 thread); the
@@ -36,11 +36,12 @@ from bench.report import ROOT, table, write_section
 from gmn.metatrain import fit_loss, run_learned
 from gmn.optim import SHIPPED_DIR, load_optimizer, sample_pixels
 from inr.datasets import load_dataset
+from inr.home import runs_dir
 from inr.siren import SirenArch, coordinate_grid, init_params
 
-RUNS = ROOT / "runs" / "lopt"
+RUNS = runs_dir("lopt")  # $GMN_HOME/runs/lopt (inr.home), outside the checkout
 _ES_HEAD = ["--estimator", "es", "--es-params", "head", "--es-pairs", "8", "--horizon", "250", "--meta-lr", "0.02",
-            "--val-every", "2", "--init", "runs/lopt/es-nogmn/best.safetensors", "--model",
+            "--val-every", "2", "--init", str(RUNS / "es-nogmn" / "best.safetensors"), "--model",
             '{"schedule_scales": [30, 100, 300, 1000], "layer_alpha": true}']
 VARIANTS = {
     "nogmn": ["--no-gmn"],
@@ -75,7 +76,7 @@ def _train(args) -> None:
         out = RUNS / name
         if runs.get(name, {}).get("finished"):
             continue
-        cmd = [sys.executable, "-m", "gmn", "metatrain", "--out", str(out.relative_to(ROOT)), "--minutes",
+        cmd = [sys.executable, "-m", "gmn", "metatrain", "--out", str(out), "--minutes",
                str(args.minutes), "-q", *flags]
         t0 = time.perf_counter()
         subprocess.run(cmd, cwd=ROOT, check=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})

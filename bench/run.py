@@ -1,9 +1,11 @@
 """`make bench`: run the measurement scripts that rewrite BENCHMARKS.md.
 
-    python -m bench.run          # quick tables (about 45 minutes on 2 cores; ~35 with .bench-cache/tiles/ filled)
+    python -m bench.run          # quick tables (about 45 minutes on 2 cores; ~35 with $GMN_HOME/cache/tiles/ filled)
     python -m bench.run --long   # + the training-based editor tables (hours: 10 CPU-minutes per editor run)
 
-Each script states its own expected run time in its docstring.
+Each script states its own expected run time in its docstring. Zoos, runs and caches go to the data home,
+$GMN_HOME (default ~/.cache/gmn-inr; inr.home), never into the checkout; the `--init runs/bench/...` names
+below are relative to it (gmn.train resolves them there, `inr.home.in_home`), so cards stay portable.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 QUICK = [
     ["bench.inr_core"],  # ~10 min: render, photo fit, lr sweep, the 5,000-INR zoo
     ["bench.gmn_core"],  # ~3 min: memory of decomposed gradients, forward and decomposition time
-    ["bench.tiles"],  # 10-16 min the first time, ~2 min after (fits cached in .bench-cache/tiles/): tiled photos
+    ["bench.tiles"],  # 10-16 min the first time, ~2 min after (fits cached in $GMN_HOME/cache/tiles/): tiled photos
     ["bench.fitting", "report"],  # ~20 min: steps and time to 30/35/40 dB per fitting method; editability
     ["bench.curves"],  # seconds: the shipped editors' learning curves
     ["bench.paper_sizes"],  # ~8 min: the paper's editor sizes, their file, forward and training-step cost here

@@ -5,7 +5,7 @@ shipped colour editors, and a figure.
     python -m bench.tiles fits [--sizes 256,512]
     python -m bench.tiles edits
     python -m bench.tiles picture
-    python -m bench.tiles ... --force          # refit / remeasure instead of reading .bench-cache/tiles/
+    python -m bench.tiles ... --force          # refit / remeasure instead of reading $GMN_HOME/cache/tiles/
 
 fits: four scikit-image photos (astronaut, coffee, chelsea, camera; the gray camera fitted as R = G = B, the
     app's rule) at the app's working size (longer side 256 and 512, aspect kept: `inr.tiles.plan_fit`) by
@@ -43,8 +43,9 @@ import numpy as np
 import torch
 
 from bench.report import ROOT, commit, machine, table, write_section
+from inr.home import cache_dir
 
-CACHE = ROOT / ".bench-cache" / "tiles"
+CACHE = cache_dir("tiles")  # $GMN_HOME/cache/tiles (inr.home), outside the checkout
 FIGURE = ROOT / "bench" / "figures" / "tiles.png"
 PHOTOS = ("astronaut", "coffee", "chelsea", "camera")
 TUNE_PHOTO = "astronaut"  # test-time Adam's lr is tuned on this photo; medians are over the others
@@ -968,7 +969,7 @@ def main(argv=None) -> None:
     ap.add_argument("what", nargs="*", metavar="{fits,edits,picture,write}",
                     help="parts to run (default: fits edits picture); 'write' only rewrites the section")
     ap.add_argument("--sizes", default="256,512", help="fits: longer sides of the working size")
-    ap.add_argument("--force", action="store_true", help="ignore .bench-cache/tiles/ and measure again")
+    ap.add_argument("--force", action="store_true", help="ignore $GMN_HOME/cache/tiles/ and measure again")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     bad = [w for w in args.what if w not in ("fits", "edits", "picture", "write")]

@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-every", type=int, default=None)
     p.add_argument("--val-size", type=int, default=500)
     p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--zoo", default=None, help="zoo root folder (default: ./zoo, built when missing)")
+    p.add_argument("--zoo", default=None, help="zoo root folder (default: $GMN_HOME/zoo, built when missing)")
     p.add_argument("--model", default=None, help='JSON of EditorConfig overrides, e.g. \'{"hidden": 64}\'')
     p.add_argument("--augment", action="store_true",
                    help="train on copies with random hidden-neuron sign flips (same function, new weights)")

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from inr.home import zoo_dir
 from inr.siren import Params, SirenArch, biases, coordinate_grid, from_layers, render, select, weights
-from inr.zoo import build_zoo, load_zoo
+from inr.zoo import build_zoo, default_processes, load_zoo
 
 from .objectives import (
     FILTERS,
@@ -53,7 +53,8 @@ def ensure_zoo(dataset: str, split: str, root: str | Path | None = None, *, log=
         dataset = SHARED_EVAL.get(dataset, dataset)
     if not (path / "zoo.json").exists():
         log(f"building zoo {path} (one-time, resumable)")
-        build_zoo(dataset, split, path, arch=DATA_ARCH.get(dataset), progress=False, log=log)
+        build_zoo(dataset, split, path, arch=DATA_ARCH.get(dataset), processes=default_processes(), progress=False,
+                  log=log)  # every core, as `python -m inr zoo` (docs/DESIGN.md §15)
     return path
 
 

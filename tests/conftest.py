@@ -1,6 +1,13 @@
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# The data home of the whole suite (inr.home): a per-session tmp folder, set before any test module is imported,
+# so that no test (nor a subprocess, which inherits it) writes into ~/.cache or the checkout.
+SESSION_HOME = Path(tempfile.mkdtemp(prefix="gmn-home-"))
+os.environ["GMN_HOME"] = str(SESSION_HOME)
 
 import pytest  # noqa: E402
 
@@ -8,13 +15,10 @@ from inr.zoo import build_zoo  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
-def gmn_home(tmp_path_factory):
-    """The data home of the whole suite: a per-session tmp folder, so no test writes into ~/.cache or the
-    checkout (subprocesses inherit it). A test that needs its own sets GMN_HOME with monkeypatch."""
-    home = tmp_path_factory.mktemp("gmn-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GMN_HOME", str(home))
-        yield home
+def gmn_home():
+    """The suite's data home (removed at the end). A test that needs its own sets GMN_HOME with monkeypatch."""
+    yield SESSION_HOME
+    shutil.rmtree(SESSION_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -75,3 +75,18 @@ def test_two_processes_by_torchrun_or_by_the_launcher_equal_one_process(tmp_path
     assert index["processes"] == 2 and index["count"] == 8
     assert not list((tmp_path / "cli").glob(".images-*"))  # the launcher's hand-over file is gone
     _same(tmp_path / "one", tmp_path / "cli")
+
+
+def test_streamed_zoo_fit_matches_the_autograd_fit(tmp_path):
+    args = dict(steps=10, shard_size=4, limit=4, progress=False, log=lambda *_: None)
+    build_zoo("mnist5k", "val", tmp_path / "streamed", **args)
+    build_zoo("mnist5k", "val", tmp_path / "autograd", streamed=False, **args)
+    ps, _, _, psnr_s = load_zoo(tmp_path / "streamed")
+    pa, _, _, psnr_a = load_zoo(tmp_path / "autograd")
+    for x, y in zip(ps, pa):  # the same optimisation from the same init: equal up to float rounding
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(psnr_s, psnr_a, rtol=0, atol=1e-3)
+    from inr.files import load_inr
+
+    codes = [load_inr(tmp_path / d / "shard-00000.safetensors").meta["fit_code"] for d in ("streamed", "autograd")]
+    assert codes == ["fit_streamed", "fit_recipe"]
