@@ -171,6 +171,11 @@ def test_adam_loop_equals_the_old_loop_and_each_inr_alone():
 
     with pytest.raises(ValueError, match="exactly one of steps= and seconds="):
         adam_loop(params, arch, x, target, w, lr=1e-3)
+    from gmn.evaluate import POINTS_LR, points_lr
+
+    # the app's equal-time Adam: the lr tuned for the nearest K (in log K) of the benchmark's tuned ones
+    assert [points_lr(k) for k in (1, 2, 5, 10, 20, 40, 100, 1000)] == [POINTS_LR[k] for k in (1, 1, 10, 10, 10, 100,
+                                                                                                  100, 100)]
 
 
 def test_an_editor_with_lambda_03_is_scored_and_its_adam_run_on_its_own_objective(tiny_zoo):
