@@ -90,23 +90,23 @@ def _mse(params, arch, target) -> float:
 
 
 def adam_curve(params, arch, target, *, lr: float, steps: int) -> tuple[list[float], list[float]]:
-    """MSE (clamped render) after each of `steps` full-target Adam steps, and cumulative step time."""
-    from inr.siren import coordinate_grid, forward
+    """MSE (clamped render) after each of `steps` full-target Adam steps (`gmn.evaluate.adam_loop`), and cumulative
+    step time (the MSE renders left out)."""
+    from gmn.evaluate import adam_loop
+    from inr.siren import coordinate_grid
 
     grid = coordinate_grid(SIZE, SIZE)
     t = target.reshape(1, SIZE * SIZE, -1)
-    p = [q.detach().clone().requires_grad_(True) for q in params]
-    opt = torch.optim.Adam(p, lr=lr)
-    mses, times, total = [], [], 0.0
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        loss = (forward(p, arch, grid) - t).pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        total += time.perf_counter() - t0
-        mses.append(_mse([q.detach() for q in p], arch, target))
-        times.append(total)
+    mses, times = [], []
+    clock = {"total": 0.0, "since": time.perf_counter()}
+
+    def on_step(_k, p):
+        clock["total"] += time.perf_counter() - clock["since"]
+        mses.append(_mse(p, arch, target))
+        times.append(clock["total"])
+        clock["since"] = time.perf_counter()
+
+    adam_loop(params, arch, grid, t, torch.ones_like(t[..., :1]), steps=steps, lr=lr, on_step=on_step)
     return mses, times
 
 

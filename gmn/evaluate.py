@@ -116,14 +116,17 @@ def edit_with(editor: Editor, batch: Batch, arch: SirenArch, strength: float = 1
 
 def adam_loop(params: Params, arch: SirenArch, x: Tensor, target: Tensor, weight: Tensor, *, lr: float,
                    steps: int | None = None, seconds: float | None = None,
-                   clock: Callable[[], float] = time.perf_counter) -> tuple[Params, int]:
+                   clock: Callable[[], float] = time.perf_counter,
+                   on_step: Callable[[int, Params], None] | None = None) -> tuple[Params, int]:
     """The one test-time Adam loop (docs/DESIGN.md §6): `torch.optim.Adam` on the stacked parameters of N INRs,
     minimising Σ_n mean_{b,c} w (f_n(x_b) − t_b)². The INRs share no parameter and Adam is elementwise, so each
     INR takes exactly the steps it would take alone.
 
     x: (N, B, 2) or (B, 2) points; target (N, B, C); weight (N, B, 1) (`EditTarget.weight_at`).
     Stops after `steps` steps (0: none), or, with `seconds`, at the first step that ends `seconds` after the
-    start by `clock` (at least one step). Returns (the parameters after, detached; the number of steps taken)."""
+    start by `clock` (at least one step). `on_step(k, params)` is called after step k = 1, 2, ... with the current
+    parameters (detached; time it takes counts in `seconds`). Returns (the parameters after, detached; the number
+    of steps taken)."""
     if (steps is None) == (seconds is None):
         raise ValueError("adam_loop: give exactly one of steps= and seconds=")
     p = [t.detach().clone().requires_grad_(True) for t in params]
@@ -135,6 +138,8 @@ def adam_loop(params: Params, arch: SirenArch, x: Tensor, target: Tensor, weight
         err.backward()
         opt.step()
         done += 1
+        if on_step is not None:
+            on_step(done, [t.detach() for t in p])
     return [t.detach() for t in p], done
 
 

@@ -161,6 +161,9 @@ def test_adam_loop_equals_the_old_loop_and_each_inr_alone():
     alone, _ = adam_loop([t[1:2] for t in params], arch, x[1:2], target[1:2], w[1:2], steps=7, lr=2e-3)
     for a, s in zip(new, alone):
         torch.testing.assert_close(a[1:2], s, rtol=0, atol=1e-12)
+    seen = []
+    last, _ = adam_loop(params, arch, x, target, w, steps=3, lr=2e-3, on_step=lambda k, p: seen.append((k, p)))
+    assert [k for k, _ in seen] == [1, 2, 3] and all(torch.equal(a, b) for a, b in zip(seen[-1][1], last))
     ticks = iter(range(100))
     timed, k = adam_loop(params, arch, x, target, w, seconds=3.5, lr=2e-3, clock=lambda: float(next(ticks)))
     assert k == 4  # clock 0 at the start, then 1, 2, 3 (< 3.5: go on), 4 (stop) after each step
