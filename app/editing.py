@@ -5,6 +5,7 @@ The session changes only when the whole request succeeds; every numeric input is
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def run_edit(settings: Settings, session: Session, editor_name: str, points, str
                      dtheta=[t.detach().clone() for t in res.dtheta], target=res.target, sampled=res.points,
                      tile=view_tile, tile_x=b.x[k], tile_target=b.target_pts[k], seconds=res.seconds, total=total,
                      before_mse=before, tiles=res.tiles, x=b.x, target_pts=b.target_pts, weight=weight,
-                     tile_states=states, tile_objective=objective)
+                     tile_states=states, tile_objective=objective, mask=mask, paint=paint)
     label = f"{editor_name} ×{strength:g}" + (" (paint)" if editor.config.task == "paint" else "")
     return Step(res.params, label, session.current.edits + 1, rec)
 
@@ -95,6 +96,90 @@ def details(session: Session, step: Step | None = None) -> bool:
     return True
 
 
+REFINE_WAIT = 300.0  # seconds an edit waits for the refine of the step it starts from
+
+
+def refine_step(settings: Settings, session: Session, step: Step | None = None) -> bool:
+    """Preview, then refine (docs/DESIGN.md §14, `gmn.refine`): test-time Adam on the edit's whole objective (the
+    filter of the INR before the edit; for paint the solid stroke over that INR), on the tiles whose window still
+    differs from it, from the editor's result (or from the INR before the edit where the editor's card says
+    plain Adam was better at equal time); then the step shows the refined INR and `step.refine` says what was
+    done. Runs without the session's lock (a new Params list is swapped in at the end); an edit, paint or
+    rescale of the session waits for it (`wait_refine`), so the next edit queues. Returns whether it ran."""
+    from gmn.objectives import EditTarget, pixel_weight
+    from gmn.refine import refine, refine_settings, solid_paint_target
+
+    from .registry import read_card, registry
+
+    step = session.current if step is None else step
+    e = step.edit
+    if e is None or step.refine.startswith("refin"):  # refining, refined, or a refine that failed
+        return False
+    step.refine = "refining: test-time Adam on the whole target of the tiles the edit touched…"
+    try:
+        path = registry(settings).get(e.editor)
+        how = refine_settings(read_card(path) if path is not None else {})
+        if e.mask is not None:
+            objective = solid_paint_target(render(session, e.base), e.mask, e.paint)
+        else:
+            t = e.target[None]  # (1, H, W, C)
+            objective = EditTarget(t, pixel_weight(None, 0.0, t), None, "filter")
+        start = step.params if how["start"] == "editor" else e.base
+        res = refine(start, session.arch_of(start), objective, grid=session.grid, steps=how["steps"], lr=how["lr"])
+        if not _finite(res.params):
+            step.refine = "refine refused (NaN or Inf): the editor's result is kept"
+            return True
+        frm = "the editor's result" if how["start"] == "editor" else "the INR before the edit (its card's choice)"
+        e.preview = step.params
+        if _in_place(e, res.params) and e.strength > 0:
+            # the rescale acts on the refined edit: θ_before + s'·Δθ with Δθ = (θ_refined − θ_before) / s
+            e.dtheta = [(r - b) / e.strength for r, b in zip(res.params, e.base, strict=True)]
+        step.params = res.params  # one assignment: readers see the preview or the refined INR, never a mix
+        step.refine = (f"refined: Adam {res.steps} steps (lr {how['lr']:g}) on the whole target of "
+                       f"{len(res.tiles)} tile(s) from {frm} in {res.seconds:.1f} s; MSE to the refine's objective "
+                       f"{res.mse_before:.4g} → {res.mse:.4g}")
+        step.label += " · refined"
+    except Exception as err:  # noqa: BLE001 - a failed refine leaves the preview, and says why
+        step.refine = f"refine failed ({type(err).__name__}: {str(err).splitlines()[0][:120]}); the preview is kept"
+    return True
+
+
+def start_background(settings: Settings, session: Session, step: Step | None = None) -> threading.Thread:
+    """After an edit's preview (the UI's): in a background thread, the equal-time Adam row (`details`), then the
+    refine (`refine_step`). The session's edits wait for it (`wait_refine`): the next edit queues and builds on the
+    refined step."""
+    step = session.current if step is None else step
+    done = threading.Event()
+    session.cache["refining"] = done
+    step.refine = "queued: starts after the equal-time Adam row"
+
+    def work() -> None:
+        try:
+            details(session, step)
+            step.refine = ""
+            refine_step(settings, session, step)
+        except Exception as err:  # noqa: BLE001 - reported in the step's status line
+            step.refine = f"refine failed ({type(err).__name__}); the preview is kept"
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=work, name="refine", daemon=True)
+    thread.start()
+    return thread
+
+
+def _in_place(e: EditRecord, params) -> bool:
+    """Whether `params` have the shape of the INR the edit started from and Δθ is an in-place one (not OCE)."""
+    return params[0].shape == e.base[0].shape and e.dtheta[0].dim() == e.base[0].dim()
+
+
+def wait_refine(session: Session, timeout: float = REFINE_WAIT) -> None:
+    """Wait for the session's running refine (the next edit builds on the refined step), or refuse after `timeout`."""
+    done = session.cache.get("refining")
+    if done is not None and not done.wait(timeout):
+        raise gr.Error("the refine of the step shown is still running; apply again in a moment")
+
+
 def render_tiles_of(session: Session, params):
     """Render params that are not a kept step (no cache)."""
     from inr.tiles import render_tiles
@@ -111,6 +196,7 @@ def edit(settings: Settings, session: Session | None, editor_name: str, points=6
         raise gr.Error(f"{editor_name!r} is a '{editor.config.task}' editor: paint a stroke in the Paint "
                        "section below and press 'Apply paint'")
     seed = session.current.edits if seed is None else seed  # fresh points for every edit of a lineage
+    wait_refine(session)
     session.push(run_edit(settings, session, editor_name, points, strength, seed=seed))
     return session
 
@@ -128,6 +214,7 @@ def paint(settings: Settings, session: Session | None, value, editor_name: str |
     session = need(session)
     name = paint_editor_for(settings, session.arch, editor_name)
     mask, colours = paint_inputs(value, session.grid.image_size, session.arch.dim_out)
+    wait_refine(session)
     session.push(run_edit(settings, session, name, points, strength, mask=mask, paint=colours,
                           seed=session.current.edits))
     return session
@@ -142,12 +229,17 @@ def restrength(session: Session | None, strength) -> Session:
         raise gr.Error("the step shown is the loaded INR: apply an edit first, then set its strength")
     if s == step.edit.strength:
         return session  # nothing to redo (the box echoes the shown step's strength)
+    wait_refine(session)
     params = apply_edit(step.edit.base, step.edit.dtheta, s)
     if not _finite(params):
         raise gr.Error(REFUSED)
     label = re.sub(r"×[0-9.e+-]+", f"×{s:g}", step.label, count=1)
     rec = EditRecord(**{**step.edit.__dict__, "strength": s})
-    session.replace_current(Step(params, label, step.edits, rec))
+    # a refined in-place edit rescales with its refine (its Δθ was replaced); an OCE one falls back to the editor's
+    refined = step.refine.startswith("refined") and _in_place(rec, step.params)
+    if not refined:
+        label = label.replace(" · refined", "")
+    session.replace_current(Step(params, label, step.edits, rec, step.refine if refined else ""))
     # the later steps were built on this step's old version: they are dropped, as after an edit made from an
     # earlier step (a branch), and `rescale_notice` says so
     session.steps = session.steps[: session.cursor + 1]

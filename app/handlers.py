@@ -45,11 +45,14 @@ from .editing import (  # noqa: F401
     goto,
     paint,
     redo,
+    refine_step,
     render_current,
     rescale_notice,
     reset,
     restrength,
+    start_background,
     undo,
+    wait_refine,
 )
 from .paint import paint_inputs  # noqa: F401
 from .registry import (  # noqa: F401

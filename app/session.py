@@ -59,6 +59,10 @@ class EditRecord:
     # editor's own objective at its points (masked and λ-weighted for paint)
     tile_states: list | None = None  # per round, Params of the tile (N = 1): θ, θ + Δθ of round 1, ...
     tile_objective: object | None = None  # gmn.decompose.Objective at the tile's points (1, B, ·)
+    # paint: the stroke (the refine's solid objective is built from it, gmn.refine.solid_paint_target)
+    mask: Tensor | None = None  # (H, W, 1) in {0, 1} at the working resolution
+    paint: Tensor | None = None  # (H, W, C) its colours
+    preview: Params | None = None  # the editor's own result once a refine has replaced the step's INR
 
 
 @dataclass

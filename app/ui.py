@@ -211,6 +211,9 @@ def step_files(st: Session, disp: int, *, gmn: bool = True) -> dict:
         files["gmn"] = hit["files"]["gmn"] = H.png_file(
             gmn_view(e, st.arch_of(e.base)), "gmn")
     files["metrics"] = metrics(st, out_size(st, disp))
+    if step.refine:  # the background refine's status, under the info line
+        mark = "⏳" if step.refine.startswith("refining") else "✓" if step.refine.startswith("refined") else "⚠"
+        files["metrics"] += f"\n\n{mark} **Refine**: {step.refine}"
     return files
 
 
@@ -408,7 +411,8 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                 return gr.JSON(None if value is None else json.dumps(value), visible=False)
 
             api_btn = {n: gr.Button(visible=False) for n in (
-                "fit", "load_inr", "edit", "apply_again", "paint", "strength", "undo", "redo", "goto", "reset",
+                "fit", "load_inr", "edit", "apply_again", "paint", "strength", "undo", "redo", "goto", "refine",
+                "reset",
                 "render", "download", "sensitivity", "list_editors", "admin_login", "admin_train", "admin_status",
                 "admin_stop", "admin_evaluate", "admin_publish", "admin_delete", "admin_list")}
             api_image, api_inr = gr.File(type="filepath", visible=False), gr.File(type="filepath", visible=False)
@@ -475,6 +479,49 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                            api_visibility="private", concurrency_limit=4, concurrency_id="follow",
                            show_progress="hidden")
 
+        def watch(st, disp):
+            """After an edit's preview (UI): GradMetaNet's view and the canvas at once, the equal-time Adam row and
+            the refine's status as the background work (`H.start_background`) gets them, then the refined step.
+            Yields (info, GradMetaNet's view, step shown, change, canvas, history, alert)."""
+            keep = gr.skip()
+            if not isinstance(st, Session) or not st.loaded or st.edit is None:
+                yield [keep] * 7
+                return
+            step, disp = st.current, check_display(disp)
+            sent = st.cache.setdefault("sent", {})
+            f = step_files(st, disp)
+            sent["canvas"] = f["edited"]
+            yield [f["metrics"], f["gmn"], keep, keep, f["edited"], keep, keep]
+            done, last = st.cache.get("refining"), f["metrics"]
+            while done is not None and not done.wait(0.5) and st.current is step:
+                m = step_files(st, disp)["metrics"]
+                if m != last:
+                    yield [m, *[keep] * 6]
+                    last = m
+            if st.current is not step:
+                return  # another step is shown by now: this one keeps its refined INR for undo / redo
+            f = step_files(st, disp)
+            choices = [(label, i) for i, label in enumerate(st.labels())]
+            sent["canvas"], sent["history"] = f["edited"], choices
+            yield [f["metrics"], f["gmn"], f["edited"], f["diff"], f["edited"],
+                   gr.update(choices=choices, value=st.cursor), keep]
+
+        def do_refine_api(st, display, request: gr.Request = None):
+            with exclusive(_key(request)):
+                display = check_display(display)
+                st = H.need(st)
+                if st.edit is None:
+                    raise gr.Error("the step shown is the loaded INR: apply an edit first, then refine it")
+                H.wait_refine(st)
+                H.details(st)
+                if not H.refine_step(settings, st):
+                    raise gr.Error(f"the step shown is refined already ({st.current.refine})")
+                return show(st, display)
+
+        then_watch = dict(fn=watch, inputs=[state, display], outputs=[info, gmn_img, edited, diff, canvas, history,
+                                                                      alert],
+                          api_visibility="private", concurrency_limit=None, show_progress="hidden")
+
         def loaded(st: Session, new: Session, disp):
             st = st if isinstance(st, Session) else Session()
             st.become(new)
@@ -506,10 +553,17 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                 display = check_display(display)  # checked before anything changes
                 return loaded(st, H.load_inr_file(path), display)
 
+        def background(st: Session) -> Session:
+            """The UI's edits: the Adam row and the refine run in the background after the preview (API twins
+            compute the Adam row at once; `/refine` refines)."""
+            if not FOR_API.get():
+                H.start_background(settings, st)
+            return st
+
         def do_edit(st, editor, points, strength, display, request: gr.Request = None):
             with exclusive(_key(request)):
                 display = check_display(display)  # checked before anything changes
-                return show(H.edit(settings, st, editor, points, strength), display, preview=True)
+                return show(background(H.edit(settings, st, editor, points, strength)), display, preview=True)
 
         def do_again(st, editor, points, strength, display, request: gr.Request = None):
             with exclusive(_key(request)):
@@ -519,7 +573,8 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
         def do_paint(st, painted, editor, points, strength, display, request: gr.Request = None):
             with exclusive(_key(request)):
                 display = check_display(display)  # checked before anything changes
-                return show(H.paint(settings, st, painted, editor, points, strength), display, preview=True)
+                return show(background(H.paint(settings, st, painted, editor, points, strength)), display,
+                            preview=True)
 
         def do_strength(st, strength, display, request: gr.Request = None):
             with exclusive(_key(request)):
@@ -653,10 +708,10 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
         # a new edit starts at strength 1 (the box shows the shown step's own strength, which it rescales)
         one = gr.Number(1.0, visible=False)
         both("edit", do_edit, edit_btn.click, [state, editor, points, one, display], 4,
-             defaults=(first, 64, 1.0, 256), then=then_follow, **edit_kw)
+             defaults=(first, 64, 1.0, 256), then=then_watch, **edit_kw)
         both("apply_again", do_again, None, None, 4, defaults=(first, 64, 1.0, 256), **edit_kw)
         both("paint", do_paint, paint_btn.click, [state, canvas, editor, points, one, display], 5,
-             defaults=(None, None, 64, 1.0, 256), then=then_follow, **edit_kw)
+             defaults=(None, None, 64, 1.0, 256), then=then_watch, **edit_kw)
         both("strength", do_strength, functools.partial(strength.input, trigger_mode="always_last"),
              [state, strength, display], 2, defaults=(1.0, 256), then=then_follow, **edit_kw)
         both("undo", do_undo, undo_btn.click, [state, display], 1, defaults=(256,), then=then_follow, **edit_kw)
@@ -664,6 +719,7 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
         # `select` fires once per pick (`input` also fired on closing the list, and raced a following Undo)
         both("goto", do_goto, history.select, [state, history, display], 2, defaults=(0, 256), then=then_follow,
              **edit_kw)
+        both("refine", do_refine_api, None, None, 1, defaults=(256,), **edit_kw)
         both("reset", do_reset, reset_btn.click, [state, display], 1, defaults=(256,), then=then_follow, **edit_kw)
         # `input` fires on a typed value too (`release` only after a drag, so a typed size showed one change late)
         display.input(inline(n_outs)(do_views), [state, display], outs + [alert], trigger_mode="always_last",

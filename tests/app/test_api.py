@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DIGIT_PNG = ROOT / "assets" / "examples" / "mnist-test-0.png"
 DIGIT_INR = ROOT / "assets" / "examples" / "mnist-test-0.safetensors"
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")  # pandas deprecations inside gradio
-ENDPOINTS = ["fit", "load_inr", "edit", "apply_again", "paint", "strength", "undo", "redo", "goto", "reset", "render",
+ENDPOINTS = ["fit", "load_inr", "edit", "apply_again", "paint", "strength", "undo", "redo", "goto", "refine", "reset",
+             "render",
              "download", "sensitivity",
              "list_editors", "admin_login", "admin_train", "admin_status", "admin_stop", "admin_evaluate",
              "admin_publish", "admin_delete", "admin_list"]
@@ -86,7 +87,7 @@ def test_fit_edit_strength_undo_reset_render_download(client):
     assert "one SIREN over 28×28 px" in info and "PSNR" in info and "fitted with Adam" in info
     assert img(original).shape == (128, 128, 3)
     out = client.predict("dilate", 32, 1.0, 128, api_name="/edit")
-    assert "MSE to target" in out[6] and "test-time Adam" in out[6]
+    assert "MSE to target" in out[6] and "test-time Adam" in out[6] and "computing" not in out[6]  # all at once
     assert np.abs(img(out[2]) - img(out[0])).max() > 0  # the edit changed the render
     assert out[1] is not None and out[4] is not None and out[5] is not None  # target, points, GMN view
     e1 = img(out[2])
@@ -408,3 +409,17 @@ def test_fit_rgba_says_what_was_done(client, tmp_path):
     Image.fromarray(rgba, "RGBA").save(p)
     out = client.predict(handle_file(str(p)), 16, 2, "auto", 10, "auto", 64, api_name="/fit")
     assert "transparent pixels: composited on white" in out[6]
+
+
+def test_refine_endpoint(client):
+    """/refine: the shown step refined by Adam on its whole target, said in the info line; refused on step 0 and
+    a second time."""
+    load(client)
+    with pytest.raises(AppError, match="apply an edit first"):
+        client.predict(128, api_name="/refine")
+    before = client.predict("dilate", 32, 1.0, 128, api_name="/edit")
+    out = client.predict(128, api_name="/refine")
+    assert "Refine**: refined: Adam" in out[6] and "1 edit(s) applied" in out[6]
+    assert np.abs(img(out[2]) - img(before[2])).max() > 0  # the step shows the refined INR
+    with pytest.raises(AppError, match="refined already"):
+        client.predict(128, api_name="/refine")

@@ -336,3 +336,59 @@ def test_an_oce_edit_widens_the_step_and_a_person_can_undo_and_edit_again(tmp_pa
     H.undo(st)
     H.edit(settings, st, "dilate", 16, 0.05)
     assert not st.widened and [s.edits for s in st.steps] == [0, 1]
+
+
+def test_stored_steps_are_shown_without_rendering(editors_dir, monkeypatch):
+    """Undo, redo and a history pick show stored steps: once a step's views were shown, showing it again renders
+    nothing and decomposes nothing (only the info line is written again); the preview leaves the equal-time Adam
+    row for later (`details`, computed once)."""
+    import app.views as views
+    from app.ui import step_files
+
+    settings = settings_for(editors_dir)
+    st = H.load_example("mnist-test-1")
+    step_files(st, 96)
+    st = H.edit(settings, st, "dilate", 16, 0.5)
+    assert st.edit.adam_mse is None and "computing…" in step_files(st, 96, gmn=False)["metrics"]
+    assert H.details(st) and st.edit.adam_mse is not None and not H.details(st)  # once
+    shown = step_files(st, 96)
+    assert shown["gmn"] is not None and "computing…" not in shown["metrics"]
+
+    def boom(*a, **k):
+        raise AssertionError("a stored step was rendered or decomposed again")
+
+    monkeypatch.setattr(views, "render_tiles", boom)
+    monkeypatch.setattr(views, "decompose_gradients", boom)
+    H.undo(st)
+    back = step_files(st, 96)
+    assert back["gmn"] is None and "step 0 of 1" in back["metrics"]
+    H.redo(st)
+    again = step_files(st, 96)
+    assert again["edited"] == shown["edited"] and again["gmn"] == shown["gmn"] and "step 1 of 1" in again["metrics"]
+    H.goto(st, 0)
+    assert step_files(st, 96)["original"] == back["original"]
+
+
+def test_refine_replaces_the_step_and_the_next_edit_queues(editors_dir):
+    """Preview, then refine (in the background): the step's INR is replaced by Adam on the whole target from the
+    editor's result (closer to the target), its status says so, an edit applied meanwhile waits and builds on the
+    refined step, and the strength rescales the refined edit (s = 0: the INR before it, s = 1: the refined INR)."""
+    settings = settings_for(editors_dir)
+    st = H.load_example("mnist-test-1")
+    st = H.edit(settings, st, "dilate", 16, 1.0)
+    step, preview = st.current, st.params
+    err = (render(st, preview) - step.edit.target).pow(2).mean().item()
+    thread = H.start_background(settings, st)
+    st = H.edit(settings, st, "dilate", 16, 0.5)  # applied meanwhile: it waits for the refine
+    assert not thread.is_alive() and step.refine.startswith("refined: Adam 100 steps"), step.refine
+    assert st.steps[1] is step and step.params is not preview and step.edit.preview is preview
+    assert st.current.edit.base is step.params  # the queued edit started from the refined INR
+    refined = (render(st, step.params) - step.edit.target).pow(2).mean().item()
+    assert refined < err, (refined, err)
+    assert step.edit.adam_mse is not None and "· refined" in st.labels()[1]
+    H.goto(st, 1)
+    H.restrength(st, 0.0)
+    assert all(torch.allclose(a, b) for a, b in zip(st.params, step.edit.base))
+    H.restrength(st, 1.0)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(st.params, step.params))
+    assert st.current.refine == step.refine and not H.refine_step(settings, st)  # refined once
