@@ -52,11 +52,16 @@ COMMAND_TYPES = {"curvature": {"points": checks.integer(1, 65_536)}}
 MAX_MODEL_PARAMS = 100_000_000  # an editor or learned optimizer that --model sizes (400 MB of float32)
 
 
-def _check_model(build, what: str) -> None:
+def _check_model(model: dict, build, what: str) -> None:
     """Build the module a --model JSON describes on the meta device (no memory): a bad key, value or size is
     refused before any data is loaded."""
     import torch
 
+    from .modelfile import large_integer
+
+    big = large_integer(model, "--model")
+    if big is not None:
+        raise EditorError(f"--model: {big[0]} = {big[1]} is out of range (at most {big[2]:,})")
     try:
         with torch.device("meta"):
             module = build()
@@ -96,7 +101,7 @@ def _check_train(args) -> None:
     if fixed:
         raise EditorError(f"--model cannot set {', '.join(fixed)}: use --editor, --task and --points (the SIREN "
                           "architecture is the zoo's)")
-    _check_model(lambda: Editor(EditorConfig(kind=args.editor, task=args.task, points=args.points, **model)),
+    _check_model(model, lambda: Editor(EditorConfig(kind=args.editor, task=args.task, points=args.points, **model)),
                  f"a {args.editor} editor")
     if args.init:
         from inr.home import in_home
@@ -303,7 +308,7 @@ def _cmd_metatrain(args) -> None:
     opt = dict(args.model or {})
     if args.no_gmn:
         opt["gmn"] = False
-    _check_model(lambda: LearnedOptimizer(LearnedOptimizerConfig.from_dict(opt)), "a learned optimizer")
+    _check_model(opt, lambda: LearnedOptimizer(LearnedOptimizerConfig.from_dict(opt)), "a learned optimizer")
     cfg = MetaTrainConfig(out=args.out, datasets=tuple(args.datasets.split(",")), minutes=args.minutes,
                           meta_steps=args.meta_steps, seed=args.seed, limit=args.limit, optimizer=opt,
                           device=args.device or _default_device(), estimator=args.estimator,

@@ -15,7 +15,9 @@ from torch import nn
 from inr.checks import strict_json
 
 MAX_FILE_BYTES = 2 << 30
-MAX_CONFIG_INT = 1 << 16  # widths, depths, points: larger than any module here, and the meta build stays quick
+MAX_CONFIG_INT = 1 << 16  # widths and points: larger than any module here
+MAX_CONFIG_COUNT = 64  # depths (layers, blocks, rounds, copies, heads): the meta build of 60,000 layers takes minutes
+COUNT_WORDS = ("layers", "blocks", "depth", "rounds", "copies", "heads", "interactions")
 
 
 def save_module(path: str | os.PathLike, module: nn.Module, fmt: str, config: dict, card: dict) -> None:
@@ -61,23 +63,25 @@ def read_module(path: str | os.PathLike, fmt: str, what: str, error: type[Except
         raise error(f"{path.name} has malformed {what} metadata: {e}") from None
     if not isinstance(config, dict) or not isinstance(card, dict):
         raise error(f"{path.name} has malformed {what} metadata: config and card must be JSON objects")
-    big = _large_integer(config)
+    big = large_integer(config)
     if big is not None:
         raise error(f"{path.name} has malformed {what} metadata: {big[0]} = {big[1]} is out of range "
-                    f"(at most {MAX_CONFIG_INT:,})")
+                    f"(at most {big[2]:,})")
     return config, card, tensors
 
 
-def _large_integer(value, key: str = "config") -> tuple[str, int] | None:
-    """The first integer of a config (nested) beyond ±MAX_CONFIG_INT: a size or a count no module has."""
+def large_integer(value, key: str = "config") -> tuple[str, int, int] | None:
+    """(key, value, bound) of the first integer of a config (nested) beyond its bound: ±MAX_CONFIG_INT for a
+    size, MAX_CONFIG_COUNT for a count of layers, blocks, heads, ...; None if all are in range."""
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list):
         items = ((f"{key}[{i}]", v) for i, v in enumerate(value))
     else:
-        return (key, value) if isinstance(value, int) and abs(value) > MAX_CONFIG_INT else None
+        bound = MAX_CONFIG_COUNT if any(w in key for w in COUNT_WORDS) else MAX_CONFIG_INT
+        return (key, value, bound) if isinstance(value, int) and abs(value) > bound else None
     for k, v in items:
-        found = _large_integer(v, str(k))
+        found = large_integer(v, str(k))
         if found is not None:
             return found
     return None
