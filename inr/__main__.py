@@ -43,7 +43,7 @@ def _cmd_fit(args) -> None:
     from .images import load_image
     from .siren import SirenArch
     from .threads import choose_threads, set_threads
-    from .tiles import FIT_GROUP, fit_photo, plan_image
+    from .tiles import FIT_GROUP, PREVIEW_SIZE, fit_photo, plan_image
 
     _check_output(args.output, ".safetensors")
     img = load_image(args.image, channels=args.channels)
@@ -53,23 +53,51 @@ def _cmd_fit(args) -> None:
     grid, recipe = plan.grid, plan.recipe.replace(steps=args.steps, lr=args.lr, target_psnr=args.target_psnr)
     for line in () if args.quiet else plan.notices:
         print(f"notice: {line}", file=sys.stderr)
-    target = plan.target(img)
     arch = SirenArch(hidden=args.hidden, layers=args.layers, dim_out=plan.channels)
-    # a photo's tiles stream through worker threads of one intra-op thread each (inr.fit.fit_streamed): every
-    # core for a photo of at least two working sets of tiles; --threads sets the workers
-    workers = 1
-    if grid.count > 1:
-        workers = choose_threads(None if grid.count >= 2 * FIT_GROUP else 0, args.threads)
-        set_threads(requested=1)
-    else:
-        set_threads(grid.tile**2, args.threads)
-    res = fit_photo(target, arch, grid, recipe, seed=args.seed, progress=not args.quiet, workers=workers,
-                    device=args.device)
-    save_tiled(
-        args.output, res.params, arch, grid, source=Path(args.image).name, psnr=round(res.psnr, 3),
-        source_size=[h, w], fit={**recipe.to_dict(), "seed": args.seed, "median_steps": int(res.steps.median())},
-    )
-    print(f"{args.output}: {grid.describe()}, PSNR {res.psnr:.2f} dB, {res.seconds:.2f} s")
+    fits = [(plan, recipe, Path(args.output))]
+    if args.preview and not grid.is_single and max(grid.image_size) > PREVIEW_SIZE:
+        # a progressive fit: a preview at PREVIEW_SIZE first (written next to -o, editable), then the full size
+        pre = plan_image(h, w, img.shape[-1], size=PREVIEW_SIZE, tile=args.tile, overlap=args.overlap,
+                         requested_channels=args.channels, aspect=args.aspect)
+        out = Path(args.output)
+        fits.insert(0, (pre, pre.recipe.replace(steps=args.steps, lr=args.lr, target_psnr=args.target_psnr),
+                        _check_output(str(out.with_name(out.stem + ".preview" + out.suffix)), ".safetensors")))
+    bar = None
+    if not args.quiet:  # one bar over every fit, in tile-steps
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(p.grid.count * r.steps for p, r, _ in fits), unit="tile-step",
+                   desc=f"fit {grid.describe()}", file=sys.stderr)
+    done = 0
+    for p, r, out in fits:
+        g = p.grid
+        # a photo's tiles stream through worker threads of one intra-op thread each (inr.fit.fit_streamed): every
+        # core for a photo of at least two working sets of tiles; --threads sets the workers
+        workers = 1
+        if g.count > 1:
+            workers = choose_threads(None if g.count >= 2 * FIT_GROUP else 0, args.threads)
+            set_threads(requested=1)
+        else:
+            set_threads(g.tile**2, args.threads)
+
+        def show(step, psnr, g=g, start=done, label="preview" if out != Path(args.output) else "photo"):
+            bar.update(start + (step + 1) * g.count - bar.n)  # the whole photo's progress and PSNR (fit_photo)
+            bar.set_postfix_str(f"{label} {g.image_size[1]}×{g.image_size[0]}: PSNR {float(psnr):.2f} dB")
+
+        res = fit_photo(p.target(img), arch, g, r, seed=args.seed, callback=show if bar is not None else None,
+                        workers=workers, device=args.device)
+        save_tiled(
+            out, res.params, arch, g, source=Path(args.image).name, psnr=round(res.psnr, 3),
+            source_size=[h, w], fit={**r.to_dict(), "seed": args.seed, "median_steps": int(res.steps.median())},
+        )
+        done += g.count * r.steps
+        line = f"{out}: {g.describe()}, PSNR {res.psnr:.2f} dB, {res.seconds:.2f} s"
+        if bar is None:
+            print(line)
+        else:
+            bar.write(line, file=sys.stdout)
+    if bar is not None:
+        bar.close()
 
 
 def _render_size(inr, size: int) -> tuple[int, int]:
@@ -252,6 +280,8 @@ def add_fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-psnr", type=float, default=None,
                    help="per-tile early stop in dB (default: the recipe's, 40 for tiles)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preview", action="store_true", help="progressive: fit a 256-px preview first, written as "
+                   "OUT.preview.safetensors, then the full size (one progress bar)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=_positive, default=None, help="torch threads (default: by the work's size)")
     p.add_argument("-q", "--quiet", action="store_true")

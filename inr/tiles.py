@@ -297,6 +297,7 @@ def fit_photo(
 
 PHOTO_SIZE = 256  # side of one large SIREN over a photo (`--tile 0`) when no size is given
 MAX_PHOTO_SIZE = 1024  # longest working side: a photo larger than this is downscaled to it (with a notice)
+PREVIEW_SIZE = 256  # longest side of a progressive fit's preview (`python -m inr fit --preview`)
 
 
 def working_size(height: int, width: int, size: int | None = None, *, tile: int = TILE) -> tuple[int, int]:

@@ -384,6 +384,20 @@ def test_fit_photo_progress_is_the_whole_photo_and_workers_do_not_change_the_res
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_cli_progressive_fit_writes_a_preview_then_the_full_size(tmp_path, capsys):
+    from inr.__main__ import main
+
+    rng = np.random.default_rng(3)
+    Image.fromarray((rng.random((60, 300, 3)) * 255).astype(np.uint8)).save(tmp_path / "wide.png")
+    out = tmp_path / "wide.safetensors"
+    assert main(["fit", str(tmp_path / "wide.png"), "-o", str(out), "--preview", "--steps", "3", "--hidden", "8"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and "wide.preview.safetensors" in lines[0] and lines[1].startswith(str(out))
+    preview, full = load_inr(tmp_path / "wide.preview.safetensors"), load_inr(out)
+    assert preview.grid.image_size == (51, 256) and full.grid.image_size == (60, 300)  # native after the preview
+    assert preview.arch == full.arch and preview.meta["source_size"] == full.meta["source_size"]
+
+
 def test_render_keeps_the_photos_aspect(tmp_path):
     from inr.__main__ import main
 
