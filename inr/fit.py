@@ -346,6 +346,7 @@ def fit_streamed(
     if workers == 1 and callback is None:
         work(shares[0])
     else:  # the calling thread reports progress while the workers run
+        threads_before = torch.get_num_threads()  # a worker's set_num_threads(1) also sets torch's default
         threads = [threading.Thread(target=work, args=(sh,), daemon=True) for sh in shares]
         for th in threads:
             th.start()
@@ -355,6 +356,7 @@ def fit_streamed(
                 stop.set()
         for th in threads:
             th.join()
+        torch.set_num_threads(threads_before)
     if errors:
         raise errors[0]
     if callback is not None and not stop.is_set():
