@@ -120,4 +120,13 @@ def test_run_resumed_in_the_data_home_continues_its_curve_and_budget(monkeypatch
     _, card = load_editor(out / "best.safetensors")
     assert [h["step"] for h in card["history"]] == [h["step"] for h in done["history"]][: len(card["history"])]
     assert card["metrics"]["steps"] == done["best_step"]
+    # a card naming its starting run as `runs/...` (relative, as shipped cards do) finds it in the data home
+    from gmn.editors import save_editor
+    from gmn.train import init_card
+
+    editor, _ = load_editor(out / "best.safetensors")
+    save_editor(tmp_path / "ft.safetensors", editor, {**card, "init": {"path": "runs/editor/best.safetensors"}})
+    monkeypatch.chdir(tmp_path)  # not the checkout: the relative name can only resolve in the data home
+    chained = init_card(str(tmp_path / "ft.safetensors"))
+    assert chained["runs"] == 2 and chained["steps"] == 2 * card["metrics"]["steps"]
     assert not _written_in_checkout_since(t0)
