@@ -1,0 +1,272 @@
+"""Fuzzing `python -m inr` and the INR file reader with hypothesis (issue 31).
+
+- Every subcommand of the CLI, with options drawn from its own parser and values from a pool of hostile
+  ones (NaN, ±inf, huge and negative numbers, empty strings, /proc, 300-character names, a FIFO, a folder, a
+  symlink to one, real small files): each call ends with exit 0 or 2 and no traceback, leaves no file
+  behind, and a refusal is one `error:` line. The long jobs (fitting, rendering, zoo builds, Reptile) are
+  tripwires: reaching one means the input passed every check, which is also an accepted outcome.
+- Mutated INR files (single and tiled): metadata values replaced by arbitrary JSON (or junk, or removed),
+  tensors reshaped, removed or added. Loading either raises InrFileError or gives an INR that renders.
+
+Bounded for `make test` (a few dozen examples each, derandomized); `GMN_FUZZ_EXAMPLES=1000` runs the long
+profile (random, with a 10 s deadline per case) and prints the counts (pytest -s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import time
+from collections import Counter
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from inr.errors import InrFileError
+from inr.files import load_inr, save_inr, save_tiled
+from inr.siren import SirenArch, init_params
+from inr.tiles import TileGrid
+
+LONG = int(os.environ.get("GMN_FUZZ_EXAMPLES", "0"))
+
+
+def profile(default: int) -> settings:
+    """The fuzz settings: `default` derandomized examples, or GMN_FUZZ_EXAMPLES random ones (10 s deadline)."""
+    return settings(max_examples=LONG or default, deadline=10_000 if LONG else None, derandomize=not LONG,
+                    database=None, suppress_health_check=list(HealthCheck), print_blob=True)
+
+
+class WorkStarted(Exception):
+    """Raised by a tripwire: the input passed every check and real work would start."""
+
+
+def subparsers(main) -> dict[str, argparse.ArgumentParser]:
+    """The subcommand parsers `main` builds (caught at its parse_args, so new subcommands are fuzzed too)."""
+    class Caught(Exception):
+        pass
+
+    def catch(self, *a, **k):
+        raise Caught(self)
+
+    real = argparse.ArgumentParser.parse_args
+    argparse.ArgumentParser.parse_args = catch
+    try:
+        main([])
+    except Caught as e:
+        parser = e.args[0]
+    finally:
+        argparse.ArgumentParser.parse_args = real
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def hostile_values(work: Path) -> list[str]:
+    """Strings a careless or hostile user types, and paths of every kind, in `work`."""
+    return ["", "0", "1", "-1", "2", "3", "7", "64", "0.5", "1e-3", "-0.0", "nan", "NaN", "inf", "-inf", "1e309",
+            "1e100", "99999999999999999999", "abc", "[1, 2, 3]", '{"hidden": 1e309}', '{"hidden": 8}', "{}", "cpu",
+            "cuda", "tiles", "dilate", "mnist5k", "/proc/x", "a" * 300, "/nonexistent/file", str(work / "dir"),
+            str(work / "link"), str(work / "fifo"), str(work / "digit.safetensors"), str(work / "digit.png"),
+            str(work / "tiled.safetensors"), str(work / "dir" / "out.safetensors"), "out.png", "out.safetensors"]
+
+
+def cli_case(parsers: dict, values: list[str]):
+    """A hypothesis strategy of argument lists: a subcommand, its positionals, a subset of its options."""
+    @st.composite
+    def build(draw):
+        name = draw(st.sampled_from(sorted(parsers)))
+        argv = [name]
+        for action in parsers[name]._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            plausible = [str(c) for c in action.choices or []]
+            if action.default not in (None, False, True) and not plausible:
+                plausible = [str(action.default)]
+            good = st.sampled_from(plausible or values[-6:])  # 3 in 4 values plausible, so checks further in run
+            value = st.one_of(good, good, good, st.sampled_from(values))
+            if not action.option_strings:
+                argv.append(draw(value))
+            elif action.required or draw(st.integers(0, 5)) == 0:
+                flag = draw(st.sampled_from(action.option_strings))
+                argv += [flag] if action.nargs == 0 else [flag, draw(value)]
+        return argv
+
+    return build()
+
+
+def fixtures(work: Path) -> None:
+    """Small valid inputs and awkward paths in `work`."""
+    (work / "dir").mkdir()
+    (work / "link").symlink_to(work / "dir")
+    os.mkfifo(work / "fifo")
+    arch = SirenArch(hidden=8)
+    save_inr(work / "digit.safetensors", init_params(arch, 1), arch, image_size=[8, 8])
+    grid = TileGrid((40, 40), 32, 4)
+    save_tiled(work / "tiled.safetensors", init_params(SirenArch(hidden=8, dim_out=3), grid.count),
+               SirenArch(hidden=8, dim_out=3), grid)
+    Image.fromarray((np.random.default_rng(0).random((12, 12)) * 255).astype(np.uint8)).save(work / "digit.png")
+
+
+def run_cli(main, argv: list[str], work: Path, stats: Counter) -> None:
+    """One fuzz case: exit 0 or 2 (or a tripwire), one `error:` line on refusal, no file left on refusal."""
+    before = sorted(p.name for p in work.rglob("*"))
+    threads = torch.get_num_threads()
+    err, t0 = io.StringIO(), time.perf_counter()
+    try:
+        with redirect_stderr(err), redirect_stdout(io.StringIO()):
+            try:
+                rc = main(argv)
+            except SystemExit as e:
+                rc = e.code
+    except WorkStarted:
+        rc = "accepted"
+    finally:
+        torch.set_num_threads(threads)  # --threads sets it for the whole process
+    stats["max_seconds"] = max(stats["max_seconds"], round(time.perf_counter() - t0, 2))
+    text = err.getvalue()
+    assert rc in (0, 2, "accepted"), (argv, rc, text)
+    assert "Traceback" not in text, (argv, text)
+    after = sorted(p.name for p in work.rglob("*"))
+    if rc == 2:
+        lines = [line for line in text.strip().splitlines() if line.strip()]
+        assert lines and "error:" in lines[-1], (argv, text)
+        assert after == before, (argv, set(after) - set(before))
+        stats["refused"] += 1
+    else:
+        stats["accepted" if rc == "accepted" else "exit 0"] += 1
+        for name in set(after) - set(before):  # an output a successful command wrote
+            path = work / name
+            if path.is_file():
+                path.unlink()
+
+
+def test_fuzz_inr_cli(tmp_path, monkeypatch, capsys):
+    import inr.metainit
+    import inr.siren
+    import inr.tiles
+    import inr.zoo
+    from inr.__main__ import main
+
+    def trip(*a, **k):
+        raise WorkStarted
+
+    for mod, name in ((inr.tiles, "fit_photo"), (inr.tiles, "render_tiles"), (inr.siren, "render"),
+                      (inr.zoo, "build_zoo"), (inr.metainit, "metatrain_init")):
+        monkeypatch.setattr(mod, name, trip)
+    work = tmp_path
+    fixtures(work)
+    monkeypatch.chdir(work)
+    parsers, stats = subparsers(main), Counter()
+
+    @profile(30)
+    @given(cli_case(parsers, hostile_values(work)))
+    def case(argv):
+        run_cli(main, argv, work, stats)
+
+    case()
+    with capsys.disabled():
+        print(f"\nfuzz inr CLI: {dict(stats)}")
+    assert stats["refused"] > 0
+
+
+# mutated INR files
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=8,
+)
+META_KEYS = ["format", "version", "arch", "image_size", "channels", "grid", "psnr", "fit", "source"]
+ARCH_KEYS = ["dim_in", "hidden", "layers", "dim_out", "w0", "w0_initial"]
+GRID_KEYS = ["image_size", "tile", "overlap", "rows", "cols"]
+
+
+@st.composite
+def mutation(draw, tensor_names: list[str]):
+    """A list of changes: ("meta", key, text or None), ("arch"/"grid", key, value), ("tensor", name, shape or None)."""
+    changes = []
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["meta", "arch", "grid", "tensor"]))
+        if kind == "meta":
+            text = draw(st.one_of(JSON.map(json.dumps), st.text(max_size=12), st.none()))
+            changes.append(("meta", draw(st.sampled_from(META_KEYS)), text))
+        elif kind in ("arch", "grid"):
+            keys = ARCH_KEYS if kind == "arch" else GRID_KEYS
+            value = draw(st.one_of(JSON, st.integers(-3, 10**10), st.sampled_from([10**7, 10**9, 7, 0, True])))
+            changes.append((kind, draw(st.sampled_from(keys)), value))
+        else:
+            name = draw(st.sampled_from(tensor_names + ["layers.2.weight", "layers.9.bias"]))
+            shape = draw(st.none() | st.lists(st.integers(0, 40), max_size=3))
+            changes.append(("tensor", name, shape))
+    return changes
+
+
+def mutate(src: Path, dst: Path, changes) -> None:
+    with safe_open(str(src), framework="pt") as fh:
+        meta = dict(fh.metadata())
+    tensors = load_file(str(src))
+    for kind, key, value in changes:
+        if kind == "meta":
+            if value is None:
+                meta.pop(key, None)
+            else:
+                meta[key] = value
+        elif kind in ("arch", "grid"):
+            try:
+                d = json.loads(meta.get(kind, "{}"))
+            except ValueError:
+                d = {}
+            if isinstance(d, dict):
+                d[key] = value
+                meta[kind] = json.dumps(d)
+        elif value is None:
+            tensors.pop(key, None)
+        else:
+            tensors[key] = torch.zeros(value)
+    save_file(tensors, str(dst), metadata=meta)
+
+
+@pytest.mark.parametrize("which", ["digit.safetensors", "tiled.safetensors"])
+def test_fuzz_inr_files(which, tmp_path, capsys):
+    from inr.__main__ import main
+    from inr.siren import render
+    from inr.tiles import render_tiles
+
+    work = tmp_path
+    fixtures(work)
+    src = work / which
+    stats = Counter()
+
+    @profile(25)
+    @given(mutation(list(load_file(str(src)))))
+    def case(changes):
+        dst = work / "mutated.safetensors"
+        mutate(src, dst, changes)
+        t0 = time.perf_counter()
+        try:
+            inr = load_inr(dst)
+        except InrFileError as e:
+            assert "\n" not in str(e)
+            stats["refused"] += 1
+        else:
+            stats["loaded"] += 1
+            img = render_tiles(inr.params, inr.arch, inr.grid, (8, 8)) if inr.grid else \
+                render(inr.params, inr.arch, 8)
+            assert torch.isfinite(img).all() and img.shape[-1] in (1, 3)
+        with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+            assert main(["info", str(dst)]) in (0, 2)
+        stats["max_seconds"] = max(stats["max_seconds"], round(time.perf_counter() - t0, 2))
+
+    case()
+    with capsys.disabled():
+        print(f"\nfuzz {which}: {dict(stats)}")
+    assert stats["refused"] > 0
