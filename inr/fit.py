@@ -317,8 +317,8 @@ def fit_streamed(
         for i in range(0, n, group):
             f, _, _ = _sine_forward(views(flat0[i : i + group]), arch, rows, cols)
             initial[i : i + group] = (f - target[i : i + group]).pow_(2).mean((1, 2))
-    used = torch.full((n,), recipe.steps, dtype=torch.long)
-    progress = torch.zeros(n, dtype=torch.long)  # steps done per INR (recipe.steps once it has left)
+    used = torch.full((n,), recipe.steps, dtype=torch.long, device=device)
+    progress = torch.zeros(n, dtype=torch.long)  # steps done per INR (recipe.steps once it has left), on the CPU
     stop = threading.Event()
     stats = stats if stats is not None else StreamStats()
     shares = [torch.arange(i, n, workers, device=device) for i in range(min(workers, n))]
@@ -362,7 +362,7 @@ def fit_streamed(
     if callback is not None and not stop.is_set():
         report()
     best_mse = torch.where(torch.isfinite(best_mse), best_mse, initial)
-    return FitResult([t.cpu() for t in views(best)], psnr(best_mse).cpu(), used, time.perf_counter() - t0)
+    return FitResult([t.cpu() for t in views(best)], psnr(best_mse).cpu(), used.cpu(), time.perf_counter() - t0)
 
 
 def _stream(share: Tensor, flat0: Tensor, target: Tensor, arch: SirenArch, recipe: FitRecipe, views, rows: Tensor,
@@ -395,7 +395,7 @@ def _stream(share: Tensor, flat0: Tensor, target: Tensor, arch: SirenArch, recip
             leave = t >= steps
             if recipe.target_psnr is not None:
                 reached = (psnr(err) >= recipe.target_psnr) & ~leave
-                used[idx[reached]] = t[reached].to(used.device)
+                used[idx[reached]] = t[reached]
                 leave |= reached
             progress[idx.cpu()] = torch.where(leave, steps, t).cpu()
             grads = _sine_backward(r.mul_(2.0 / (h * w * c)), p, arch, rows, cols, acts, dsin)
