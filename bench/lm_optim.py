@@ -30,7 +30,16 @@ import torch
 
 from bench.report import ROOT, table, write_section
 from gmn.lm import ADAM_LR, LMResult, train_lm
-from gmn.lm_optim import SHIPPED, data_home, load_lm_optimizer, save_lm_optimizer
+from gmn.lm_optim import (
+    SHIPPED,
+    LMLearnedOptimizer,
+    LMMetaTrainConfig,
+    LMOptimizerConfig,
+    data_home,
+    load_lm_optimizer,
+    save_lm_optimizer,
+    validate,
+)
 from gmn.transformer import TEST_TEXTS, VAL_TEXTS, GPTConfig, load_text
 
 SIZE = GPTConfig(width=48, heads=4, layers=2)
@@ -127,6 +136,11 @@ def measure(seeds: int, run: Path | None, texts: tuple[str, ...] = TEST_TEXTS) -
     med = {k: {m: statistics.median(v[m]) for m in ("steps", "cpu")} for k, v in ratios.items()}
     feat_gain = statistics.median([p / f for p, f in zip(ratios["plain"]["steps"], ratios["features"]["steps"])])
     tuned = json.loads(tune_file().read_text()) if tune_file().exists() else None
+    # the meta-training's validation score (VAL_TEXTS, 200 steps at training sizes) of Adam at the tuned lr:
+    # the learned optimizer with β = 0 and no offsets is Adam
+    mcfg = LMMetaTrainConfig(**{k: v for k, v in card["metatrain"].items() if k in ("out", "val_steps", "batch")})
+    adam_val = validate(LMLearnedOptimizer(LMOptimizerConfig(features=False, beta=0.0, alpha=ADAM_LR)), mcfg,
+                        {t: load_text(t) for t in mcfg.val_texts})
     goal_steps = med["features"]["steps"] <= 0.67
     goal_cpu = med["features"]["cpu"] < 1.0
     goal_feat = med["features"]["steps"] <= 0.9 * med["plain"]["steps"]
@@ -161,7 +175,8 @@ def measure(seeds: int, run: Path | None, texts: tuple[str, ...] = TEST_TEXTS) -
         f"Shipped optimizer: `assets/optimizers/lm-learned.safetensors` (variant `{card.get('variant')}`, "
         f"{card.get('parameters')} meta-parameters, {card.get('cpu_minutes', float('nan')):.1f} CPU-minutes of "
         f"meta-training for it, {card.get('episodes_run')} episodes per variant; validation losses of the "
-        f"checkpoints: {card.get('validation')}). Both variants had the same episodes (alternating, one process).",
+        f"checkpoints: {card.get('validation')}, Adam at lr {ADAM_LR:g} on the same validation: {adam_val:.4f}). Both "
+        "variants had the same episodes (alternating, one process).",
     ]
     if tuned:
         body += ["", "Adam's lr sweep (validation texts, mean validation loss after 300 steps over "
