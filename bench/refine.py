@@ -17,8 +17,8 @@ Protocol per image and editor: the objective is the filter of the render before 
 stroke as the app gives it). Both methods refine the same tiles (`changed_tiles`). Times are CPU seconds of this
 process with one torch thread (the time on an idle core: the machine is shared): the editor's time (the edit call
 less computing its objective, median of 3) and each start's time per Adam step (median of 3 short runs); Adam alone gets
-K' = (t_editor + K·t_step(editor's result)) / t_step(original) steps, the same total time. Scored: the plain MSE of the
-whole render to the full target; ratio = editor + refine K over Adam alone K', the median over images of the
+K' = (t_editor + K·t_step(editor's result)) / t_step(original) steps, the same total CPU time. Scored: the plain MSE
+of the whole render to the full target; ratio = editor + refine K over Adam alone K', the median over images of the
 per-image ratio. The goal (issue 30): ratio ≤ 0.75 (0.5 stretch). The card's default start is the editor's result
 where its ratio at K = 100 is below 1, else the INR before the edit (plain Adam).
 """
@@ -249,16 +249,24 @@ def report(summary: dict, lrs: dict, command: str, load: str) -> str:
                          f"{s['none']:.2e}", f"{s['preview']:.2e}", f"{r['editor']:.2e}", f"{r['adam']:.2e}",
                          f"{r['ratio']:.2f}", _verdict(r["ratio"])])
             if "paint_editor" in r:
-                for label, m in (("preview", s["paint_preview"]), (f"editor + refine {k}", r["paint_editor"]),
-                                 (f"Adam alone {r['k_adam']:.0f}", r["paint_adam"])):
+                first = [("preview", s["paint_preview"])] if k == next(iter(s["k"])) else []
+                for label, m in first + [(f"editor + refine {k}", r["paint_editor"]),
+                                         (f"Adam alone {r['k_adam']:.0f}", r["paint_adam"])]:
                     paint_rows.append([name, label, f"{m['inside']:.2e}", f"{m['outside']:.2e}",
                                        f"{m['changed'] * 100:.2f}%"])
+    at = {n: s["k"][REFINE_STEPS]["ratio"] for n, s in summary.items() if REFINE_STEPS in s["k"]}
+    groups = [("meets the 25% goal", [n for n, r in at.items() if r <= GOAL]),
+              ("helps, short of the goal", [n for n, r in at.items() if GOAL < r < 1]),
+              ("does not pay (Adam alone is as good or better)", [n for n, r in at.items() if r >= 1])]
+    verdict = f"At K = {REFINE_STEPS}, the editor's warm start " + "; ".join(
+        f"{what} for {', '.join(f'{n} ({at[n]:.2f})' for n in names)}" for what, names in groups if names) + "."
     cards = [[n, s["default"]["start"], s["default"]["steps"], f"{s['default']['lr']:g}",
               f"{lrs[n]['editor']:g} / {lrs[n]['original']:g}"] for n, s in summary.items()]
     return (
         "Every shipped editor's preview, then K Adam steps on the full target of the changed tiles "
-        "(`gmn.refine.refine`), against Adam alone from the INR before the edit given the same total wall time "
-        "(K' steps: the editor's time plus K refine steps, in Adam steps on the original). Images no editor saw: "
+        "(`gmn.refine.refine`), against Adam alone from the INR before the edit given the same total CPU time "
+        "(K' steps: the editor's time plus K refine steps, in Adam steps on the original; an OCE editor's result is "
+        "k× wider, so its steps cost more and it has more capacity). Images no editor saw: "
         f"the photos {', '.join(PHOTOS)} at longer side {SIZE} (tiled), the first {DIGITS} MNIST-5k test digits; lr "
         f"tuned per editor and start on {TUNE_PHOTO} ({TUNE_SIZE} px) and {TUNE_DIGITS} MNIST-5k validation digits. "
         "MSE: the whole render against the full target (paint: the solid stroke, feathered 2 px, over the render "
@@ -268,7 +276,8 @@ def report(summary: dict, lrs: dict, command: str, load: str) -> str:
         "indicative.\n\n"
         + table(["editor", "images", "tiles", "editor ms", "ms/step (editor's / original)", "K", "Adam K'",
                  "no edit", "preview", "editor + refine K", "Adam alone K'", "ratio", "verdict"], rows)
-        + "\n\nSolid paint (the same runs): inside = MSE to the colour over the stroke; outside = MSE of the change "
+        + f"\n\n{verdict}\n\n"
+        + "Solid paint (the same runs): inside = MSE to the colour over the stroke; outside = MSE of the change "
         "beyond the feathered edge; changed = pixels beyond the edge changed by more than 8/255 (goal: inside ≤ 1e-3, "
         "outside ≤ 1e-4, changed 0).\n\n"
         + table(["editor", "method", "inside", "outside", "changed > 8/255"], paint_rows)
@@ -332,7 +341,8 @@ def main() -> None:
         tmp = done_path.with_name(f".{done_path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(done, indent=1))
         os.replace(tmp, done_path)
-    load = f"{os.getloadavg()[0]:.1f}"
+    loads = [done[n]["load"] for n in summary if "load" in done.get(n, {})] or [os.getloadavg()[0]]
+    load = f"{min(loads):.1f}–{max(loads):.1f} at the end of each editor's runs"
     body = report(summary, lrs, "python -m bench.refine", load)
     if args.quick:
         print(body)
