@@ -2,7 +2,7 @@
 BENCHMARKS.md: the learned predictor against the plain estimator from the same gradients, both scored
 against the reference Fisher over many held-out sequences, on texts and a model size not trained on.
 
-    python -m bench.transformer_curvature              # ~10 CPU-minutes on one thread (resumable)
+    python -m bench.transformer_curvature              # ~12 CPU-minutes on one thread (resumable)
     python -m bench.transformer_curvature --train 24 --steps 100 --no-write   # a quick look
 
 Models: gmn.transformer.GPT on bytes, random-init (nanoGPT's) or briefly trained (Adam lr 3e-3,
@@ -164,9 +164,9 @@ def trained(args, train: list[FisherItem], val: list[FisherItem], alpha_only: bo
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog=COMMAND, description=__doc__.splitlines()[0])
-    ap.add_argument("--train", type=int, default=96, help="training transformers")
-    ap.add_argument("--val", type=int, default=12)
-    ap.add_argument("--steps", type=int, default=600, help="predictor training steps")
+    ap.add_argument("--train", type=int, default=384, help="training transformers")
+    ap.add_argument("--val", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=800, help="predictor training steps")
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -194,6 +194,14 @@ def main(argv: list[str] | None = None) -> None:
         better = sum(v[1] < v[0] for v in vals)
         rows.append([kind, name, len(vals), f"{mp:.4f}", f"{mc:.4f} ({100 * (1 - mc / mp):+.1f}%)", f"{mq:.4f}",
                      f"{100 * (1 - mq / mp):+.1f}%", f"{better}/{len(vals)}"])
+    sizes = []  # the same settings with other numbers of training transformers, where their runs are cached
+    for n in (192, 384, 768):
+        pa = {k: home() / f"predictor{t}-h{args.hidden}-l{args.layers}-n{n}-s{args.steps}-seed{args.seed}"
+              / "best.safetensors" for k, t in (("pred", ""), ("ctrl", "-alpha"))}
+        if n != args.train and all(p.exists() for p in pa.values()):
+            ep, ec = (statistics.mean(evaluate(load_predictor(pa[k])[0], test)) for k in ("pred", "ctrl"))
+            sizes.append(f"n = {n}: predictor {ep:.4f} ({100 * (1 - ep / statistics.mean(plain)):+.1f}% vs plain), "
+                         f"α only {ec:.4f}, features {100 * (1 - ep / ec):+.1f}% over α only")
     order = {"all": 0, "text": 1, "size": 2, "training": 3}
     rows.sort(key=lambda r: order[r[0]])
     floor = statistics.mean(plain) * POINTS / TARGET
@@ -223,6 +231,7 @@ none seen in training, × 3 sizes (64w·4h·2L outside the training family) × {
 gradient-set features take the error from {statistics.mean(ctrl):.4f} (α only) to {statistics.mean(pred):.4f}
 ({100 * (1 - statistics.mean(pred) / statistics.mean(ctrl)):+.1f}%); the predictor beats α only on
 {sum(q < c for q, c in zip(pred, ctrl, strict=True))}/{len(test)} test models.
+{"Other training-set sizes (same test models): " + "; ".join(sizes) + "." if sizes else ""}
 
 Goal in issue 28: ≥ 15% lower error than the plain estimator. The paper's reported Fisher-diagonal
 comparison (§7.1) is on INRs, as a relative improvement over the same plain estimator (GradMetaNet
