@@ -194,3 +194,18 @@ def test_refusals():
         capture_gradient_set(model, lambda out, _: out.sum((0, 2)), torch.randn(4, 5, 3))
     with pytest.raises(KeyError, match="no linear map"):
         capture_gradient_set(model, lambda out, _: out.sum(-1), torch.randn(4, 3)).per_example_grads("x")
+
+
+def test_as_gradient_set_of_a_stack_without_losses():
+    """One GradientSet per INR of a stack, views of the same factors; no objective, no losses."""
+    arch = SirenArch(dim_in=1, hidden=5, layers=3, dim_out=1)
+    params = init_params(arch, 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    x = torch.rand(3, 4, 1, dtype=torch.float64)
+    ns = decompose_gradients(params, arch, x, objective=mse(torch.zeros(3, 4, 1, dtype=torch.float64)))
+    sets = as_gradient_set(ns, arch)
+    assert len(sets) == 3 and sets[2].losses is None and sets[2].num_examples == 4
+    assert sets[1].names() == ["layers.0", "layers.1", "layers.2", "last_layer"]
+    gw, gb = sets[1].per_example_grads("layers.1")  # W_2 of INR 1 at each point: g⁽²⁾ a⁽¹⁾ᵀ
+    a, g = ns.a.split(ns.dims, -1), ns.g.split(ns.dims, -1)
+    torch.testing.assert_close(gw, g[2][1].unsqueeze(-1) * a[1][1].unsqueeze(-2), rtol=0, atol=0)
+    torch.testing.assert_close(gb, g[2][1], rtol=0, atol=0)
