@@ -41,6 +41,7 @@ from gmn.transformer_curvature import (
     train_predictor,
 )
 from gmn.transformer_gmn import GROUPS, TransformerGMNConfig, TransformerNeurons
+from inr.home import runs_dir
 
 FAMILY = [(32, 2, 1), (32, 4, 2), (48, 4, 1), (48, 2, 2)]  # (width, heads, layers) trained on
 TEST_SIZES = [(32, 4, 2), (48, 4, 1), (64, 4, 2)]  # the last is outside the training family
@@ -50,8 +51,8 @@ COMMAND = "python -m bench.transformer_curvature"
 
 
 def home() -> Path:
-    """The run folder under the data home ($GMN_HOME, default ~/.cache/gmn-inr)."""
-    return Path(os.environ.get("GMN_HOME", "~/.cache/gmn-inr")).expanduser() / "runs" / "transformer-curvature"
+    """The run folder under the data home ($GMN_HOME/runs, inr.home)."""
+    return runs_dir("transformer-curvature")
 
 
 def brief_training(model: GPT, text: torch.Tensor, steps: int, seed: int) -> None:
