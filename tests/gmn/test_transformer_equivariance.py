@@ -130,3 +130,18 @@ def test_negative_controls(setup):
     net.fit_norm([f])
     with pytest.raises(AssertionError):
         assert_neurons_close(net(fp), permute_neurons(net(f), perms), rtol=1e-6, atol=1e-6)
+
+
+def test_encoder_layers_layout():
+    """nn.TransformerEncoderLayer's packed attention (gmn.capture's q/k/v maps) gives the same groups."""
+    torch.manual_seed(5)
+    enc = nn.Sequential(*(nn.TransformerEncoderLayer(8, 2, dim_feedforward=10, dropout=0.0, batch_first=True)
+                          for _ in range(2)), nn.Linear(8, 3)).double()
+    x, t = torch.randn(4, 5, 8, dtype=torch.float64), torch.randn(4, 5, 3, dtype=torch.float64)
+    gs = capture_gradient_set(enc, lambda out, t: (out - t).pow(2).sum((1, 2)), x, t)
+    layout = TransformerLayout.for_encoder(["0", "1"], heads=2)
+    f = neuron_features(gs, dict(enc.named_parameters()), layout)
+    assert f.qk.shape == (1, 2, 2, 4, 14) and f.vo.shape == (1, 2, 2, 4, 10) and f.mlp.shape == (1, 2, 10, 10)
+    assert f.res.shape == (1, 2, 8, 18) and torch.isfinite(f.res).all()
+    w = enc[1].self_attn.in_proj_weight.detach()[8:16]  # the key rows of block 1: feature 11 is their log mean square
+    torch.testing.assert_close(f.qk[0, 1, :, :, 11].reshape(-1), w.pow(2).mean(1).log())
