@@ -193,7 +193,8 @@ def _cmd_edit(args) -> None:
     print(f"{args.output}: {editor.config.task} edit of {len(res.tiles)} SIREN(s), MSE to target {res.mse:.5f}, "
           f"{res.seconds * 1000:.1f} ms ({res.points.shape[0]} points{wider})")
     if args.refine:
-        print(f"  refined {len(ref.tiles)} SIREN(s) from the {settings['start']}'s result: {ref.steps} Adam steps "
+        where = "the editor's result" if settings["start"] == "editor" else "the INR before the edit (plain Adam)"
+        print(f"  refined {len(ref.tiles)} SIREN(s) from {where}: {ref.steps} Adam steps "
               f"(lr {lr:g}) on the full target, weighted MSE {ref.mse_before:.5f} -> {ref.mse:.5f}, "
               f"{ref.seconds:.2f} s")
 
@@ -492,7 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InrError, EditorError, OptimizerFileError, ValueError, OSError) as e:  # OSError: e.g. a full disk
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as e:  # Exception: the zoo launcher's Ctrl-C
+        if not checks.interrupted(e):
+            raise
         print("interrupted; the same command resumes (training from its last checkpoint, a zoo from its "
               "finished shards)", file=sys.stderr)
         return 130

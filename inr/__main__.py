@@ -348,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InrError, ValueError, OSError) as e:  # OSError: a disk that fills or a folder removed mid-run
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as e:  # Exception: the zoo launcher's Ctrl-C
+        if not checks.interrupted(e):
+            raise
         print("interrupted; the same command resumes (zoos keep their finished shards, metainit its last "
               "state)", file=sys.stderr)
         return 130

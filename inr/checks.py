@@ -116,6 +116,12 @@ def apply_types(parser: argparse.ArgumentParser, types: dict) -> None:
             action.type = types[action.dest]
 
 
+def interrupted(e: BaseException) -> bool:
+    """Whether `e` is Ctrl-C: a KeyboardInterrupt, or the SignalException that torch's elastic launcher (the
+    zoo's worker processes) raises in its parent on SIGINT or SIGTERM."""
+    return isinstance(e, KeyboardInterrupt) or type(e).__name__ == "SignalException"
+
+
 def strict_json(text: str):
     """json.loads that refuses NaN and ±Infinity (ValueError), which Python's json would accept."""
     def refuse(const: str):

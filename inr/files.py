@@ -182,6 +182,10 @@ def load_inr(path: str | os.PathLike, *, allow_stack: bool = True) -> Inr:
     params = [tensors.pop(k).float() for k in arch.param_names()]
     if not stack:
         params = [t.unsqueeze(0) for t in params]
+    for pname, t, shape in zip(arch.param_names(), params, arch.param_shapes()):
+        if t.dim() != len(shape) + 1:  # (check_params reads the leading axis of each)
+            raise InrFileError(f"{name}: tensor {pname} has {t.dim() - (0 if stack else 1)} dimensions, expected "
+                               f"{len(shape) + (1 if stack else 0)}")
     try:
         check_params(params, arch)
     except ValueError as e:
@@ -232,6 +236,7 @@ def _shown(text) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+ARCH_KEYS = ("dim_in", "hidden", "layers", "dim_out", "w0", "w0_initial")
 _SINE_WEIGHT = re.compile(r"layers\.(\d+)\.weight")
 
 
@@ -244,6 +249,10 @@ def _arch(text: str, tensors: dict[str, Tensor], name: str) -> SirenArch:
         raise InrFileError(f"{name} has malformed 'arch' metadata: {e}") from None
     if not isinstance(d, dict):
         raise InrFileError(f"{name} has malformed 'arch' metadata: expected a JSON object, got {_shown(d)}")
+    unknown = [k for k in d if k not in ARCH_KEYS]
+    if unknown:
+        raise InrFileError(f"{name} has malformed 'arch' metadata: unknown key {_shown(unknown[0])}; "
+                           f"known: {', '.join(ARCH_KEYS)}")
     for k in ("dim_in", "hidden", "layers", "dim_out"):
         if k in d and not (_is_int(d[k]) and d[k] >= 1):
             raise InrFileError(f"{name} has malformed 'arch' metadata: {k} must be a positive integer, "

@@ -199,3 +199,15 @@ def test_fifo_is_refused_without_blocking(tmp_path):
         load_inr(fifo)
     with pytest.raises(InrFileError, match="a folder"):
         load_inr(tmp_path)
+
+
+def test_fuzz_findings_are_one_line_errors(tmp_path, inr_file):
+    """Found by tests/inr/test_fuzz.py: a scalar where a weight belongs (IndexError) and an unknown arch key
+    holding a newline (a two-line message)."""
+    good, _, arch = inr_file
+    sd = load_file(str(good))
+    with pytest.raises(InrFileError, match="layers.0.weight has 0 dimensions, expected 2"):
+        load_inr(_write(tmp_path, {**sd, "layers.0.weight": torch.tensor(0.0)}, _meta(arch)))
+    with pytest.raises(InrFileError, match="unknown key") as e:
+        load_inr(_write(tmp_path, sd, _meta(arch, {"arch": json.dumps({**arch.to_dict(), "\n": None})})))
+    assert "\n" not in str(e.value)
