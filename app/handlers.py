@@ -33,6 +33,8 @@ from .admin import (  # noqa: F401
     admin_publish,
     admin_train,
     check_admin,
+    dataset_status,
+    default_dataset,
     editors_table,
     evaluable,
     runs_table,

@@ -39,6 +39,7 @@ MAX_TILES = 1600  # a 1024² photo is 37×37 = 1369 tiles
 MAX_PARAMS = 2_000_000  # a 1024² photo at the default size (2→32→32→3 tiles) has 1.7 M
 MAX_HIDDEN, MAX_LAYERS = 256, 6
 FIT_OPTIMIZERS = ("Adam", "fast (learned)")
+MIN_SIDE = 8  # px: smaller uploads are refused (sklearn's 8×8 digits are the smallest images the project fits)
 _FIT_LOCK = threading.Lock()  # photo fits use every core: one at a time
 
 
@@ -125,6 +126,8 @@ def fit_image(path: str | None, *, hidden=DEFAULT_HIDDEN, layers=DEFAULT_LAYERS,
     channels = {"auto": None, "gray": 1, "colour": 3}[colour or "auto"]
     img, notice = read_image(path, channels)
     h0, w0 = img.shape[:2]
+    if min(h0, w0) < MIN_SIDE:  # a SIREN fitted to a few pixels reports a high PSNR and renders stripes between them
+        raise gr.Error(f"{Path(path).name} is {w0}×{h0} px; the app fits images of at least {MIN_SIDE} px a side")
     notices = [notice] if notice else []
     try:  # the one plan of the app and the CLIs: grid, recipe, channels, notices
         plan = plan_image(h0, w0, img.shape[-1], size=res, requested_channels=channels)

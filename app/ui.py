@@ -27,14 +27,14 @@ from gmn.objectives import TASKS  # noqa: E402
 
 from . import handlers as H  # noqa: E402
 from . import sensitivity as S  # noqa: E402
+from . import validate as V  # noqa: E402
 from .jobs import Jobs  # noqa: E402
 from .session import Session, exclusive, forget  # noqa: E402
 from .validate import display as check_display  # noqa: E402
-from .validate import number  # noqa: E402
 from .views import gmn_view, metrics, out_size  # noqa: E402
 
 BRUSH_COLOURS = ["#ffffff", "#000000", "#cc3232", "#32cc70", "#3270cc", "#f0c020"]
-DATASETS = ["mnist5k", "patches", "lfw"]
+DATASETS = ["mnist5k", "mnist5k-aug", "patches", "tiles", "lfw"]
 MAX_FILE_SIZE = "20mb"
 SESSION_TTL = 4 * 3600  # seconds an idle session's state is kept
 MODEL = ("Each **Apply** edits the INR shown (the step selected in the history) and adds a step after it. "
@@ -42,6 +42,9 @@ MODEL = ("Each **Apply** edits the INR shown (the step selected in the history) 
          "own edit. The target and the *no edit* row refer to the INR that edit started from.")
 
 
+# a phone-width page shows the result first: the edit tab is one column, its controls after the views
+NARROW_CSS = ("@media (max-width: 700px) { #edit-page > #edit-controls { order: 1; } "
+              "#edit-page > #paint-section, #edit-page > #sensitivity-section, #edit-page > #downloads { order: 2; } }")
 VIEWS_NOTE = ("**Step shown**: the INR of the step selected in the history. **Target of this edit**: the editor's "
               "objective of the INR before this edit. **Change**: |edited − before this edit| per pixel on the scale "
               "of its colour bar. **Sampled points**: where the gradients were taken, on the INR before this edit. "
@@ -103,7 +106,11 @@ def _status_md(s: dict) -> str:
     resumed = " (resumed)" if s.get("resumed") else ""
     p = float(s.get("progress") or 0.0)
     bar = f'<progress value="{p:.3f}" max="1" style="width: 16em"></progress>'
-    return f"**{s['run']}**{resumed}: {s['state']} · step {s['step']} · {p:.0%}{val} {bar}{err}{notice}"
+    # before the first step (a zoo being built, the data being loaded) the worker's last log line says what runs
+    doing = ""
+    if s["state"] in ("running", "stopping") and not s["history"] and s.get("log"):
+        doing = f"\n\npreparing: `{str(s['log'][-1]).splitlines()[0][:160]}`"
+    return f"**{s['run']}**{resumed}: {s['state']} · step {s['step']} · {p:.0%}{val} {bar}{doing}{err}{notice}"
 
 
 def _alert(message: str, error: bool, where: str = "edit") -> str:
@@ -151,16 +158,16 @@ def inline(n: int, where: str = "edit"):
 
 
 def quiet(n: int):
-    """For a follow-up event (after the preview): its outputs, the alert line left as the preview set it; a
-    gr.Error is shown inline and the views are kept."""
+    """For a follow-up event (after the preview): its outputs; the alert line is not among them (it keeps what the
+    preview said, and shows no timer of its own), so a gr.Error keeps every view as it is."""
 
     def deco(fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             try:
-                return [*fn(*args, **kwargs), gr.skip()]
-            except gr.Error as e:
-                return [gr.skip()] * n + [_alert(_message(e), True)]
+                return fn(*args, **kwargs)
+            except gr.Error:
+                return [gr.skip()] * n
 
         return wrapper
 
@@ -235,121 +242,127 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
     with gr.Blocks(title="GradMetaNet INR editor") as demo:
         demo.settings, demo.jobs, demo.guard = settings, jobs, H.GUARD  # for tests and the benchmark
         state = gr.State(Session(), time_to_live=SESSION_TTL, delete_callback=_delete_state)
+        gr.HTML(f"<style>{NARROW_CSS}</style>", padding=False)
         gr.Markdown("# GradMetaNet INR editor\nFit a SIREN to an image, then edit its weights in one forward pass "
                     "of a trained GradMetaNet editor.")
         with gr.Tabs():
             with gr.Tab("Edit", id="edit") as edit_tab:
-                with gr.Row():
-                    with gr.Column(scale=1):
-                        with gr.Tab("Upload an image"):
-                            image_file = gr.File(label="Image (PNG, JPEG, WebP)", type="filepath",
-                                                 file_types=["image"], elem_id="image-upload")
-                            with gr.Accordion("INR size", open=False):
-                                hidden = gr.Slider(8, 128, value=H.DEFAULT_HIDDEN, step=8, label="Hidden width")
-                                layers = gr.Slider(1, 5, value=H.DEFAULT_LAYERS, step=1, label="Sine layers")
-                                resolution = gr.Dropdown(["auto", "28", "32", "128", "256", "512", "1024"],
-                                                         value="auto", label="Working resolution (longer side)",
-                                                         info="auto: 256 for photos (9×9 tiles of 32 px), an image "
-                                                              "of at most 32 px keeps its size (one SIREN)")
-                                steps = gr.Slider(10, 2000, value=H.DEFAULT_STEPS, step=10, label="Fit steps",
-                                                  elem_id="fit-steps")
-                                colour = gr.Radio(["auto", "gray", "colour"], value="auto", label="Channels",
-                                                  info="auto: photos as colour tiles (gray ones with R = G = B), "
-                                                       "small gray images (digits) gray")
-                                # "fast (learned)" is offered only when an installed learned optimizer keeps
-                                # its INRs editable (docs/DESIGN.md §12); the shipped one does not, so the
-                                # choice is hidden and the line below says why
-                                offer = learned_offered()
-                                fit_opt = gr.Radio(list(H.FIT_OPTIMIZERS), value="Adam", label="Optimizer",
-                                                   info="Adam: the recipe the editors were trained on. fast "
-                                                        "(learned): a meta-learned optimizer for single gray "
-                                                        "SIRENs whose INRs the editors were measured to edit",
-                                                   visible=offer, elem_id="fit-optimizer")
-                                gr.Markdown(FIT_NOTE, visible=not offer, elem_id="fit-note")
-                            fit_btn = gr.Button("Fit", variant="primary", elem_id="fit-btn", interactive=False)
-                        with gr.Tab("Bundled example"):
-                            gallery = gr.Gallery(value=thumbs, label="Examples (MNIST digits, scikit-image photos)",
-                                                 columns=4, height=240, allow_preview=False, elem_id="examples")
-                        with gr.Tab("Upload an INR"):
-                            inr_file = gr.File(label="INR (.safetensors)", type="filepath",
-                                               file_types=[".safetensors"], elem_id="inr-upload")
-                            load_btn = gr.Button("Load INR", elem_id="load-btn", interactive=False)
-                    with gr.Column(scale=1):
+                # one column, so that a narrow screen can show the results first (NARROW_CSS)
+                with gr.Column(elem_id="edit-page"):
+                    with gr.Row(elem_id="edit-controls"):
+                        with gr.Column(scale=1):
+                            with gr.Tab("Upload an image"):
+                                image_file = gr.File(label="Image (PNG, JPEG, WebP)", type="filepath",
+                                                     file_types=["image"], elem_id="image-upload")
+                                with gr.Accordion("INR size", open=False):
+                                    hidden = gr.Slider(8, 128, value=H.DEFAULT_HIDDEN, step=8, label="Hidden width")
+                                    layers = gr.Slider(1, 5, value=H.DEFAULT_LAYERS, step=1, label="Sine layers")
+                                    resolution = gr.Dropdown(["auto", "28", "32", "128", "256", "512", "1024"],
+                                                             value="auto", label="Working resolution (longer side)",
+                                                             info="auto: 256 for photos (9×9 tiles of 32 px), an image "
+                                                                  "of at most 32 px keeps its size (one SIREN)")
+                                    steps = gr.Slider(10, 2000, value=H.DEFAULT_STEPS, step=10, label="Fit steps",
+                                                      elem_id="fit-steps")
+                                    colour = gr.Radio(["auto", "gray", "colour"], value="auto", label="Channels",
+                                                      info="auto: photos as colour tiles (gray ones with R = G = B), "
+                                                           "small gray images (digits) gray")
+                                    # "fast (learned)" is offered only when an installed learned optimizer keeps
+                                    # its INRs editable (docs/DESIGN.md §12); the shipped one does not, so the
+                                    # choice is hidden and the line below says why
+                                    offer = learned_offered()
+                                    fit_opt = gr.Radio(list(H.FIT_OPTIMIZERS), value="Adam", label="Optimizer",
+                                                       info="Adam: the recipe the editors were trained on. fast "
+                                                            "(learned): a meta-learned optimizer for single gray "
+                                                            "SIRENs whose INRs the editors were measured to edit",
+                                                       visible=offer, elem_id="fit-optimizer")
+                                    gr.Markdown(FIT_NOTE, visible=not offer, elem_id="fit-note")
+                                fit_btn = gr.Button("Fit", variant="primary", elem_id="fit-btn", interactive=False)
+                            with gr.Tab("Bundled example"):
+                                gallery = gr.Gallery(value=thumbs, label="Examples (MNIST digits, scikit-image photos)",
+                                                     columns=4, height=240, allow_preview=False, elem_id="examples")
+                            with gr.Tab("Upload an INR"):
+                                inr_file = gr.File(label="INR (.safetensors)", type="filepath",
+                                                   file_types=[".safetensors"], elem_id="inr-upload")
+                                load_btn = gr.Button("Load INR", elem_id="load-btn", interactive=False)
+                        with gr.Column(scale=1):
+                            with gr.Row():
+                                # none chosen until an INR is loaded (then the list is filtered for it): no gray
+                                # editor pre-selected for a photo nobody has loaded yet
+                                editor = gr.Dropdown(first_names, value=None, label="Edit (filter editors that fit "
+                                                     "the loaded INR)", elem_id="editor-dd", scale=4,
+                                                     allow_custom_value=True)
+                                refresh = gr.Button("↻", scale=0, min_width=40)
+                            card = gr.Markdown("load an image, an example or an INR file: the editors that fit it "
+                                               "are listed here", elem_id="card")
+                            points = gr.Slider(1, 512, value=64, step=1, label="Sampled points")
+                            strength = unchecked(gr.Slider(0, 3, value=1.0, step=0.05, label="Strength s of the shown "
+                                                           "step's edit (θ_before + s·Δθ); a new edit starts at 1",
+                                                           elem_id="strength"))
+                            display = gr.Slider(32, H.MAX_DISPLAY, value=256, step=32, label="Display resolution "
+                                                "(longer side, px)", elem_id="display")
+                            with gr.Row():
+                                edit_btn = gr.Button("Apply edit to the INR shown", variant="primary",
+                                                     elem_id="edit-btn", interactive=False)
+                                undo_btn = gr.Button("Undo", elem_id="undo-btn", interactive=False)
+                                redo_btn = gr.Button("Redo", elem_id="redo-btn", interactive=False)
+                                reset_btn = gr.Button("Reset", elem_id="reset-btn", interactive=False)
+                            history = gr.Dropdown([], label="History: pick a step to show it (an edit or a rescale of "
+                                                  "an earlier step drops the steps after it)", elem_id="history",
+                                                  interactive=True)
+                            gr.Markdown(MODEL)
+                    alert = gr.Markdown("", elem_id="alert")
+                    info = gr.Markdown("load an image, an example or an INR file", elem_id="info")
+                    with gr.Row():
+                        # short labels (long ones are cut on a narrow panel); VIEWS_NOTE says what each shows
+                        edited = gr.Image(label="Step shown", format="png", type="numpy", interactive=False,
+                                          elem_id="edited")
+                        photo_img = gr.Image(label="Uploaded photo", format="png", type="numpy", interactive=False,
+                                             elem_id="photo")
+                        original = gr.Image(label="Loaded INR (step 0)", format="png", type="numpy", interactive=False,
+                                            elem_id="original")
+                        target = gr.Image(label="Target of this edit", format="png", type="numpy", interactive=False,
+                                          elem_id="target")
+                        diff = gr.Image(label="Change", show_label=False, format="png", type="numpy",  # titled
+                                        interactive=False, elem_id="diff")
+                    with gr.Row():
+                        points_img = gr.Image(label="Sampled points, on the INR before this edit", format="png",
+                                              type="numpy", interactive=False, elem_id="points")
+                        gmn_img = gr.Image(label="What GradMetaNet sees", format="png", type="numpy",
+                                           interactive=False, elem_id="gmn")
+                    gr.Markdown(VIEWS_NOTE, elem_id="views-note")
+                    with gr.Accordion("Paint", open=True, elem_id="paint-section"):
+                        gr.Markdown("Paint on the image with the brush (pick a colour and size); the painted layer's "
+                                    "alpha is the mask, its colours the target; a paint editor made for the loaded "
+                                    "INR turns it into a weight edit of the INR shown.")
+                        canvas = gr.ImageEditor(label="Paint", type="numpy", format="png", image_mode="RGBA",
+                                                sources=(), transforms=(), layers=False, elem_id="paint",
+                                                brush=gr.Brush(colors=BRUSH_COLOURS, default_color="#ffffff",
+                                                               default_size=12, color_mode="defaults"),
+                                                canvas_size=(256, 256))
                         with gr.Row():
-                            # empty until an INR is loaded: the list is filtered for it (no gray editor
-                            # pre-selected for a photo nobody has loaded yet)
-                            editor = gr.Dropdown([], value=None, label="Edit (filter editors that fit the loaded "
-                                                 "INR)", elem_id="editor-dd", scale=4, allow_custom_value=True)
-                            refresh = gr.Button("↻", scale=0, min_width=40)
-                        card = gr.Markdown("load an image, an example or an INR file: the editors that fit it "
-                                           "are listed here", elem_id="card")
-                        points = gr.Slider(1, 512, value=64, step=1, label="Sampled points")
-                        strength = unchecked(gr.Slider(0, 3, value=1.0, step=0.05, label="Strength s of the shown "
-                                                       "step's edit (θ_before + s·Δθ); a new edit starts at 1",
-                                                       elem_id="strength"))
-                        display = gr.Slider(32, H.MAX_DISPLAY, value=256, step=32, label="Display resolution "
-                                            "(longer side, px)", elem_id="display")
+                            canvas_btn = gr.Button("Reload the current image into the canvas", elem_id="canvas-btn",
+                                                   interactive=False)
+                            paint_btn = gr.Button("Apply paint", variant="primary", elem_id="paint-btn",
+                                                  interactive=False)
+                    with gr.Accordion("Sensitivity: which weights matter", open=False,
+                                      elem_id="sensitivity-section"):
+                        gr.Markdown(SENSITIVITY_NOTE)
                         with gr.Row():
-                            edit_btn = gr.Button("Apply edit to the INR shown", variant="primary", elem_id="edit-btn",
+                            sens_points = gr.Slider(16, 1024, value=128, step=16, label="Points")
+                            sens_top = gr.Slider(0.5, 50, value=5, step=0.5, label="Most sensitive weights (%)")
+                            sens_btn = gr.Button("Compute sensitivity of the INR shown", elem_id="sensitivity-btn",
                                                  interactive=False)
-                            undo_btn = gr.Button("Undo", elem_id="undo-btn", interactive=False)
-                            redo_btn = gr.Button("Redo", elem_id="redo-btn", interactive=False)
-                            reset_btn = gr.Button("Reset", elem_id="reset-btn", interactive=False)
-                        history = gr.Dropdown([], label="History: pick a step to show it (an edit or a rescale of "
-                                              "an earlier step drops the steps after it)", elem_id="history",
-                                              interactive=True)
-                        gr.Markdown(MODEL)
-                alert = gr.Markdown("", elem_id="alert")
-                info = gr.Markdown("load an image, an example or an INR file", elem_id="info")
-                with gr.Row():
-                    # short labels (long ones are cut on a narrow panel); VIEWS_NOTE says what each shows
-                    edited = gr.Image(label="Step shown", format="png", type="numpy", interactive=False,
-                                      elem_id="edited")
-                    photo_img = gr.Image(label="Uploaded photo", format="png", type="numpy", interactive=False,
-                                         elem_id="photo")
-                    original = gr.Image(label="Loaded INR (step 0)", format="png", type="numpy", interactive=False,
-                                        elem_id="original")
-                    target = gr.Image(label="Target of this edit", format="png", type="numpy", interactive=False,
-                                      elem_id="target")
-                    diff = gr.Image(label="Change", format="png", type="numpy", interactive=False, elem_id="diff")
-                with gr.Row():
-                    points_img = gr.Image(label="Sampled points, on the INR before this edit", format="png",
-                                          type="numpy", interactive=False, elem_id="points")
-                    gmn_img = gr.Image(label="What GradMetaNet sees", format="png", type="numpy",
-                                       interactive=False, elem_id="gmn")
-                gr.Markdown(VIEWS_NOTE, elem_id="views-note")
-                with gr.Accordion("Paint", open=True):
-                    gr.Markdown("Paint on the image with the brush (pick a colour and size); the painted layer's "
-                                "alpha is the mask, its colours the target; a paint editor made for the loaded "
-                                "INR turns it into a weight edit of the INR shown.")
-                    canvas = gr.ImageEditor(label="Paint", type="numpy", format="png", image_mode="RGBA",
-                                            sources=(), transforms=(), layers=False, elem_id="paint",
-                                            brush=gr.Brush(colors=BRUSH_COLOURS, default_color="#ffffff",
-                                                           default_size=12, color_mode="defaults"),
-                                            canvas_size=(256, 256))
-                    with gr.Row():
-                        canvas_btn = gr.Button("Reload the current image into the canvas", elem_id="canvas-btn",
-                                               interactive=False)
-                        paint_btn = gr.Button("Apply paint", variant="primary", elem_id="paint-btn",
-                                              interactive=False)
-                with gr.Accordion("Sensitivity: which weights matter", open=False):
-                    gr.Markdown(SENSITIVITY_NOTE)
-                    with gr.Row():
-                        sens_points = gr.Slider(16, 1024, value=128, step=16, label="Points")
-                        sens_top = gr.Slider(0.5, 50, value=5, step=0.5, label="Most sensitive weights (%)")
-                        sens_btn = gr.Button("Compute sensitivity of the INR shown", elem_id="sensitivity-btn",
-                                             interactive=False)
-                    with gr.Row():
-                        # the plots carry their own titles: a component label would cover them
-                        sens_layers = gr.Image(label="Sensitivity per weight", show_label=False, format="png",
-                                               type="numpy", interactive=False, elem_id="sens-layers")
-                        sens_region = gr.Image(label="Where the image moves", show_label=False, format="png",
-                                               type="numpy", interactive=False, elem_id="sens-region")
-                    sens_info = gr.Markdown(elem_id="sens-info")
-                with gr.Row():
-                    dl_btn = gr.Button("Prepare downloads of the INR shown", elem_id="dl-btn", interactive=False)
-                    dl_inr = gr.File(label="Edited INR (.safetensors)", interactive=False, elem_id="dl-inr")
-                    dl_png = gr.File(label="Edited render (PNG)", interactive=False, elem_id="dl-png")
+                        with gr.Row():
+                            # the plots carry their own titles: a component label would cover them
+                            sens_layers = gr.Image(label="Sensitivity per weight", show_label=False, format="png",
+                                                   type="numpy", interactive=False, elem_id="sens-layers")
+                            sens_region = gr.Image(label="Where the image moves", show_label=False, format="png",
+                                                   type="numpy", interactive=False, elem_id="sens-region")
+                        sens_info = gr.Markdown(elem_id="sens-info")
+                    with gr.Row(elem_id="downloads"):
+                        dl_btn = gr.Button("Prepare downloads of the INR shown", elem_id="dl-btn", interactive=False)
+                        dl_inr = gr.File(label="Edited INR (.safetensors)", interactive=False, elem_id="dl-inr")
+                        dl_png = gr.File(label="Edited render (PNG)", interactive=False, elem_id="dl-png")
 
             with gr.Tab("Admin", id="admin"):
                 gr.Markdown("Admin is enabled: log in with the password." if H.admin_enabled() else
@@ -364,9 +377,11 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                     with gr.Row():
                         run_name = gr.Textbox("dilate-1", label="Run name", elem_id="run-name")
                         task = gr.Dropdown(list(TASKS), value="dilate", label="Task")
-                        dataset = gr.Dropdown(DATASETS, value="mnist5k", label="Dataset")
+                        dataset = gr.Dropdown(DATASETS, value=H.default_dataset(settings, DATASETS),
+                                              label="Dataset", elem_id="dataset")
                         kind = gr.Dropdown(list(KINDS), value="ws+gmn", label="Editor type")
                         size = gr.Radio(list(H.EDITOR_SIZES), value="small", label="Size", elem_id="size")
+                    data_note = gr.Markdown(H.dataset_status(settings, dataset.value)[1], elem_id="dataset-note")
                     with gr.Row():
                         minutes = gr.Number(10, label="Time budget (CPU minutes of the training thread)")
                         train_steps = gr.Number(0, label="…or steps (0: use the time budget)", precision=0,
@@ -475,28 +490,28 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
             sent["canvas"] = f["edited"]
             return [f["metrics"] if computed else gr.skip(), f["gmn"], f["edited"] if canvas_changed else gr.skip()]
 
-        then_follow = dict(fn=quiet(3)(follow), inputs=[state, display], outputs=[info, gmn_img, canvas, alert],
+        then_follow = dict(fn=quiet(3)(follow), inputs=[state, display], outputs=[info, gmn_img, canvas],
                            api_visibility="private", concurrency_limit=4, concurrency_id="follow",
                            show_progress="hidden")
 
         def watch(st, disp):
             """After an edit's preview (UI): GradMetaNet's view and the canvas at once, the equal-time Adam row and
             the refine's status as the background work (`H.start_background`) gets them, then the refined step.
-            Yields (info, GradMetaNet's view, step shown, change, canvas, history, alert)."""
+            Yields (info, GradMetaNet's view, step shown, change, canvas, history)."""
             keep = gr.skip()
             if not isinstance(st, Session) or not st.loaded or st.edit is None:
-                yield [keep] * 7
+                yield [keep] * 6
                 return
             step, disp = st.current, check_display(disp)
             sent = st.cache.setdefault("sent", {})
             f = step_files(st, disp)
             sent["canvas"] = f["edited"]
-            yield [f["metrics"], f["gmn"], keep, keep, f["edited"], keep, keep]
+            yield [f["metrics"], f["gmn"], keep, keep, f["edited"], keep]
             done, last = st.cache.get("refining"), f["metrics"]
             while done is not None and not done.wait(0.5) and st.current is step:
                 m = step_files(st, disp)["metrics"]
                 if m != last:
-                    yield [m, *[keep] * 6]
+                    yield [m, *[keep] * 5]
                     last = m
             if st.current is not step:
                 return  # another step is shown by now: this one keeps its refined INR for undo / redo
@@ -504,7 +519,7 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
             choices = [(label, i) for i, label in enumerate(st.labels())]
             sent["canvas"], sent["history"] = f["edited"], choices
             yield [f["metrics"], f["gmn"], f["edited"], f["diff"], f["edited"],
-                   gr.update(choices=choices, value=st.cursor), keep]
+                   gr.update(choices=choices, value=st.cursor)]
 
         def do_refine_api(st, display, request: gr.Request = None):
             with exclusive(_key(request)):
@@ -518,8 +533,7 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                     raise gr.Error(f"the step shown is refined already ({st.current.refine})")
                 return show(st, display)
 
-        then_watch = dict(fn=watch, inputs=[state, display], outputs=[info, gmn_img, edited, diff, canvas, history,
-                                                                      alert],
+        then_watch = dict(fn=watch, inputs=[state, display], outputs=[info, gmn_img, edited, diff, canvas, history],
                           api_visibility="private", concurrency_limit=None, show_progress="hidden")
 
         def loaded(st: Session, new: Session, disp):
@@ -629,12 +643,13 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
 
         def do_sensitivity(st, pts, top, disp):
             st = H.need(st)
+            # checked outside the try: a gr.Error is a ValueError, and re-wrapping it quoted its message
+            pts, top, disp = V.sensitivity_points(pts), V.top_percent(top), check_display(disp)
             try:
-                layers_img, region, md = S.sensitivity_tiles(
-                    st.params, st.arch_of(st.params), st.grid, points=number(pts, "points", 16, 1024, integer=True),
-                    top=number(top, "most sensitive weights (%)", 0.5, 50), display=check_display(disp))
+                layers_img, region, md = S.sensitivity_tiles(st.params, st.arch_of(st.params), st.grid, points=pts,
+                                                             top=top, display=disp)
             except ValueError as e:
-                raise gr.Error(str(e)) from None
+                raise gr.Error(str(e).splitlines()[0]) from None
             st.cache.setdefault("sent", {})["extras"] = "sensitivity"  # the next view clears them
             return [H.png_file(layers_img, "sens-layers"), H.png_file(region, "sens-region"), md], ""
 
@@ -649,8 +664,8 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
 
         def do_editors_for(st, current):
             """Offer only the filter editors that fit the loaded INR; keep the user's choice if it still fits."""
-            if not isinstance(st, Session) or not st.loaded:
-                return gr.update(choices=[], value=None), card_for(st, None)
+            if not isinstance(st, Session) or not st.loaded:  # every filter editor listed, none chosen yet
+                return gr.update(choices=H.filter_editors_for(settings, None)[0], value=None), card_for(st, None)
             names, default = H.filter_editors_for(settings, st)
             value = current if current in names else default
             if not names:
@@ -710,7 +725,8 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
         both("edit", do_edit, edit_btn.click, [state, editor, points, one, display], 4,
              defaults=(first, 64, 1.0, 256), then=then_watch, **edit_kw)
         both("apply_again", do_again, None, None, 4, defaults=(first, 64, 1.0, 256), **edit_kw)
-        both("paint", do_paint, paint_btn.click, [state, canvas, editor, points, one, display], 5,
+        no_painter = gr.State(None)  # the Paint button: the paint editor made for the INR (app.registry)
+        both("paint", do_paint, paint_btn.click, [state, canvas, no_painter, points, one, display], 5,
              defaults=(None, None, 64, 1.0, 256), then=then_watch, **edit_kw)
         both("strength", do_strength, functools.partial(strength.input, trigger_mode="always_last"),
              [state, strength, display], 2, defaults=(1.0, 256), then=then_follow, **edit_kw)
@@ -752,7 +768,7 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                      request: gr.Request = None):
             s = H.admin_train(settings, jobs, password, run, task, dataset, editor, size, minutes, steps, limit,
                               val_size, client=_client(request))
-            return [s], s.get("notice", "")
+            return [s, s["run"]], s.get("notice", "")  # "Run to publish" filled with the run just started
 
         def watch(pw, request: gr.Request = None):
             try:
@@ -813,7 +829,8 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
 
         wire("admin_login", do_login, login_btn.click, [password], [admin_panel], [admin_panel], **admin_kw)
         train_in = [password, run_name, task, dataset, kind, size, minutes, train_steps, limit, val_size]
-        wire("admin_train", do_train, train_btn.click, train_in, [api_status], [api_status], n_ports=9,
+        dataset.change(lambda d: H.dataset_status(settings, d)[1], [dataset], [data_note], **priv)
+        wire("admin_train", do_train, train_btn.click, train_in, [api_status, pub_run], [api_status], n_ports=9,
              **admin_kw).then(watch, [password], [status, curve], **priv, concurrency_limit=None,
                               show_progress="hidden")
         wire("admin_status", do_status, status_btn.click, [password], [api_status, status, curve],
@@ -838,7 +855,7 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
             forget(_key(request))
 
         demo.unload(on_unload)
-    return demo
+    return V.guard_calls(demo)  # Gradio's own checks of a call as one line each
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, **kwargs) -> None:

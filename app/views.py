@@ -13,7 +13,6 @@ import torch
 from torch import Tensor
 
 from gmn.decompose import NeuronSet, decompose_gradients
-from inr.fit import psnr
 from inr.images import to_size, to_uint8
 from inr.siren import Params, SirenArch
 from inr.tiles import render_tiles
@@ -147,19 +146,15 @@ def metrics(session: Session, size: tuple[int, int]) -> str:
     a, grid = session.arch_of(session.params), session.grid
     line = (f"**{session.source}** · SIREN {'→'.join(map(str, a.dims))} · {grid.describe()} "
             f"({grid.count * a.num_params:,} parameters)")
-    if session.psnr is not None:
-        line += f" · fit PSNR {db(session.psnr)} at {grid.image_size[1]}×{grid.image_size[0]}"
+    # one fit figure, said in words: the loaded INR (step 0) against the image it was fitted to, at the working size
+    wh = f"{grid.image_size[1]}×{grid.image_size[0]}"
+    if session.psnr is not None and session.photo is not None:
+        line += (f" · fit PSNR {db(session.psnr)}: the loaded INR (step 0) against the uploaded image, both at the "
+                 f"working size {wh}")
+    elif session.psnr is not None:
+        line += f" · fit PSNR {db(session.psnr)} at {wh}, as the file records it"
     if session.fit.get("optimizer"):
         line += f" (fitted with {session.fit['optimizer']})"
-    photo = session.photo
-    if photo is not None:
-        # against the upload at the display size, or at the photo's own size where the display is larger
-        at = size if max(size) <= max(photo.shape[:2]) else tuple(photo.shape[:2])
-        key = ("photo_psnr", at)
-        if key not in session.cache:
-            ref = resize(photo, at)
-            session.cache[key] = float(psnr((render(session, session.orig, at) - ref).pow(2).mean()))
-        line += f" · PSNR against the uploaded image at {at[1]}×{at[0]}: {db(session.cache[key])}"
     if session.notices:
         line += " · note: " + "; ".join(session.notices)
     step = session.current

@@ -423,3 +423,14 @@ def test_refine_endpoint(client):
     assert np.abs(img(out[2]) - img(before[2])).max() > 0  # the step shows the refined INR
     with pytest.raises(AppError, match="refined already"):
         client.predict(128, api_name="/refine")
+
+
+def test_tiny_images_are_refused(client, tmp_path):
+    """A 1×1 (or 5×40) PNG is refused below the documented minimum side instead of being 'fitted at 40 dB'."""
+    from app.sources import MIN_SIDE
+
+    for size in ((1, 1), (40, MIN_SIDE - 1)):
+        p = tmp_path / f"tiny-{size[0]}x{size[1]}.png"
+        Image.new("RGB", size, (200, 30, 30)).save(p)
+        with pytest.raises(AppError, match=f"is {size[0]}×{size[1]} px; the app fits images of at least {MIN_SIDE} px"):
+            client.predict(handle_file(str(p)), 16, 2, "auto", 10, "auto", 64, api_name="/fit")

@@ -95,6 +95,7 @@ def test_upload_fit_dilate_then_paint(page):
     original = image_of(page, "#original")
     page.click("#edit-btn")
     wait_info(page, "1 edit(s)")
+    wait_refined(page)
     shot(page, "2-dilated")
     edited = image_of(page, "#edited")
     assert edited.shape == original.shape
@@ -178,6 +179,11 @@ def has_image(page, selector) -> bool:
     return page.locator(f"{selector} img").count() > 0
 
 
+def wait_refined(page):
+    """Wait for the background refine of the step shown (its status in the info line) to end."""
+    info_has(page, "Refine: refined", timeout=240_000)
+
+
 def info_has(page, text, timeout=120_000):
     try:
         page.wait_for_function(f"document.querySelector('#info').innerText.includes({text!r})", timeout=timeout)
@@ -203,6 +209,7 @@ def test_a_persons_sequence(page, server):
     original = image_of(page, "#original")
     page.click("#edit-btn")
     info_has(page, "1 edit(s) applied")
+    wait_refined(page)  # the preview, then the refined step replaces it (the status says so)
     first = image_of(page, "#edited")
     page.click("#edit-btn")  # the second apply edits the result of the first
     info_has(page, "2 edit(s) applied")

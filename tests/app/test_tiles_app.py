@@ -55,7 +55,7 @@ def test_tiled_photo_through_the_api(shipped_server, photo, tmp_path):
     original, _, edited, _, _, _, info, _canvas, uploaded = out
     assert "5×3 tiles of 32² px" in info and "over 128×85 px" in info, info  # the aspect ratio is kept
     assert _img(original).shape == (192, 128, 3) and _img(uploaded).shape == (192, 128, 3)
-    assert "PSNR against the uploaded image" in info
+    assert "fit PSNR" in info and "against the uploaded image, both at the working size 85×128" in info, info
     fitted_vs_photo = np.abs(_img(original) - _img(uploaded)).mean()
     assert fitted_vs_photo < 25, fitted_vs_photo  # the fit looks like the photo (30 steps)
 
