@@ -131,6 +131,9 @@ def paint_editor_for(settings: Settings, arch, chosen: str | None = None) -> str
     rows = [r for r in list_editors(settings) if r["task"] == "paint"]
     if chosen in [r["name"] for r in rows]:
         return chosen
+    if chosen is not None and chosen != "":  # a named editor that is not a paint editor is refused, not replaced
+        names = ", ".join(r["name"] for r in rows) or "none installed"
+        raise gr.Error(f"{str(chosen)[:48]!r} is not a paint editor (paint editors: {names}; or none for the default)")
     if not rows:
         raise gr.Error("no paint editor installed: train and publish one in the admin tab")
     prefer = "paint-color" if arch.dim_out == 3 else "paint"

@@ -1,0 +1,94 @@
+"""The app's edges and bounds (issue 31): API calls Gradio itself refuses answered in one line, the admin guard's
+lock-outs, the session caches and the disk cache kept within their caps."""
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from safetensors.torch import load_file, save_file
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGIT_INR = ROOT / "assets" / "examples" / "mnist-test-0.safetensors"
+pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")
+
+
+@pytest.fixture
+def client(server):
+    return Client(server[0], verbose=False)
+
+
+def raw_call(url: str, endpoint: str, data: list) -> str:
+    """POST /gradio_api/call/ENDPOINT with `data` as sent (no client-side checks), and the event stream's text."""
+    req = urllib.request.Request(f"{url}gradio_api/call/{endpoint}", data=json.dumps({"data": data}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        event = json.loads(r.read())["event_id"]
+    with urllib.request.urlopen(f"{url}gradio_api/call/{endpoint}/{event}", timeout=60) as r:
+        return r.read().decode()
+
+
+def error_line(stream: str) -> str | None:
+    """The error message of an event stream ('event: error' then 'data: {...}' or 'data: null')."""
+    lines = stream.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == "event: error":
+            data = json.loads(lines[i + 1].removeprefix("data:").strip())
+            return str(data.get("error")) if isinstance(data, dict) else str(data)
+    return None
+
+
+def test_sensitivity_errors_unquoted_and_points_default(client):
+    client.predict(handle_file(str(DIGIT_INR)), 64, api_name="/load_inr")
+    with pytest.raises(AppError) as e:
+        client.predict(1e9, 5, 64, api_name="/sensitivity")
+    assert str(e.value) == "points must be between 16 and 1024, got 1e+09"  # not "'points …'"
+    with pytest.raises(AppError) as e:
+        client.predict(32, 80, 64, api_name="/sensitivity")
+    assert not str(e.value).startswith("'") and "between 0.5 and 50" in str(e.value)
+    # an empty value takes the default, as the sampled points of an edit do
+    _, _, md = client.predict(None, None, 64, api_name="/sensitivity")
+    assert "128" in md
+    _, _, md = client.predict("", 5, 64, api_name="/sensitivity")
+    assert "128" in md
+
+
+def test_gradios_own_refusals_are_one_line(server):
+    url = server[0]
+    # a file argument naming a file never uploaded
+    msg = error_line(raw_call(url, "load_inr", [{"path": "/tmp/never-uploaded.safetensors",
+                                                 "meta": {"_type": "gradio.FileData"}}, 64]))
+    assert msg not in (None, "None") and "/load_inr" in msg and "uploaded first" in msg, msg
+    assert "\n" not in msg
+    # too many arguments
+    msg = error_line(raw_call(url, "undo", [128, 1, 2, 3]))
+    assert msg == "/undo takes 1 argument(s), got 4", msg
+    # and a well-formed call still works
+    assert error_line(raw_call(url, "list_editors", [])) is None
+
+
+def test_paint_refuses_a_filter_editor(client):
+    client.predict(handle_file(str(DIGIT_INR)), 64, api_name="/load_inr")
+    with pytest.raises(AppError, match=r"^'dilate' is not a paint editor \(paint editors: paint"):
+        client.predict(None, "dilate", 32, 1.0, 64, api_name="/paint")  # refused before the stroke is read
+
+
+def test_load_inr_with_infinite_hidden_is_one_line(client, tmp_path):
+    tensors = load_file(str(DIGIT_INR))
+    from safetensors import safe_open
+
+    with safe_open(str(DIGIT_INR), framework="pt") as fh:
+        meta = dict(fh.metadata())
+    arch = json.loads(meta["arch"])
+    arch["hidden"] = float("inf")
+    meta["arch"] = json.dumps(arch)  # "hidden": Infinity
+    assert "Infinity" in meta["arch"]
+    bad = tmp_path / "inf.safetensors"
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(bad), metadata=meta)
+    with pytest.raises(AppError) as e:
+        client.predict(handle_file(str(bad)), 64, api_name="/load_inr")
+    assert "inf.safetensors" in str(e.value) and "hidden" in str(e.value) and "\n" not in str(e.value), str(e.value)
+    assert torch.isfinite(tensors[next(iter(tensors))]).all()
