@@ -1,5 +1,5 @@
 """The admin tab's actions: each checks the password (GMN_ADMIN_PASSWORD, constant-time compare) through a
-guard that locks out repeated failures, per client and for the whole server; then trains, evaluates,
+guard that locks out a client's repeated failures (and slows every guesser while many fail); then trains, evaluates,
 publishes or deletes editors."""
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ RUN_PREFIX = "run: "  # evaluate a run's best editor before publishing it: "run:
 
 class PasswordGuard:
     """Failed admin logins: after `free` failures within `window` seconds a client is locked out for a time
-    that doubles with every further failure (up to `max_lock`); after `global_free` failures within the window
-    from all clients together, every client is locked out for `global_lock` seconds. A success clears the
-    client's count."""
+    that doubles with every further failure (up to `max_lock`). While the failures of all clients together
+    within the window reach `global_free` (a guess spread over many addresses), each further failure locks
+    its own client out for at least `global_lock` seconds: the server slows every guesser down, and a client
+    with no failures is never locked out (no one can lock the admin out of their own server). A success
+    clears the client's count."""
 
     def __init__(self, free: int = 5, window: float = 600.0, max_lock: float = 300.0, global_free: int = 50,
                  global_lock: float = 60.0, clock=time.monotonic):
@@ -46,24 +48,28 @@ class PasswordGuard:
         self._fails: dict[str, deque] = {}
         self._all: deque = deque()
         self._until: dict[str, float] = {}
-        self._global_until = 0.0
 
     def reset(self) -> None:
         with self._lock:
             self._fails.clear()
             self._all.clear()
             self._until.clear()
-            self._global_until = 0.0
 
     def _prune(self, q: deque, now: float) -> None:
         while q and now - q[0] > self.window:
             q.popleft()
 
+    def under_attack(self) -> bool:
+        """Whether the failures of all clients within the window have reached `global_free`."""
+        with self._lock:
+            self._prune(self._all, self.clock())
+            return len(self._all) >= self.global_free
+
     def check(self, client: str) -> None:
-        """Raise gr.Error while `client` (or everyone) is locked out."""
+        """Raise gr.Error while `client` is locked out for its own failures."""
         now = self.clock()
         with self._lock:
-            wait = max(self._until.get(client, 0.0), self._global_until) - now
+            wait = self._until.get(client, 0.0) - now
         if wait > 0:
             raise gr.Error(f"too many wrong admin passwords: try again in {wait:.0f} s")
 
@@ -73,13 +79,18 @@ class PasswordGuard:
             q = self._fails.setdefault(client, deque())
             q.append(now)
             self._prune(q, now)
-            if len(q) >= self.free:
-                self._until[client] = now + min(self.max_lock, 2.0 ** (len(q) - self.free + 1))
+            until = now + min(self.max_lock, 2.0 ** (len(q) - self.free + 1)) if len(q) >= self.free else 0.0
             self._all.append(now)
             self._prune(self._all, now)
-            if len(self._all) >= self.global_free:
-                self._global_until = now + self.global_lock
-                self._all.clear()
+            if len(self._all) >= self.global_free:  # many guessers: each failure costs its client global_lock
+                until = max(until, now + self.global_lock)
+            if until > 0:
+                self._until[client] = max(self._until.get(client, 0.0), until)
+            if len(self._fails) > 10_000:  # a bound on the bookkeeping: drop clients whose failures expired
+                for c in [c for c, f in self._fails.items() if not f or now - f[-1] > self.window]:
+                    self._fails.pop(c, None)
+                    if self._until.get(c, 0.0) <= now:
+                        self._until.pop(c, None)
 
     def succeeded(self, client: str) -> None:
         with self._lock:

@@ -237,13 +237,10 @@ def test_password_guard_locks_out_repeated_failures(monkeypatch):
     H.check_admin(PASSWORD, "b", g)  # another client is not
     now[0] += 3
     H.check_admin(PASSWORD, "a", g)  # the lock expired; a success clears the count
-    for i in range(10):  # failures from many clients together lock everyone out for a while
+    for i in range(10):  # failures from many clients together never lock out a client without failures
         with pytest.raises(gr.Error):
             H.check_admin("guess", f"c{i}", g)
-    with pytest.raises(gr.Error, match="too many"):
-        H.check_admin(PASSWORD, "b", g)
-    now[0] += g.global_lock + 1
-    H.check_admin(PASSWORD, "b", g)
+    H.check_admin(PASSWORD, "b", g)  # (tests/app/test_limits.py: the guessers are slowed down)
 
 
 def test_paint_inputs_without_composite_and_malformed():

@@ -5,6 +5,7 @@ import json
 import urllib.request
 from pathlib import Path
 
+import gradio as gr
 import pytest
 import torch
 from gradio_client import Client, handle_file
@@ -92,3 +93,41 @@ def test_load_inr_with_infinite_hidden_is_one_line(client, tmp_path):
         client.predict(handle_file(str(bad)), 64, api_name="/load_inr")
     assert "inf.safetensors" in str(e.value) and "hidden" in str(e.value) and "\n" not in str(e.value), str(e.value)
     assert torch.isfinite(tensors[next(iter(tensors))]).all()
+
+
+def test_password_guard_slows_guessers_but_never_locks_out_the_innocent(monkeypatch):
+    """50 wrong passwords from 12 addresses: each guesser is slowed (its next failure locks it for global_lock),
+    a client with no failures logs in at once; the per-client lock-out stays."""
+    from app.admin import PasswordGuard, check_admin
+
+    monkeypatch.setenv("GMN_ADMIN_PASSWORD", "right-password-7")
+    now = [1000.0]
+    g = PasswordGuard(free=5, window=600.0, global_free=50, global_lock=45.0, clock=lambda: now[0])
+    fails = 0
+    for i in range(50):  # 12 addresses, at most 5 each: none reaches its own lock-out before the 50th
+        client = f"10.0.0.{i % 12}"
+        with pytest.raises(gr.Error, match="wrong admin password"):
+            check_admin("guess", client, g)
+        fails += 1
+        now[0] += 0.5
+    assert fails == 50 and g.under_attack()
+    check_admin("right-password-7", "192.168.1.9", g)  # never failed: not locked
+    # the 50th guesser (10.0.0.1) is locked for global_lock; the right password waits too
+    with pytest.raises(gr.Error, match=r"try again in 4[45] s"):
+        check_admin("right-password-7", "10.0.0.1", g)
+    # another guesser's next failure locks it for global_lock, not the 2 s of its own count
+    with pytest.raises(gr.Error, match="wrong admin password"):
+        check_admin("guess", "10.0.0.2", g)
+    with pytest.raises(gr.Error, match="try again in 45 s"):
+        check_admin("guess", "10.0.0.2", g)
+    now[0] += 46
+    check_admin("right-password-7", "10.0.0.2", g)  # the lock expired; success clears it
+    # per client: 5 failures from one address lock it (2 s, doubling), others unaffected
+    now[0] += 700  # the window passed: not under attack any more
+    assert not g.under_attack()
+    for _ in range(5):
+        with pytest.raises(gr.Error, match="wrong admin password"):
+            check_admin("guess", "10.9.9.9", g)
+    with pytest.raises(gr.Error, match="try again in 2 s"):
+        check_admin("right-password-7", "10.9.9.9", g)
+    check_admin("right-password-7", "10.9.9.8", g)
