@@ -34,7 +34,7 @@ from gmn.curvature import (
     make_sets,
     train_predictor,
 )
-from inr.home import cache_dir
+from inr.home import cache_dir, say_where
 from inr.siren import SirenArch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--dim-in", type=int, default=2, help="SIREN inputs for gauss (1: 1→32→32→1)")
     ap.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md alone")
     args = ap.parse_args()
+    say_where("bench.curvature cache", CACHE.parent)
     torch.set_num_threads(1)
     sizes = [int(s) for s in args.sizes.split(",")]
     models = args.models.split(",")

@@ -36,7 +36,7 @@ import torch
 
 from bench.report import ROOT, table, write_section
 from gmn.train import init_card
-from inr.home import in_home, runs_dir
+from inr.home import in_home, runs_dir, say_where
 
 KINDS = ["ws", "gmn", "ws+gmn", "ws+probe", "ws+probe+res", "gmnpp", "mlp"]
 SEEDED = {"ws", "gmn", "ws+gmn"}
@@ -114,6 +114,7 @@ def cmd_train(args) -> None:
 
     for split in ("train", "val", "test"):
         ensure_zoo(args.data, split)
+    say_where("bench.editors runs", run_dir(args.data, args.task))
     plan = _plan(args)
     with ThreadPoolExecutor(args.jobs) as pool:
         for rec in pool.map(lambda ks: _train_one(args, *ks), plan):

@@ -55,7 +55,7 @@ from pathlib import Path
 import torch
 
 from bench.report import ROOT, table, write_section
-from inr.home import cache_dir, runs_dir, zoo_dir
+from inr.home import cache_dir, runs_dir, say_where, zoo_dir
 
 ART = ROOT / "bench" / "artifacts" / "fitting"  # the meta-trained candidates (small, committed with cards)
 RUNS = runs_dir("fitting")  # $GMN_HOME/runs/fitting (inr.home), outside the checkout
@@ -249,6 +249,7 @@ def _run(cmd: list[str], log: Path) -> float:
 def train(minutes: float) -> None:
     """Meta-train the candidates (resumable: each run continues from its state in $GMN_HOME/runs/fitting/)."""
     RUNS.mkdir(parents=True, exist_ok=True)
+    say_where("bench.fitting runs", RUNS)
     ART.mkdir(parents=True, exist_ok=True)
     py = [sys.executable]
     cards = json.loads((ART / "cards.json").read_text()) if (ART / "cards.json").exists() else {}

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from bench.report import ROOT, table, write_section
-from inr.home import runs_dir, zoo_dir
+from inr.home import runs_dir, say_where, zoo_dir
 
 SIZE = 256
 # the WS editor (built when missing) and, where trained, a GradMetaNet one:
@@ -122,6 +122,7 @@ def main() -> None:
     ap.add_argument("--adam-steps", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    say_where("bench.large_inr runs", runs_dir("large"))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 

@@ -36,7 +36,7 @@ from bench.report import ROOT, table, write_section
 from gmn.metatrain import fit_loss, run_learned
 from gmn.optim import SHIPPED_DIR, load_optimizer, sample_pixels
 from inr.datasets import load_dataset
-from inr.home import runs_dir
+from inr.home import runs_dir, say_where
 from inr.siren import SirenArch, coordinate_grid, init_params
 
 RUNS = runs_dir("lopt")  # $GMN_HOME/runs/lopt (inr.home), outside the checkout
@@ -70,6 +70,7 @@ LABELS = {"nogmn": "learned, no GradMetaNet", "gmn": "learned + GradMetaNet",
 
 def _train(args) -> None:
     RUNS.mkdir(parents=True, exist_ok=True)
+    say_where("bench.optimizer runs", RUNS)
     log = RUNS / "runs.json"
     runs = json.loads(log.read_text()) if log.exists() else {}
     for name, flags in VARIANTS.items():

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from bench.report import ROOT, commit, machine, table, write_section
-from inr.home import cache_dir
+from inr.home import cache_dir, say_where
 
 CACHE = cache_dir("tiles")  # $GMN_HOME/cache/tiles (inr.home), outside the checkout
 FIGURE = ROOT / "bench" / "figures" / "tiles.png"
@@ -972,6 +972,7 @@ def main(argv=None) -> None:
     ap.add_argument("--force", action="store_true", help="ignore $GMN_HOME/cache/tiles/ and measure again")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
+    say_where("bench.tiles cache", CACHE)
     bad = [w for w in args.what if w not in ("fits", "edits", "picture", "write")]
     if bad:
         ap.error(f"unknown part {bad[0]!r}; choose from fits, edits, picture, write")
