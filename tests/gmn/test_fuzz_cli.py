@@ -201,9 +201,13 @@ def test_fuzz_gmn_cli(tmp_path, monkeypatch, capsys):
     assert stats["refused"] > 0
 
 
+def containers(inner):
+    """JSON lists and objects of `inner` values."""
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+
+
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8), containers,
     max_leaves=8,
 )
 HOSTILE_INTS = st.sampled_from([0, -1, 7, 10**7, 10**9, 60_000, True])

@@ -183,9 +183,13 @@ def test_fuzz_inr_cli(tmp_path, monkeypatch, capsys):
 
 # mutated INR files
 
+def containers(inner):
+    """JSON lists and objects of `inner` values."""
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+
+
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8), containers,
     max_leaves=8,
 )
 META_KEYS = ["format", "version", "arch", "image_size", "channels", "grid", "psnr", "fit", "source"]
