@@ -27,6 +27,8 @@ from torch import Tensor
 from inr.siren import Params, SirenArch
 from inr.tiles import TileGrid
 
+from .limits import RenderCache
+
 MAX_HISTORY = 20  # edit steps kept for undo (step 0, the loaded INR, is always kept)
 
 
@@ -88,7 +90,9 @@ class Session:
     notices: list[str] = field(default_factory=list)  # what was done to the input (resize, alpha, ...)
     steps: list[Step] = field(default_factory=list)
     cursor: int = 0
-    cache: dict = field(default_factory=dict, repr=False)  # renders of step 0 by size
+    # renders by step and size (bounded: app.limits.RenderCache), written files, what the UI was last sent
+    cache: dict = field(default_factory=lambda: {"renders": RenderCache(), "files": RenderCache(entries=64)},
+                        repr=False)
 
     @classmethod
     def new(cls, params: Params, arch: SirenArch, grid: TileGrid | int, source: str, *, psnr: float | None = None,

@@ -26,6 +26,7 @@ from gmn.editors import KINDS  # noqa: E402
 from gmn.objectives import TASKS  # noqa: E402
 
 from . import handlers as H  # noqa: E402
+from . import limits as L  # noqa: E402
 from . import sensitivity as S  # noqa: E402
 from . import validate as V  # noqa: E402
 from .jobs import Jobs  # noqa: E402
@@ -36,7 +37,7 @@ from .views import gmn_view, metrics, out_size  # noqa: E402
 BRUSH_COLOURS = ["#ffffff", "#000000", "#cc3232", "#32cc70", "#3270cc", "#f0c020"]
 DATASETS = ["mnist5k", "mnist5k-aug", "patches", "tiles", "lfw"]
 MAX_FILE_SIZE = "20mb"
-SESSION_TTL = 4 * 3600  # seconds an idle session's state is kept
+SESSION_TTL = L.SESSION_TTL  # seconds an idle session's state is kept (app.limits)
 MODEL = ("Each **Apply** edits the INR shown (the step selected in the history) and adds a step after it. "
          "**Undo** / **Redo** or the history list move between steps; the strength rescales the shown step's "
          "own edit. The target and the *no edit* row refer to the INR that edit started from.")
@@ -236,10 +237,11 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
         settings.runs_dir = Path(runs_dir)
     settings.zoo_root = Path(zoo_root) if zoo_root else None
     jobs = Jobs(settings.runs_dir, settings.zoo_root)
+    L.start_pruner()  # Gradio's cache and the app's files, by age and size (app.limits)
     thumbs = H.example_thumbnails()
     first_names, first = H.filter_editors_for(settings, None)
 
-    with gr.Blocks(title="GradMetaNet INR editor") as demo:
+    with gr.Blocks(title="GradMetaNet INR editor", delete_cache=(L.CACHE_SWEEP, L.CACHE_AGE)) as demo:
         demo.settings, demo.jobs, demo.guard = settings, jobs, H.GUARD  # for tests and the benchmark
         state = gr.State(Session(), time_to_live=SESSION_TTL, delete_callback=_delete_state)
         gr.HTML(f"<style>{NARROW_CSS}</style>", padding=False)
@@ -867,4 +869,5 @@ def launch(host: str = "127.0.0.1", port: int = 7860, **kwargs) -> None:
     # keeps a training job's torch math in its own thread, which its CPU-minute budget counts (app.jobs).
     torch.set_num_threads(int(os.environ.get("GMN_APP_THREADS", "1")))
     build().queue(default_concurrency_limit=4).launch(
-        server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=False, **kwargs)
+        server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=False,
+        state_session_capacity=L.MAX_SESSIONS, **kwargs)

@@ -131,3 +131,91 @@ def test_password_guard_slows_guessers_but_never_locks_out_the_innocent(monkeypa
     with pytest.raises(gr.Error, match="try again in 2 s"):
         check_admin("right-password-7", "10.9.9.9", g)
     check_admin("right-password-7", "10.9.9.8", g)
+
+
+def test_a_session_rendering_many_sizes_stays_under_its_cap():
+    """12 display sizes of a 256-px colour INR (as the probe's 1024-px one at 12 sizes): the session's render cache
+    keeps at most RENDER_ENTRIES renders and RENDER_BYTES bytes, the latest renders, each equal to a fresh one;
+    a deep copy (gr.State's default per session) keeps the caps."""
+    import copy
+
+    from app import limits as L
+    from app.session import Session
+    from app.views import out_size, render
+    from inr.siren import SirenArch, init_params
+    from inr.tiles import TileGrid, render_tiles
+
+    arch = SirenArch(hidden=8, dim_out=3)
+    grid = TileGrid.for_image(256)
+    params = init_params(arch, grid.count, generator=torch.Generator().manual_seed(3))
+    st = Session.new(params, arch, grid, "test")
+    cache = st.cache["renders"]
+    cache.budget = 6 * 2**20  # a small budget: 256² renders are 0.75 MiB, 512² 3 MiB
+    sizes = list(range(64, 64 + 12 * 40, 40))
+    for d in sizes:
+        render(st, st.params, out_size(st, d))
+        assert len(cache) <= L.RENDER_ENTRIES and (len(cache) == 1 or cache.nbytes() <= cache.budget)
+    last = out_size(st, sizes[-1])
+    assert (id(st.params), last) in cache  # the newest is kept
+    fresh = render_tiles(st.params, arch, grid, last)[0]
+    assert torch.equal(render(st, st.params, last), fresh)
+    twin = copy.deepcopy(Session())
+    assert isinstance(twin.cache["renders"], L.RenderCache) and twin.cache["renders"].entries == L.RENDER_ENTRIES
+    small = L.RenderCache(entries=2, budget=10**9)
+    for k in "abc":
+        small[k] = torch.zeros(4)
+    small.get("b")
+    small["d"] = torch.zeros(4)  # "b" was read last: "c" goes
+    assert list(small) == ["b", "d"]
+
+
+def test_an_expired_session_is_dropped(server):
+    """The app's session state expires after SESSION_TTL idle seconds: Gradio's sweep calls the delete callback
+    (which removes the session's download folder) and drops the Session; the live-session cap is set."""
+    import datetime
+
+    from gradio.state_holder import SessionState
+
+    from app import handlers as H
+    from app import limits as L
+    from app.session import Session
+
+    demo = server[1]
+    st_block = next(b for b in demo.blocks.values() if isinstance(b, gr.State) and b.time_to_live == L.SESSION_TTL)
+    holder = demo.state_holder
+    ss: SessionState = holder["expiry-test"]
+    sess = Session()
+    sess.cache["dir"] = "expiry-test"
+    H.session_dir("expiry-test").mkdir(parents=True, exist_ok=True)
+    ss[st_block._id] = sess
+    holder.delete_all_expired_state()
+    assert st_block._id in ss.state_data  # fresh: kept
+    ttl, _ = ss._state_ttl[st_block._id]
+    ss._state_ttl[st_block._id] = (ttl, datetime.datetime.now() - datetime.timedelta(seconds=L.SESSION_TTL + 1))
+    holder.delete_all_expired_state()
+    assert st_block._id not in ss.state_data and not H.session_dir("expiry-test").exists()
+    assert st_block.delete_callback is not None
+
+
+def test_old_cache_files_are_pruned(tmp_path, server):
+    """Files older than the age cap go, then the oldest beyond the size cap; young ones within it stay; the app
+    asks Gradio to sweep its own files too."""
+    import os
+    import time
+
+    from app import limits as L
+
+    now = time.time()
+    (tmp_path / "a").mkdir()
+    old = tmp_path / "a" / "old.png"
+    old.write_bytes(b"x" * 100)
+    os.utime(old, (now - L.CACHE_AGE - 10, now - L.CACHE_AGE - 10))
+    mid, new = tmp_path / "mid.png", tmp_path / "new.png"
+    mid.write_bytes(b"y" * 600)
+    os.utime(mid, (now - 60, now - 60))
+    new.write_bytes(b"z" * 600)
+    deleted, kept = L.prune_files(tmp_path, max_age=L.CACHE_AGE, max_bytes=10_000, now=now)
+    assert (deleted, kept) == (1, 1200) and not old.exists() and not (tmp_path / "a").exists() and mid.exists()
+    deleted, kept = L.prune_files(tmp_path, max_age=L.CACHE_AGE, max_bytes=1000, now=now)
+    assert (deleted, kept) == (1, 600) and not mid.exists() and new.exists()  # the oldest beyond the size cap
+    assert server[1].delete_cache == (L.CACHE_SWEEP, L.CACHE_AGE)
