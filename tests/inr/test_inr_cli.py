@@ -235,3 +235,24 @@ def test_zoo_resumed_with_other_settings_is_refused(tmp_path, monkeypatch, capsy
     monkeypatch.setattr(inr.datasets, "load_dataset", lambda *a: torch.zeros(1, 28, 28, 1))
     with pytest.raises(AssertionError, match="work started"):  # the same settings resume (the tripwire fires)
         main(["zoo", "--dataset", "mnist5k", "--split", "train", "--out", str(out), "--shard-size", "4"])
+
+
+@pytest.mark.parametrize("kind", ["keyboard", "launcher"])
+def test_ctrl_c_in_a_long_job_is_a_clean_resumable_exit(tmp_path, monkeypatch, capsys, kind):
+    """Ctrl-C in a zoo build: a KeyboardInterrupt, or (worker processes) the SignalException torch's elastic
+    launcher raises in its parent; either way exit 130, one line, no traceback."""
+    import inr.datasets
+    import inr.zoo
+    from inr.__main__ import main
+
+    class SignalException(Exception):  # torch.distributed.elastic.multiprocessing.api's, by name
+        pass
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt if kind == "keyboard" else SignalException("Process 1 got signal: 2")
+
+    monkeypatch.setattr(inr.datasets, "load_dataset", lambda *a: torch.zeros(1, 28, 28, 1))
+    monkeypatch.setattr(inr.zoo, "build_zoo", interrupted)
+    rc, err = cli(main, ["zoo", "--out", tmp_path / "zoo"], capsys)
+    assert rc == 130 and err.strip().splitlines() == [err.strip()] and "the same command resumes" in err, err
+    assert "Traceback" not in err
