@@ -47,7 +47,6 @@ from .model import GradMetaNet, GradMetaNetConfig, GradMetaNetPP, GradMetaNetPPC
 from .modelfile import load_module, save_module
 from .weightspace import WSNet, WSNetConfig
 
-KINDS = ("gmn", "gmnpp", "ws", "mlp")
 PREDICTOR_FORMAT = "gmn-fisher-predictor"
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "curvature"
 EPS = 1e-6  # floor of r = plain / s in log r (relative to the tensor mean)
@@ -216,8 +215,38 @@ class PredictorConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> PredictorConfig:
-        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        return cls(**known)
+        """The config of a predictor file; an unknown key (a misspelling would load the default) is refused."""
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown Fisher predictor config key(s): {', '.join(unknown)}; known: "
+                             f"{', '.join(cls.__dataclass_fields__)}")
+        return cls(**d)
+
+
+def _gmn_net(cfg: PredictorConfig, arch: SirenArch) -> nn.Module:
+    return GradMetaNet(GradMetaNetConfig.for_arch(
+        arch, in_features=4, hidden=cfg.hidden, interaction_layers=cfg.layers, deepsets_layers=cfg.deepsets_layers,
+        decoder_hidden=cfg.decoder_hidden, lowrank=cfg.lowrank, out_channels=2, edit_scale_init=cfg.out_scale))
+
+
+def _gmnpp_net(cfg: PredictorConfig, arch: SirenArch) -> nn.Module:
+    return GradMetaNetPP(GradMetaNetPPConfig.for_arch(
+        arch, in_features=4, dim=cfg.hidden, blocks=cfg.layers, heads=cfg.heads, pair_hidden=cfg.pair_hidden,
+        lowrank=cfg.lowrank, out_channels=2, edit_scale_init=cfg.out_scale))
+
+
+def _ws_net(cfg: PredictorConfig, arch: SirenArch) -> nn.Module:
+    return WSNet(WSNetConfig.for_arch(arch, in_channels=3, hidden=cfg.hidden, layers=cfg.layers,
+                                      edit_scale_init=cfg.out_scale))
+
+
+def _mlp_net(cfg: PredictorConfig, arch: SirenArch) -> nn.Module:
+    return FlatGradientMLP(arch, FlatMLPConfig(hidden=cfg.mlp_hidden, layers=cfg.layers, use_params=True,
+                                               edit_scale_init=cfg.out_scale))
+
+
+_BUILD = {"gmn": _gmn_net, "gmnpp": _gmnpp_net, "ws": _ws_net, "mlp": _mlp_net}  # kind → its network
+KINDS = tuple(_BUILD)
 
 
 class CurvaturePredictor(nn.Module):
@@ -231,21 +260,7 @@ class CurvaturePredictor(nn.Module):
         arch = self.arch
         if arch.dim_out != 1:
             raise ValueError("the Fisher predictor handles 1-channel SIRENs")
-        if cfg.kind == "gmn":
-            self.net = GradMetaNet(GradMetaNetConfig.for_arch(
-                arch, in_features=4, hidden=cfg.hidden, interaction_layers=cfg.layers,
-                deepsets_layers=cfg.deepsets_layers, decoder_hidden=cfg.decoder_hidden, lowrank=cfg.lowrank,
-                out_channels=2, edit_scale_init=cfg.out_scale))
-        elif cfg.kind == "gmnpp":
-            self.net = GradMetaNetPP(GradMetaNetPPConfig.for_arch(
-                arch, in_features=4, dim=cfg.hidden, blocks=cfg.layers, heads=cfg.heads, pair_hidden=cfg.pair_hidden,
-                lowrank=cfg.lowrank, out_channels=2, edit_scale_init=cfg.out_scale))
-        elif cfg.kind == "ws":
-            self.net = WSNet(WSNetConfig.for_arch(arch, in_channels=3, hidden=cfg.hidden, layers=cfg.layers,
-                                                  edit_scale_init=cfg.out_scale))
-        else:
-            self.net = FlatGradientMLP(arch, FlatMLPConfig(hidden=cfg.mlp_hidden, layers=cfg.layers, use_params=True,
-                                                           edit_scale_init=cfg.out_scale))
+        self.net = _BUILD[cfg.kind](cfg, arch)
         self.alpha = nn.Parameter(torch.ones(2 * arch.depth))
 
     @property

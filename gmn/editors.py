@@ -26,7 +26,8 @@ for a paint mask m (w = 1 for filters): see `gmn.objectives`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -42,60 +43,182 @@ from .modelfile import load_module, save_module
 from .objectives import pixel_weight
 from .weightspace import WSNet, WSNetConfig
 
-KINDS = ("gmn", "gmnpp", "ws", "ws+probe", "ws+probe+res", "ws+gmn", "ng", "ng+gmn", "mlp")
-GRADIENT_KINDS = ("gmn", "gmnpp", "ws+gmn", "ng+gmn", "mlp")  # kinds that read per-point gradients
-OCE_KINDS = ("ws", "ws+probe", "ws+probe+res", "ws+gmn", "ng", "ng+gmn")  # kinds that can output k copies
-KIND_WORDS = {  # what each kind reads, in plain words (the app's editor card)
-    "gmn": "GradMetaNet on the edit's gradients at the sampled points",
-    "gmnpp": "GradMetaNet++ on the edit's gradients at the sampled points",
-    "ws": "a weight-space network on the INR's weights alone (the points are not read)",
-    "ws+probe": "a weight-space network on the weights and the activations at the sampled points",
-    "ws+probe+res": "a weight-space network on the weights, activations and residuals at the sampled points",
-    "ws+gmn": "a weight-space network on the weights plus GradMetaNet on the edit's gradients at the points",
-    "ng": "a neural-graph network on the INR's weights alone (the points are not read)",
-    "ng+gmn": "a neural-graph network on the weights plus GradMetaNet on the edit's gradients at the points",
-    "mlp": "a plain MLP on the flattened mean gradient (not permutation-aware; one width only)",
+# parts: each kind's networks, built from the models' own configs (docs/DESIGN.md §4)
+
+Part = GradMetaNetConfig | GradMetaNetPPConfig | WSNetConfig | NGNetConfig | FlatMLPConfig
+# fields of a part the editor sets from the SIREN, the kind, `copies` and `edit_scale_init` (never stored)
+DERIVED = {"reader": frozenset({"dim_in", "dim_out", "depth", "in_features", "edit_scale_init"}),
+           "backbone": frozenset({"dim_in", "dim_out", "depth", "in_features", "in_channels", "out_channels",
+                                  "edit_scale_init"})}  # the reader's out_channels are its Θ[f] channels
+
+
+def _reader(theta_channels: int = 1) -> GradMetaNetConfig:
+    """The default gradient reader: GradMetaNet with weight-derived neuron features."""
+    return GradMetaNetConfig(hidden=48, interaction_layers=3, deepsets_layers=2, decoder_hidden=48, lowrank=8,
+                             out_channels=theta_channels, weight_features=True)
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """What one editor kind reads at the points and which parts it is built from."""
+
+    reads: str  # "gradients" (a, g) | "probing" a | "probing+residual" (a, r) | "weights" (the points unread)
+    reader: int  # input features of its GradMetaNet reader per neuron (0: no reader)
+    backbone: Callable[[], Part] | None  # the default of its backbone's config (None: the reader is the net)
+    build: Callable[[SirenArch, GradMetaNetConfig | None, Part | None], nn.Module]  # (arch, reader, backbone)
+    call: str  # how the net is called: "neurons" (neurons, θ), "pair" (θ, neurons), "weights" (θ), "flat"
+    words: str  # what it reads, in plain words (the app's editor card)
+
+
+def _ws() -> WSNetConfig:
+    return WSNetConfig(hidden=16, layers=3)
+
+
+def _ng() -> NGNetConfig:
+    return NGNetConfig(edge_dim=16, node_dim=32, blocks=3)
+
+
+def _pp() -> GradMetaNetPPConfig:
+    return GradMetaNetPPConfig(dim=32, blocks=2, heads=4, lowrank=8, weight_features=True)
+
+
+def _mlp() -> FlatMLPConfig:
+    return FlatMLPConfig(hidden=256)
+
+
+def _pair(arch: SirenArch, reader: GradMetaNetConfig | None, backbone: Part | None) -> nn.Module:
+    """A weight-space backbone fed the reader's Θ[f] channels (the "+" kinds)."""
+    return GradMetaNetWS(reader, backbone)
+
+
+KIND = {  # kind → what it reads and its parts; the one place a kind is defined
+    "gmn": KindSpec("gradients", 2, None, lambda arch, r, b: GradMetaNet(r), "neurons",
+                    "GradMetaNet on the edit's gradients at the sampled points"),
+    "gmnpp": KindSpec("gradients", 0, _pp, lambda arch, r, b: GradMetaNetPP(b), "neurons",
+                      "GradMetaNet++ on the edit's gradients at the sampled points"),
+    "ws": KindSpec("weights", 0, _ws, lambda arch, r, b: WSNet(b), "weights",
+                   "a weight-space network on the INR's weights alone (the points are not read)"),
+    "ws+probe": KindSpec("probing", 1, _ws, _pair, "pair",
+                         "a weight-space network on the weights and the activations at the sampled points"),
+    "ws+probe+res": KindSpec("probing+residual", 1, _ws, _pair, "pair",  # + dim_out residual channels
+                             "a weight-space network on the weights, activations and residuals at the sampled points"),
+    "ws+gmn": KindSpec("gradients", 2, _ws, _pair, "pair", "a weight-space network on the weights plus GradMetaNet on "
+                       "the edit's gradients at the points"),
+    "ng": KindSpec("weights", 0, _ng, lambda arch, r, b: NGNet(b), "weights",
+                   "a neural-graph network on the INR's weights alone (the points are not read)"),
+    "ng+gmn": KindSpec("gradients", 2, _ng, _pair, "pair", "a neural-graph network on the weights plus GradMetaNet on "
+                       "the edit's gradients at the points"),
+    "mlp": KindSpec("gradients", 0, _mlp, lambda arch, r, b: FlatGradientMLP(arch, b), "flat",
+                    "a plain MLP on the flattened mean gradient (not permutation-aware; one width only)"),
 }
+KINDS = tuple(KIND)
+GRADIENT_KINDS = tuple(k for k, s in KIND.items() if s.reads == "gradients")  # kinds that read per-point gradients
+OCE_KINDS = tuple(k for k, s in KIND.items() if s.backbone in (_ws, _ng))  # kinds that can output k copies
+KIND_WORDS = {k: s.words for k, s in KIND.items()}
 EDITOR_FORMAT = "gmn-editor"
+# the old flat layout (cards before issue 27): key → (part, field of that part)
+FLAT = {
+    "hidden": ("reader", ("hidden", "decoder_hidden")), "interaction_layers": ("reader", ("interaction_layers",)),
+    "deepsets_layers": ("reader", ("deepsets_layers",)), "theta_channels": ("reader", ("out_channels",)),
+    "lowrank": ("both", ("lowrank",)), "weight_features": ("both", ("weight_features",)),
+    "ws_hidden": ("ws", ("hidden",)), "ws_layers": ("ws", ("layers",)), "ws_residual": ("ws", ("residual",)),
+    "ng_edge": ("ng", ("edge_dim",)), "ng_node": ("ng", ("node_dim",)), "ng_blocks": ("ng", ("blocks",)),
+    "pp_dim": ("pp", ("dim",)), "pp_blocks": ("pp", ("blocks",)), "pp_heads": ("pp", ("heads",)),
+    "mlp_hidden": ("mlp", ("hidden",)),
+}
+_BACKBONE_NAME = {WSNetConfig: "ws", NGNetConfig: "ng", GradMetaNetPPConfig: "pp", FlatMLPConfig: "mlp"}
 
 
 class EditorError(ValueError):
     """An editor cannot be built, loaded or applied (one-line message)."""
 
 
-@dataclass
+def _part(default: Part, given: Part | dict | None, name: str) -> Part:
+    """A part from its default and a (partial) dict of its fields or a config; derived or unknown keys refused."""
+    if given is None:
+        return default
+    if not isinstance(given, dict):
+        if type(given) is not type(default):
+            raise EditorError(f"{name} must be a {type(default).__name__}, got a {type(given).__name__}")
+        return given
+    known = set(default.__dataclass_fields__) - DERIVED[name]
+    bad = sorted(set(given) - known)
+    if bad:
+        raise EditorError(f"unknown {name} config key(s): {', '.join(bad)}; known: {', '.join(sorted(known))}")
+    return replace(default, **given)
+
+
+def _stored(part: Part | None, name: str) -> dict | None:
+    """A part as written in a file: its own fields, without those the editor derives."""
+    return None if part is None else {k: v for k, v in asdict(part).items() if k not in DERIVED[name]}
+
+
+def _nest_flat(kind: str, flat: dict, reader: GradMetaNetConfig | None, backbone: Part | None):
+    """The old flat layout (28 prefixed fields) translated onto the nested parts of `kind`: each key goes
+    to the part that used it; keys of parts this kind does not have are dropped (old cards carry all)."""
+    unknown = sorted(set(flat) - set(FLAT))
+    if unknown:
+        raise EditorError(f"unknown editor config key(s): {', '.join(unknown)}; known: "
+                          f"{', '.join(list(EditorConfig.__dataclass_fields__) + list(FLAT))}")
+    parts = {"reader": reader, "backbone": backbone}
+    for key, value in flat.items():
+        target, names = FLAT[key]
+        if key == "theta_channels" and "+" not in kind:
+            continue  # Θ channels exist only where a reader feeds a backbone
+        for slot in ("reader", "backbone"):
+            part = parts[slot]
+            if part is None:
+                continue
+            here = "reader" if slot == "reader" else _BACKBONE_NAME[type(part)]
+            if target == here or (target == "both" and here in ("reader", "pp")):
+                parts[slot] = replace(part, **{n: value for n in names})
+    return parts["reader"], parts["backbone"]
+
+
+@dataclass(init=False)
 class EditorConfig:
-    """What an editor is: its kind, the task it was trained for, the SIRENs it edits, sizes."""
+    """What an editor is: its kind, the task it was trained for, the SIRENs it edits, and its parts, nested
+    as the models' own configs: `reader` (GradMetaNet on the points, kinds with a reader in `KIND`),
+    `backbone` (WS, neural graph, GradMetaNet++ or the MLP), `copies` (OCE) and `rounds`.
 
-    kind: str = "ws+gmn"
-    task: str = "dilate"
-    arch: dict = field(default_factory=lambda: SirenArch().to_dict())  # SIRENs it was trained on
-    points: int = 64  # default number of sampled points at edit time
-    lam: float = 1.0  # paint: weight of the preservation term outside the mask
-    hidden: int = 48  # GradMetaNet width
-    interaction_layers: int = 3
-    deepsets_layers: int = 2
-    lowrank: int = 8
-    theta_channels: int = 8  # Θ[f] channels handed to WS
-    ws_hidden: int = 16
-    ws_layers: int = 3
-    ws_residual: bool = False  # residual connections between WS's hidden layers
-    ng_edge: int = 16  # neural-graph edge (weight) width
-    ng_node: int = 32  # neural-graph node (neuron) width
-    ng_blocks: int = 3
-    pp_dim: int = 32
-    pp_blocks: int = 2
-    pp_heads: int = 4
-    mlp_hidden: int = 256
-    weight_features: bool = True
-    edit_scale_init: float = 0.01
-    widths: list[int] | None = None  # SIREN hidden widths it was validated on (None: any width)
-    copies: int = 1  # OCE: k edited copies whose outputs are averaged (the edit widens the SIREN k×)
-    rounds: int = 1  # the network applied this many times, re-reading the gradients at the edited INR
+    The old flat keywords (`hidden=`, `ws_hidden=`, `pp_dim=`, ... see `FLAT`) are still accepted, here and in
+    `from_dict`, and translated once onto the parts (`_nest_flat`); `to_dict` writes the nested layout."""
 
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise EditorError(f"unknown editor kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+    kind: str
+    task: str
+    arch: dict  # SIRENs it was trained on (SirenArch.to_dict)
+    points: int  # default number of sampled points at edit time
+    lam: float  # paint: weight of the preservation term outside the mask
+    widths: list[int] | None  # SIREN hidden widths it was validated on (None: any width)
+    edit_scale_init: float  # initial learnable per-tensor scale of Δθ
+    reader: GradMetaNetConfig | None  # GradMetaNet on the points (out_channels: Θ[f] channels to the backbone)
+    backbone: Part | None  # the network that outputs Δθ from θ (and the reader's Θ channels)
+    copies: int  # OCE: k edited copies whose outputs are averaged (the edit widens the SIREN k×)
+    rounds: int  # the network applied this many times, re-reading the gradients at the edited INR
+
+    def __init__(self, kind: str = "ws+gmn", task: str = "dilate", arch: dict | None = None, points: int = 64,
+                 lam: float = 1.0, widths: list[int] | None = None, edit_scale_init: float = 0.01,
+                 reader: GradMetaNetConfig | dict | None = None, backbone: Part | dict | None = None,
+                 copies: int = 1, rounds: int = 1, **flat) -> None:
+        if kind not in KIND:
+            raise EditorError(f"unknown editor kind {kind!r}; choose one of {', '.join(KINDS)}")
+        spec = KIND[kind]
+        self.kind, self.task, self.arch, self.points, self.lam = kind, task, arch or SirenArch().to_dict(), points, lam
+        self.widths, self.edit_scale_init, self.copies, self.rounds = widths, edit_scale_init, copies, rounds
+        if spec.reader == 0 and reader is not None:
+            raise EditorError(f"editor kind {kind!r} has no GradMetaNet reader; drop 'reader'")
+        if spec.backbone is None and backbone is not None:
+            raise EditorError(f"editor kind {kind!r} is GradMetaNet alone; drop 'backbone' (its sizes are 'reader')")
+        self.reader = None if spec.reader == 0 else _part(_reader(8 if "+" in kind else 1), reader, "reader")
+        self.backbone = None if spec.backbone is None else _part(spec.backbone(), backbone, "backbone")
+        if flat:
+            self.reader, self.backbone = _nest_flat(kind, flat, self.reader, self.backbone)
+        self._check()
+
+    def _check(self) -> None:
+        if self.kind == "gmn" and self.reader.out_channels != 1:
+            raise EditorError(f"the 'gmn' editor outputs Δθ itself: reader out_channels must be 1, "
+                              f"got {self.reader.out_channels}")
         if self.copies < 1:
             raise EditorError(f"copies must be at least 1, got {self.copies}")
         if self.copies > 1 and self.kind not in OCE_KINDS:
@@ -111,16 +234,20 @@ class EditorConfig:
         return SirenArch.from_dict(self.arch)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The nested layout written into editor files: the parts without the fields the editor derives."""
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {**d, "reader": _stored(self.reader, "reader"), "backbone": _stored(self.backbone, "backbone")}
 
     @classmethod
     def from_dict(cls, d: dict) -> EditorConfig:
-        """The config of a card or file; an unknown key (a misspelling would load the default) is refused."""
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise EditorError(f"unknown editor config key(s): {', '.join(unknown)}; known: "
-                              f"{', '.join(cls.__dataclass_fields__)}")
+        """The config of a card or file, nested or in the old flat layout; an unknown key (a misspelling would
+        load the default) is refused."""
         return cls(**d)
+
+
+def _filled(part: Part, **derived) -> Part:
+    """A part with the fields the editor derives (those of `derived` that the part has) filled in."""
+    return replace(part, **{k: v for k, v in derived.items() if k in part.__dataclass_fields__})
 
 
 class Editor(nn.Module):
@@ -129,46 +256,25 @@ class Editor(nn.Module):
     def __init__(self, config: EditorConfig):
         super().__init__()
         self.config = cfg = config
-        arch = cfg.siren
-        scale = cfg.edit_scale_init
-        gkw = dict(hidden=cfg.hidden, interaction_layers=cfg.interaction_layers, deepsets_layers=cfg.deepsets_layers,
-                   lowrank=cfg.lowrank, decoder_hidden=cfg.hidden, weight_features=cfg.weight_features)
-        if cfg.kind == "gmn":
-            self.net = GradMetaNet(GradMetaNetConfig.for_arch(arch, in_features=2, edit_scale_init=scale, **gkw))
-        elif cfg.kind == "gmnpp":
-            self.net = GradMetaNetPP(GradMetaNetPPConfig.for_arch(
-                arch, in_features=2, dim=cfg.pp_dim, blocks=cfg.pp_blocks, heads=cfg.pp_heads, lowrank=cfg.lowrank,
-                edit_scale_init=scale, weight_features=cfg.weight_features))
-        elif cfg.kind == "ws":
-            self.net = WSNet(WSNetConfig.for_arch(arch, in_channels=1, hidden=cfg.ws_hidden, layers=cfg.ws_layers,
-                                                  edit_scale_init=scale, residual=cfg.ws_residual,
-                                                  out_channels=cfg.copies))
-        elif cfg.kind == "ng":
-            self.net = NGNet(self._ng_config(1))
-        elif "+" in cfg.kind:  # ws+… and ng+gmn
-            f = {"ws+probe": 1, "ws+probe+res": 1 + arch.dim_out, "ws+gmn": 2, "ng+gmn": 2}[cfg.kind]
-            gcfg = GradMetaNetConfig.for_arch(arch, in_features=f, out_channels=cfg.theta_channels,
-                                              edit_scale_init=None, **gkw)
-            if cfg.kind.startswith("ng"):
-                wcfg = self._ng_config(1 + cfg.theta_channels)
-            else:
-                wcfg = WSNetConfig.for_arch(arch, in_channels=1 + cfg.theta_channels, hidden=cfg.ws_hidden,
-                                            layers=cfg.ws_layers, edit_scale_init=scale, residual=cfg.ws_residual,
-                                            out_channels=cfg.copies)
-            self.net = GradMetaNetWS(gcfg, wcfg)
-        else:  # mlp
-            self.net = FlatGradientMLP(arch, FlatMLPConfig(hidden=cfg.mlp_hidden, edit_scale_init=scale))
+        spec, arch = KIND[cfg.kind], cfg.siren
+        shape = dict(dim_in=arch.dim_in, dim_out=arch.dim_out, depth=arch.depth)
+        reader = None
+        if spec.reader:  # ws+probe+res also reads the dim_out residual channels
+            features = spec.reader + (arch.dim_out if spec.reads == "probing+residual" else 0)
+            reader = _filled(cfg.reader, **shape, in_features=features,
+                             edit_scale_init=cfg.edit_scale_init if spec.backbone is None else None)
+        backbone = None
+        if spec.backbone is not None:
+            theta = reader.out_channels if reader is not None else 0
+            backbone = _filled(cfg.backbone, **shape, in_features=2, in_channels=1 + theta,
+                               out_channels=cfg.copies, edit_scale_init=cfg.edit_scale_init)
+        self.net = spec.build(arch, reader, backbone)
         # Phase preconditioning: a change Δ of a sine layer's weights moves its phase by ω·Δ·a (ω = 30),
         # while the linear output layer moves f by Δ·a. Dividing the sine layers' edits by ω puts every
         # layer on the same footing, so early layers no longer wreck the image while the editor learns
         # (without it the first-layer output scales collapse to ~0, docs/DESIGN.md §4).
         pre = [1.0 / w for w in arch.omegas for _ in range(2)] + [1.0, 1.0]
         self.register_buffer("precond", torch.tensor(pre), persistent=False)
-
-    def _ng_config(self, channels: int) -> NGNetConfig:
-        cfg = self.config
-        return NGNetConfig.for_arch(cfg.siren, in_channels=channels, edge_dim=cfg.ng_edge, node_dim=cfg.ng_node,
-                                    blocks=cfg.ng_blocks, edit_scale_init=cfg.edit_scale_init, out_channels=cfg.copies)
 
     # inputs
 
@@ -196,14 +302,17 @@ class Editor(nn.Module):
                               f"see its card); this INR has width {arch.hidden}")
 
     def neurons(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None) -> NeuronSet:
-        """The per-point neuron features this editor reads (None-free for every kind but 'ws')."""
-        kind, lam = self.config.kind, self.config.lam
-        if kind in GRADIENT_KINDS:
+        """The per-point neuron features this editor reads (`KIND[kind].reads`; kinds that read the weights
+        alone have none)."""
+        reads, lam = KIND[self.config.kind].reads, self.config.lam
+        if reads == "gradients":
             return decompose_gradients(params, arch, x, objective=self.objective(target, mask))
+        if reads == "weights":
+            raise EditorError(f"editor kind {self.config.kind!r} reads no features at the points")
         probe = probe_features(params, arch, x)
-        if kind == "ws+probe":
+        if reads == "probing":
             return probe
-        # ws+probe+res: residual w·(f − t) of each point, broadcast to every neuron
+        # probing+residual: residual w·(f − t) of each point, broadcast to every neuron
         f = probe.feats[:, :, -arch.dim_out :, 0]  # (N, B, C): the output neurons' activations
         w = pixel_weight(mask, lam, target)  # (N, B, 1)
         r = (w * (f - target)).unsqueeze(2).expand(-1, -1, probe.feats.shape[2], -1)  # (N, B, n, C)
@@ -255,31 +364,24 @@ class Editor(nn.Module):
         states = [params] + [[p + t for p, t in zip(params, d)] for d in earlier]
         return [decompose_gradients(p, arch, x, objective=objective) for p in states]
 
-    def _raw(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None) -> Params:
-        kind = self.config.kind
-        if kind in ("ws", "ng"):
-            return self.net(params)
+    def _inputs(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None) -> tuple:
+        """The arguments of `self.net` (and of its `fit_norm`), in the order `KIND[kind].call` names."""
+        call = KIND[self.config.kind].call
+        if call == "weights":
+            return (params,)
         neurons = self.neurons(params, arch, x, target, mask)
-        if kind in ("gmn", "gmnpp"):
-            return [t[..., 0] for t in self.net(neurons, params)]
-        if kind == "mlp":
-            return self.net(rank1_gradients(neurons, arch), params)
-        return self.net(params, neurons)
+        if call == "flat":
+            return rank1_gradients(neurons, arch), params
+        return (neurons, params) if call == "neurons" else (params, neurons)
+
+    def _raw(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None) -> Params:
+        out = self.net(*self._inputs(params, arch, x, target, mask))
+        return [t[..., 0] for t in out] if KIND[self.config.kind].call == "neurons" else out
 
     @torch.no_grad()
     def fit_norm(self, params: Params, arch: SirenArch, x: Tensor, target: Tensor, mask: Tensor | None = None) -> None:
         """Fit the input normalisation statistics on a batch of training data."""
-        kind = self.config.kind
-        if kind in ("ws", "ng"):
-            self.net.fit_norm(params)
-            return
-        neurons = self.neurons(params, arch, x, target, mask)
-        if kind in ("gmn", "gmnpp"):
-            self.net.fit_norm(neurons, params)
-        elif kind == "mlp":
-            self.net.fit_norm(rank1_gradients(neurons, arch), params)
-        else:
-            self.net.fit_norm(params, neurons)
+        self.net.fit_norm(*self._inputs(params, arch, x, target, mask))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

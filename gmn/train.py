@@ -161,7 +161,7 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, on_val: Calla
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         say_where("train", out, quiet)
-    lam = EditorConfig.from_dict(cfg.model).lam  # the paint objective's λ is the editor's own
+    lam = EditorConfig.from_dict({"kind": cfg.editor, **cfg.model}).lam  # the paint objective's λ is the editor's own
     train_data = EditData.from_zoo(cfg.data, "train", cfg.task, root=cfg.zoo_root, limit=cfg.limit, log=quiet,
                                    lam=lam)
     val_data = EditData.from_zoo(cfg.data, "val", cfg.task, root=cfg.zoo_root, limit=cfg.val_size, log=quiet,

@@ -169,3 +169,20 @@ def test_cli(tmp_path, capsys, sets):
     assert main(["curvature", str(deep), "--predictor", str(pred)]) == 2  # depth mismatch
     err = capsys.readouterr().err
     assert err.count("error:") == 5 and "Traceback" not in err
+
+
+def test_the_shipped_predictor_predicts_as_before_and_unknown_config_keys_are_refused():
+    """The kind → builder table rebuilds the shipped predictor exactly (Σ log F̂ recorded with the if-chain code,
+    commit 4ddbefe); a misspelled config key is refused in one line instead of loading the default."""
+    from pathlib import Path
+
+    pred, _ = load_predictor(Path(__file__).resolve().parents[2] / "assets" / "curvature" / "fisher-2d-3l.safetensors")
+    arch = pred.arch
+    params = gaussian_sirens(arch, 2, seed=3)
+    x = torch.rand(2, 128, 2, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        fisher = pred(params, output_gradients(params, arch, x))
+    assert sum(t.double().log().sum() for t in fisher).item() == pytest.approx(-11744.302021484065, rel=1e-6)
+    with pytest.raises(ValueError, match=r"^unknown Fisher predictor config key\(s\): hiden;"):
+        PredictorConfig.from_dict({"kind": "ws", "hiden": 8})
+    assert PredictorConfig.from_dict({"kind": "ws", "hidden": 8}).hidden == 8

@@ -289,3 +289,123 @@ def test_configs_with_an_unknown_key_are_refused(tmp_path):
     with pytest.raises(EditorError, match="lamda") as err:
         load_editor(tmp_path / "typo.safetensors")
     assert "\n" not in str(err.value)
+
+
+# the config: nested parts, the old flat layout, shipped cards
+
+SHIPPED_EDITS = {  # Σ Δθ and Σ Δθ² of each shipped editor on the fixed INRs of `_fixed_edit`, recorded with the
+    # flat-config code before the nesting (commit 4ddbefe; the full Δθ compared bit-identical at the change)
+    "blur-gmn": (-1.1556794411107134, 0.022771697638500645),
+    "blur": (2.866073321845761, 0.04395403601309159),
+    "contrast": (0.10559227540085203, 0.060763491521813734),
+    "dilate-inplace": (-0.18479643347711772, 0.16772887396219133),
+    "dilate": (9.016741780659721, 0.631697739214906),
+    "erode-inplace": (5.132173627946258, 0.10656724822222796),
+    "erode": (24.106092210940176, 0.5218848177359603),
+    "paint-1round": (-1.0128669312557008, 0.006601869212386881),
+    "paint-color": (-0.7758987712250018, 0.7555720086255977),
+    "paint": (-4.287437072263856, 0.08903137116927502),
+    "sharpen": (1.1172760499950982, 0.011278975171385975),
+}
+
+
+def _fixed_edit(editor):
+    """Δθ of `editor` on 2 fixed Gaussian SIRENs of its own architecture at 64 fixed points (masked for paint)."""
+    from gmn.curvature import gaussian_sirens
+
+    arch = editor.config.siren
+    g = torch.Generator().manual_seed(1)
+    params = gaussian_sirens(arch, 2, seed=3)
+    x = torch.rand(2, 64, 2, generator=g) * 2 - 1
+    t = torch.rand(2, 64, arch.dim_out, generator=g)
+    m = (torch.rand(2, 64, 1, generator=g) > 0.5).float() if editor.config.task.startswith("paint") else None
+    with torch.no_grad():
+        return editor(params, arch, x, t, m)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_EDITS))
+def test_shipped_editors_load_from_their_flat_cards_and_edit_as_before(name):
+    """Every shipped file (old flat config) loads; its nested config rebuilds the same editor, bit for bit."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "assets" / "editors" / f"{name}.safetensors"
+    editor, card = load_editor(path)
+    flat = json.loads(path.with_suffix(".json").read_text())["config"]
+    assert "ws_hidden" in flat and EditorConfig.from_dict(flat) == editor.config  # the card's flat layout
+    nested = editor.config.to_dict()
+    assert not set(nested) & {"hidden", "ws_hidden", "ng_edge", "pp_dim", "mlp_hidden", "theta_channels"}
+    again = Editor(EditorConfig.from_dict(json.loads(json.dumps(nested)))).eval()
+    again.load_state_dict(editor.state_dict())  # strict: the same modules and shapes
+    before, after = _fixed_edit(editor), _fixed_edit(again)
+    assert all(torch.equal(u, v) for u, v in zip(before, after))
+    total, squares = SHIPPED_EDITS[name]
+    assert sum(d.double().sum() for d in after).item() == pytest.approx(total, rel=1e-5, abs=1e-6)
+    assert sum(d.double().pow(2).sum() for d in after).item() == pytest.approx(squares, rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_flat_and_nested_configs_build_the_same_editor(kind):
+    """The old flat keywords and the nested parts give one config; it has at most 12 fields and round-trips."""
+    flat = EditorConfig(kind=kind, task="paint", lam=0.3, **SMALL)
+    assert len(flat.__dataclass_fields__) <= 12
+    nested = flat.to_dict()
+    assert EditorConfig.from_dict(nested) == flat
+    assert (nested["reader"] is None) == (kind in ("ws", "ng", "gmnpp", "mlp"))
+    assert (nested["backbone"] is None) == (kind == "gmn")
+    if nested["reader"]:
+        assert nested["reader"]["hidden"] == nested["reader"]["decoder_hidden"] == 16
+        assert nested["reader"]["out_channels"] == (4 if "+" in kind else 1)  # theta_channels
+    size = {"ws": "hidden", "ng": "edge_dim", "gmnpp": "dim", "mlp": "hidden"}.get(kind.split("+")[0])
+    if size:
+        assert nested["backbone"][size] != EditorConfig(kind=kind).to_dict()["backbone"][size]
+    if kind == "gmnpp":  # lowrank and weight_features are shared by the reader and GradMetaNet++
+        assert (nested["backbone"]["lowrank"], nested["backbone"]["heads"]) == (4, 2)
+    torch.manual_seed(0)
+    a = Editor(flat)
+    torch.manual_seed(0)
+    b = Editor(EditorConfig.from_dict(nested))
+    assert [(k, v.shape) for k, v in a.state_dict().items()] == [(k, v.shape) for k, v in b.state_dict().items()]
+    assert all(torch.equal(u, v) for u, v in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_nested_configs_refuse_unknown_derived_and_misplaced_parts():
+    with pytest.raises(EditorError, match=r"^unknown backbone config key\(s\): edge_dim;"):
+        EditorConfig.from_dict({"kind": "ws", "backbone": {"edge_dim": 8}})
+    with pytest.raises(EditorError, match=r"^unknown backbone config key\(s\): out_channels;"):  # it is `copies`
+        EditorConfig.from_dict({"kind": "ws", "backbone": {"out_channels": 3}})
+    with pytest.raises(EditorError, match=r"^unknown reader config key\(s\): in_features;"):
+        EditorConfig.from_dict({"kind": "ws+gmn", "reader": {"in_features": 3}})
+    with pytest.raises(EditorError, match="has no GradMetaNet reader"):
+        EditorConfig.from_dict({"kind": "ws", "reader": {"hidden": 8}})
+    with pytest.raises(EditorError, match="is GradMetaNet alone"):
+        EditorConfig.from_dict({"kind": "gmn", "backbone": {"hidden": 8}})
+    with pytest.raises(EditorError, match="reader out_channels must be 1"):
+        EditorConfig.from_dict({"kind": "gmn", "reader": {"out_channels": 4}})
+
+
+def test_train_model_overrides_flat_and_nested_and_those_of_bench_run():
+    """`gmn train --model JSON` builds EditorConfig(kind=--editor, **JSON): flat keys ({"copies": 4},
+    {"hidden": 64}) and nested parts both work, and every --model of bench/run.py changes the editor it trains."""
+    import json
+
+    from bench.editors import KINDS as BENCH_KINDS
+    from bench.run import LONG
+
+    assert EditorConfig(kind="ws+gmn", **{"copies": 4}).copies == 4
+    assert EditorConfig(kind="ws+gmn", **{"hidden": 64}).reader.decoder_hidden == 64
+    nested = EditorConfig(kind="ng+gmn", **{"reader": {"hidden": 24}, "backbone": {"blocks": 2}, "rounds": 2})
+    assert (nested.reader.hidden, nested.reader.lowrank, nested.backbone.blocks, nested.rounds) == (24, 8, 2, 2)
+    assert EditorConfig.from_dict({"kind": "ng", "backbone": {"edge_dim": 4}}).backbone.edge_dim == 4
+    checked = 0
+    for cmd in LONG:
+        if "--model" not in cmd:
+            continue
+        model = json.loads(cmd[cmd.index("--model") + 1])
+        kinds = cmd[cmd.index("--kinds") + 1].split(",") if "--kinds" in cmd else BENCH_KINDS
+        task = cmd[cmd.index("--task") + 1]
+        for kind in kinds:
+            cfg = EditorConfig.from_dict({"kind": kind, "task": task, **model})
+            assert cfg != EditorConfig(kind=kind, task=task), (kind, model)
+            checked += 1
+    assert checked >= 10
