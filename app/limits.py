@@ -130,6 +130,8 @@ def start_pruner(roots: list[Path] | None = None, every: float = CACHE_SWEEP) ->
 
 
 # fairness: large INRs go one at a time, beside the small ones (docs/DESIGN.md §14 has the concurrency groups)
+EDIT_WORKERS = 6  # the "edit" concurrency group (edits, loads, renders, undo, ...)
+FIT_WORKERS = 3  # the "fit" group
 HEAVY_SIDE = 256  # an INR (or a fit's working resolution) longer than this on a side is heavy work
 HEAVY_RUNNING = 1  # heavy requests running at once, server-wide (each is one intra-op thread)
 HEAVY_WAITING = 2  # heavy requests waiting for it; a further one is refused at once (it would hold a worker)

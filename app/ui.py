@@ -674,7 +674,8 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                 return gr.update(choices=[], value=None), card_for(st, None)
             return gr.update(choices=names, value=value), card_for(st, value)
 
-        edit_kw = dict(concurrency_limit=4, concurrency_id="edit")
+        # workers per group: heavy calls take one lane beside them (app.limits.share_fairly)
+        edit_kw = dict(concurrency_limit=L.EDIT_WORKERS, concurrency_id="edit")
         priv = dict(api_visibility="private")
 
         def do_after_load(st, current):
@@ -695,12 +696,12 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
         inr_file.change(ready, [inr_file], [load_btn, alert], **priv)
 
         fit_in = [image_file, hidden, layers, resolution, steps, colour, display, fit_opt]
-        fit_btn.click(inline(n_outs)(do_fit), [state, *fit_in], outs + [alert], concurrency_limit=2,
+        fit_btn.click(inline(n_outs)(do_fit), [state, *fit_in], outs + [alert], concurrency_limit=L.FIT_WORKERS,
                       concurrency_id="fit", **priv).then(**after_load).then(**then_follow)
         fit_ports = [port(v) for v in (H.DEFAULT_HIDDEN, H.DEFAULT_LAYERS, "auto", H.DEFAULT_STEPS, "auto", 256,
                                        "Adam")]
         api_btn["fit"].click(api(len(shown))(do_fit), [state, api_image, *fit_ports], shown,
-                             api_name="fit", concurrency_limit=2, concurrency_id="fit").then(**after_load)
+                             api_name="fit", concurrency_limit=L.FIT_WORKERS, concurrency_id="fit").then(**after_load)
         gallery.select(inline(n_outs)(do_example), [state, display], outs + [alert], **edit_kw, **priv).then(
             **after_load).then(**then_follow)
         load_btn.click(inline(n_outs)(do_load), [state, inr_file, display], outs + [alert], **edit_kw,
@@ -857,7 +858,8 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
             forget(_key(request))
 
         demo.unload(on_unload)
-    return V.guard_calls(demo)  # Gradio's own checks of a call as one line each
+    # large INRs one at a time beside the small ones; Gradio's own checks of a call as one line each
+    return V.guard_calls(L.share_fairly(demo))
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, **kwargs) -> None:

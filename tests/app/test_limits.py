@@ -219,3 +219,53 @@ def test_old_cache_files_are_pruned(tmp_path, server):
     deleted, kept = L.prune_files(tmp_path, max_age=L.CACHE_AGE, max_bytes=1000, now=now)
     assert (deleted, kept) == (1, 600) and not mid.exists() and new.exists()  # the oldest beyond the size cap
     assert server[1].delete_cache == (L.CACHE_SWEEP, L.CACHE_AGE)
+
+
+def test_heavy_calls_take_one_lane_and_light_ones_pass_beside_it():
+    """With one heavy call running and two waiting, a light call runs at once and a fourth heavy one is refused
+    in one line; the wrapped events keep their signatures (gr.Request injection reads them)."""
+    import inspect
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from app import limits as L
+    from app.session import Session
+    from inr.siren import SirenArch, init_params
+    from inr.tiles import TileGrid
+
+    arch = SirenArch(hidden=8)
+    big = Session.new(init_params(arch, TileGrid.for_image(512).count), arch, TileGrid.for_image(512), "big")
+    small = Session.new(init_params(arch, 1), arch, 28, "small")
+    assert L.is_heavy("edit", (big,)) and not L.is_heavy("edit", (small,)) and not L.is_heavy("edit", (Session(),))
+    assert L.is_heavy("fit", (None, "x.png", 32, 2, "512")) and not L.is_heavy("fit", (None, "x.png", 32, 2, "auto"))
+    assert not L.is_heavy("fit", (None, "x.png", 32, 2, 256))
+
+    release, started = threading.Event(), []
+
+    def work(st, display, request: gr.Request = None):
+        started.append(st.source)
+        if st.source == "big":
+            release.wait(30)
+        return st.source
+
+    demo = SimpleNamespace(fns={0: SimpleNamespace(concurrency_id="edit", fn=work)})
+    lane = L.HeavyLane(running=1, waiting=2)
+    L.share_fairly(demo, lane=lane)
+    fn = demo.fns[0].fn
+    assert list(inspect.signature(fn).parameters) == ["st", "display", "request"]
+    heavy = [threading.Thread(target=fn, args=(big, 256)) for _ in range(3)]
+    for t in heavy:
+        t.start()
+    for _ in range(200):
+        if lane._inside == 3:
+            break
+        time.sleep(0.01)
+    assert lane._inside == 3 and started.count("big") == 1  # one running, two waiting
+    assert fn(small, 256) == "small"  # the light call is not queued behind them
+    with pytest.raises(gr.Error, match="busy with other large INRs"):
+        fn(big, 256)
+    release.set()
+    for t in heavy:
+        t.join(30)
+    assert started.count("big") == 3 and lane._inside == 0
