@@ -16,6 +16,7 @@ import torch
 # memory
 RENDER_ENTRIES = 6  # renders kept per session (LRU)
 RENDER_BYTES = 48 * 2**20  # and their total size: a 1024² colour render is 12 MiB of float32
+HISTORY_BYTES = 256 * 2**20  # a session's history (its steps' tensors); the oldest edit steps go first
 MAX_SESSIONS = 64  # live sessions (Gradio drops the least recently used beyond this)
 SESSION_TTL = 3600  # seconds a session's state is kept after its last request (gr.State time_to_live)
 
@@ -34,6 +35,26 @@ def nbytes(value) -> int:
     if isinstance(value, dict):
         return sum(nbytes(v) for v in value.values())
     return 0
+
+
+def tensors_bytes(values) -> int:
+    """Bytes of the distinct tensor storages reachable from `values` (dataclasses, lists, tuples, dicts): a
+    step's edit shares its base with the step before it, counted once."""
+    seen, total, stack = set(), 0, [values]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, torch.Tensor):
+            key = (v.untyped_storage().data_ptr(), v.untyped_storage().nbytes())
+            if key not in seen:
+                seen.add(key)
+                total += key[1]
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif hasattr(v, "__dataclass_fields__"):
+            stack.extend(getattr(v, f) for f in v.__dataclass_fields__)
+    return total
 
 
 class RenderCache(OrderedDict):

@@ -27,7 +27,7 @@ from torch import Tensor
 from inr.siren import Params, SirenArch
 from inr.tiles import TileGrid
 
-from .limits import RenderCache
+from .limits import HISTORY_BYTES, RenderCache, tensors_bytes
 
 MAX_HISTORY = 20  # edit steps kept for undo (step 0, the loaded INR, is always kept)
 
@@ -156,6 +156,8 @@ class Session:
         self.steps = self.steps[: self.cursor + 1] + [step]
         if len(self.steps) > MAX_HISTORY + 1:
             self.steps = [self.steps[0], *self.steps[-MAX_HISTORY:]]
+        while len(self.steps) > 2 and tensors_bytes(self.steps) > HISTORY_BYTES:  # and a byte cap (app.limits)
+            del self.steps[1]
         self.cursor = len(self.steps) - 1
 
     def replace_current(self, step: Step) -> None:

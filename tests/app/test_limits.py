@@ -269,3 +269,21 @@ def test_heavy_calls_take_one_lane_and_light_ones_pass_beside_it():
     for t in heavy:
         t.join(30)
     assert started.count("big") == 3 and lane._inside == 0
+
+
+def test_history_is_capped_by_bytes(monkeypatch):
+    """Edit steps of 1 MiB each under a 5 MiB history cap: the oldest edit steps go, the loaded INR (step 0)
+    and the newest stay; a tensor shared by two steps is counted once."""
+    from app import limits as L
+    from app import session as S
+    from inr.siren import SirenArch
+
+    monkeypatch.setattr(S, "HISTORY_BYTES", 5 * 2**20)
+    arch = SirenArch(hidden=8)
+    st = S.Session.new([torch.zeros(2**18)], arch, 28, "x")  # 1 MiB
+    for i in range(1, 9):
+        st.push(S.Step([torch.full((2**18,), float(i))], f"edit {i}", i))
+        assert L.tensors_bytes(st.steps) <= 5 * 2**20 and st.cursor == len(st.steps) - 1
+    assert [s.edits for s in st.steps] == [0, 5, 6, 7, 8]
+    shared = torch.zeros(2**18)
+    assert L.tensors_bytes([shared, [shared, shared[:10]]]) == 2**20
