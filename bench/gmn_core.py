@@ -241,7 +241,8 @@ def expressivity() -> None:
     variants = {
         "GradMetaNet, product + low-rank (rank 4)": GradMetaNetConfig.for_arch(arch, hidden=32, lowrank=4, **small),
         "GradMetaNet, product decoder only": GradMetaNetConfig.for_arch(arch, hidden=32, lowrank=0, **small),
-        "GradMetaNet, low-rank only": GradMetaNetConfig.for_arch(arch, hidden=32, lowrank=4, product=False, **small),
+        "GradMetaNet, low-rank only": GradMetaNetConfig.for_arch(arch, hidden=32, lowrank=4,
+                                                                 **{**small, "decoder_hidden": 0}),
         "GradMetaNet++ (dim 16, 1 block, rank 4)": GradMetaNetPPConfig.for_arch(
             arch, dim=16, blocks=1, heads=2, pair_hidden=8, lowrank=4, edit_scale_init=0.03
         ),

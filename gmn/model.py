@@ -47,8 +47,7 @@ class GradMetaNetConfig:
     hidden: int = 48
     interaction_layers: int = 3
     deepsets_layers: int = 2
-    product: bool = True  # the ΔW_l[i,j] = MLP₁([z_i, z_j]) decoder on pooled features
-    decoder_hidden: int = 48
+    decoder_hidden: int = 48  # hidden width of the ΔW_l[i,j] = MLP₁([z_i, z_j]) decoder on pooled features; 0 disables
     lowrank: int = 8  # rank of the point-averaged term mean_b Σ_k u_k v_k; 0 disables
     out_channels: int = 1
     edit_scale_init: float | None = 0.01  # learnable per-tensor output scale; None: no scale
@@ -73,10 +72,8 @@ class GradMetaNetPPConfig:
     dim: int = 32
     blocks: int = 2
     heads: int = 4
-    mlp_ratio: int = 2
     pair_hidden: int = 16  # hidden width of the pair MLP (memory N·B·d_l·d_{l-1}·pair_hidden); 0 disables
     lowrank: int = 8  # bilinear part Σ_k u_k v_k; 0 disables
-    pair_chunk: int = 16  # points per chunk of the pair MLP
     out_channels: int = 1
     edit_scale_init: float | None = 0.01
     weight_features: bool = False
@@ -149,14 +146,15 @@ class GradMetaNet(_NeuronModel):
     def __init__(self, config: GradMetaNetConfig):
         super().__init__()
         self.config = cfg = config
-        if not cfg.product and not cfg.lowrank:
-            raise ValueError("GradMetaNetConfig: enable the product decoder or set lowrank > 0")
+        if not cfg.decoder_hidden and not cfg.lowrank:
+            raise ValueError("GradMetaNetConfig: set decoder_hidden > 0 (the product decoder) or lowrank > 0")
         h = cfg.hidden
         self._init_input(cfg, h)
         self.interactions = nn.ModuleList(InteractionLayer(h, h) for _ in range(cfg.interaction_layers))
         self.pool = PoolOverPoints(h, h)
         self.deepsets = nn.ModuleList(DeepSetsLayer(h, h) for _ in range(cfg.deepsets_layers))
-        self.product = ProductDecoder(h, cfg.depth, cfg.out_channels, cfg.decoder_hidden) if cfg.product else None
+        product = cfg.decoder_hidden > 0
+        self.product = ProductDecoder(h, cfg.depth, cfg.out_channels, cfg.decoder_hidden) if product else None
         self.lowrank = LowRankDecoder(h, cfg.depth, cfg.out_channels, cfg.lowrank) if cfg.lowrank else None
 
     def encode(self, neurons: NeuronSet, params: Params | None = None) -> tuple[Tensor, Tensor]:
@@ -187,8 +185,9 @@ class GradMetaNetPP(_NeuronModel):
         super().__init__()
         self.config = cfg = config
         self._init_input(cfg, cfg.dim)
-        self.blocks = nn.ModuleList(PointNeuronBlock(cfg.dim, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.blocks))
-        self.decoder = PairDecoder(cfg.dim, cfg.depth, cfg.out_channels, cfg.pair_hidden, cfg.lowrank, cfg.pair_chunk)
+        self.blocks = nn.ModuleList(PointNeuronBlock(cfg.dim, cfg.heads) for _ in range(cfg.blocks))  # MLP ratio 2
+        # the pair MLP runs 16 points at a time (PairDecoder.chunk, an execution detail, not a size)
+        self.decoder = PairDecoder(cfg.dim, cfg.depth, cfg.out_channels, cfg.pair_hidden, cfg.lowrank)
 
     def encode(self, neurons: NeuronSet, params: Params | None = None) -> Tensor:
         """Point-level features (N, B, n, dim) after the attention blocks."""

@@ -145,8 +145,10 @@ def _gmn(**kw):
 
 
 def _pp(**kw):
-    sizes = dict(dim=H, blocks=1, heads=2, pair_hidden=4, lowrank=2, pair_chunk=3)
-    return GradMetaNetPP(GradMetaNetPPConfig.for_arch(ARCH, **{**sizes, **kw}))
+    sizes = dict(dim=H, blocks=1, heads=2, pair_hidden=4, lowrank=2)
+    model = GradMetaNetPP(GradMetaNetPPConfig.for_arch(ARCH, **{**sizes, **kw}))
+    model.decoder.chunk = 3  # points per chunk of the pair MLP: several chunks
+    return model
 
 
 MODELS = {

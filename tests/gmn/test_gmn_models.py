@@ -104,4 +104,22 @@ def test_config_errors_are_actionable():
     with pytest.raises(ValueError, match="pass the INRs' params"):
         GradMetaNet(GradMetaNetConfig(weight_features=True))(ns)
     with pytest.raises(ValueError, match="lowrank"):
-        GradMetaNet(GradMetaNetConfig(product=False, lowrank=0))
+        GradMetaNet(GradMetaNetConfig(decoder_hidden=0, lowrank=0))
+
+
+def test_model_configs_have_at_most_12_fields_and_decoder_hidden_0_drops_the_product_decoder():
+    """Issue 27's figure for the configs an editor nests; decoder_hidden = 0 is the low-rank-only GradMetaNet."""
+    from gmn.baselines import FlatMLPConfig
+    from gmn.curvature import PredictorConfig
+    from gmn.editors import EditorConfig
+    from gmn.graph import NGNetConfig
+
+    for cfg in (EditorConfig, GradMetaNetConfig, GradMetaNetPPConfig, WSNetConfig, NGNetConfig, FlatMLPConfig,
+                PredictorConfig):
+        assert len(cfg.__dataclass_fields__) <= 12, cfg.__name__
+    arch = SirenArch(hidden=8, layers=2)
+    ns = decompose_gradients(init_params(arch), arch, torch.zeros(4, 2), objective=mse(torch.zeros(4, 1)))
+    low = GradMetaNet(GradMetaNetConfig(decoder_hidden=0, lowrank=3, hidden=6))
+    both = GradMetaNet(GradMetaNetConfig(decoder_hidden=5, lowrank=3, hidden=6))
+    assert low.product is None and both.product is not None
+    assert [t.shape for t in low(ns)] == [t.shape for t in both(ns)]
