@@ -43,6 +43,7 @@ from gmn.lm_optim import (
     validate,
 )
 from gmn.transformer import TEST_TEXTS, VAL_TEXTS, GPTConfig, load_text
+from inr.home import say_where
 
 SIZE = GPTConfig(width=48, heads=4, layers=2)
 TUNE_LRS = (1e-3, 2e-3, 3e-3, 5e-3)  # 5e-3 is already far worse than 2e-3 (2.60 vs 2.31)
@@ -148,6 +149,7 @@ def measure(seeds: int, run: Path | None, texts: tuple[str, ...] = TEST_TEXTS) -
     # files' contents), so an interrupted benchmark resumes and a rerun only rewrites the section
     key = hashlib.sha256(SHIPPED.read_bytes() + other_path(run).read_bytes()).hexdigest()[:16]
     cache_path = data_home() / "bench" / "lm_optim_runs.json"
+    say_where("bench.lm_optim runs", cache_path.parent)
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     cache = cache if cache.get("key") == key else {"key": key}
     reused = 0

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -42,6 +41,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
+
+from inr.home import data_home, say_where
 
 from .modelfile import load_module, save_module
 from .transformer import GPT, TRAIN_TEXTS, VAL_TEXTS, GPTConfig, batches, lm_loss, load_text, split_text
@@ -554,11 +555,6 @@ def metatrain(cfg: LMMetaTrainConfig, log=print) -> dict:
     return {v: r[3] for v, r in runs.items()}
 
 
-def data_home() -> Path:
-    """$GMN_HOME, default ~/.cache/gmn-inr: where runs live (never inside the checkout)."""
-    return Path(os.environ.get("GMN_HOME", Path.home() / ".cache" / "gmn-inr"))
-
-
 def main(argv: list[str] | None = None) -> int:
     """`python -m gmn.lm_optim [--out DIR] [--minutes M]`: meta-train both variants (resumable)."""
     ap = argparse.ArgumentParser(prog="python -m gmn.lm_optim", description=main.__doc__)
@@ -574,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     from .lm import ADAM_LR
 
     torch.set_num_threads(1)
+    say_where("gmn.lm_optim meta-training run", args.out)
     cfg = LMMetaTrainConfig(out=args.out, minutes=args.minutes, horizon=args.horizon, unroll=args.unroll,
                             val_every=args.val_every, seed=args.seed, meta_lr=args.meta_lr,
                             optimizer={"alpha": args.alpha or ADAM_LR})
