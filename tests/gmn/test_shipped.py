@@ -50,7 +50,21 @@ def test_shipped_editor_is_small_carded_and_edits(path):
     assert sum(after) < 0.8 * sum(before), (before, after)
 
 
-OPTIMIZERS = sorted((ASSETS / "optimizers").glob("*.safetensors"))
+OPTIMIZERS = sorted(p for p in (ASSETS / "optimizers").glob("*.safetensors") if not p.stem.startswith("lm-"))
+LM_OPTIMIZERS = sorted((ASSETS / "optimizers").glob("lm-*.safetensors"))  # learned optimizers for small GPTs
+
+
+@pytest.mark.parametrize("path", LM_OPTIMIZERS, ids=[p.stem for p in LM_OPTIMIZERS])
+def test_shipped_lm_optimizer_is_small_carded_and_loads(path):
+    """A shipped optimizer for small GPTs is a small safetensors file whose JSON card names its command, data and
+    measured metrics, and it loads through its own reader (not the SIREN optimizer's)."""
+    from gmn.lm_optim import load_lm_optimizer
+
+    assert path.stat().st_size < 5e6
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert "python -m" in card["command"] and card["data"] and card["metrics"]["steps_vs_adam_median"] > 0
+    net, meta = load_lm_optimizer(path)
+    assert net.num_parameters() == card["parameters"] == meta["parameters"]
 
 
 @pytest.mark.parametrize("path", OPTIMIZERS, ids=[p.stem for p in OPTIMIZERS])
