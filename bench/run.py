@@ -21,7 +21,7 @@ QUICK = [
     ["bench.fitting", "report"],  # ~20 min: steps and time to 30/35/40 dB per fitting method; editability
     ["bench.curves"],  # seconds: the shipped editors' learning curves
     ["bench.paper_sizes"],  # ~8 min: the paper's editor sizes, their file, forward and training-step cost here
-    ["bench.editor_resolution"],  # ~20 min the first time, ~3 min cached: colour editors at 256/512/1024 px
+    ["bench.editor_resolution"],  # ~15 min the first time, ~10 s cached: colour editors at 256/512/1024 px
 ]
 LONG = [
     ["bench.editors", "train", "--task", "dilate", "--data", "mnist5k", "--jobs", "2"],
