@@ -357,10 +357,8 @@ def _cmd_curvature(args) -> None:
         print(line)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m gmn", description="GradMetaNet editors: train, edit, evaluate")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-
+def _add_train_parser(sub) -> None:
+    """The `train` subcommand's options."""
     p = sub.add_parser("train", help="train an editor (resumes from DIR/last.safetensors)")
     p.add_argument("--task", choices=TASKS, default="dilate")
     p.add_argument("--data", choices=["mnist5k", "mnist5k-aug", "patches", "tiles", "lfw"], default="mnist5k")
@@ -387,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(run=_cmd_train)
 
+
+def _add_edit_parser(sub) -> None:
+    """The `edit` subcommand's options."""
     p = sub.add_parser("edit", help="edit an INR file")
     p.add_argument("inr")
     p.add_argument("--editor", required=True, help="registry name or .safetensors path")
@@ -405,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(run=_cmd_edit)
 
+
+def _add_eval_parser(sub) -> None:
+    """The `eval` subcommand's options."""
     p = sub.add_parser("eval", help="evaluate an editor against the baselines")
     p.add_argument("--editor", required=True)
     p.add_argument("--data", default=None)
@@ -415,9 +419,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--zoo", default=None)
     p.set_defaults(run=_cmd_eval)
 
+
+def _add_editors_parser(sub) -> None:
+    """The `editors` subcommand's options."""
     p = sub.add_parser("editors", help="list the editor registry")
     p.set_defaults(run=_cmd_editors)
 
+
+def _add_fit_parser(sub) -> None:
+    """The `fit` subcommand's options."""
     from inr.__main__ import add_fit_arguments
 
     p = sub.add_parser("fit", help="fit a SIREN to an image (learned optimizer or Adam), as `python -m inr fit`")
@@ -430,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="learned-optimizer file (default: the shipped one for the image's channels and width)")
     p.set_defaults(run=_cmd_fit)
 
+
+def _add_metatrain_parser(sub) -> None:
+    """The `metatrain` subcommand's options."""
     p = sub.add_parser("metatrain", help="meta-train the learned optimizer (resumes from DIR/last.safetensors)")
     p.add_argument("--out", required=True)
     p.add_argument("--minutes", type=float, default=30.0, help="budget in process CPU-minutes")
@@ -457,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(run=_cmd_metatrain)
 
+
+def _add_curvature_parser(sub) -> None:
+    """The `curvature` subcommand's options."""
     p = sub.add_parser("curvature", help="per-layer Fisher diagonal of an INR (plain and predicted)")
     p.add_argument("inr")
     p.add_argument("--points", type=int, default=128, help="points uniform in [-1,1]^d (default 128)")
@@ -465,17 +481,43 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_cmd_curvature)
 
+
+def _add_apply_parser(sub) -> None:
+    """The `apply` subcommand's options."""
     p = sub.add_parser("apply", help="apply a recipe (a JSON list of edits, gmn/recipe.py) to INR files or images")
     p.add_argument("recipe")
     p.add_argument("inputs", nargs="+", metavar="IN", help="INR .safetensors files or images (fitted first)")
     p.add_argument("-o", "--output", required=True, help="folder for the edited INRs (IN's stem.safetensors)")
     p.set_defaults(run=_cmd_apply)
 
+
+def _add_lm_parser(sub) -> None:
+    """The `lm` subcommand's options."""
     from .lm import add_lm_arguments
 
     p = sub.add_parser("lm", help="train a small GPT on a text file with Adam or the learned optimizer")
     add_lm_arguments(p)  # prints `loss X after N steps, T s`
 
+
+PARSERS = {  # subcommand -> the function that adds its parser (each sets its handler as `run`)
+    "train": _add_train_parser,
+    "edit": _add_edit_parser,
+    "eval": _add_eval_parser,
+    "editors": _add_editors_parser,
+    "fit": _add_fit_parser,
+    "metatrain": _add_metatrain_parser,
+    "curvature": _add_curvature_parser,
+    "apply": _add_apply_parser,
+    "lm": _add_lm_parser,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `python -m gmn` parser: one subparser per PARSERS entry, each with --threads and the shared types."""
+    ap = argparse.ArgumentParser(prog="python -m gmn", description="GradMetaNet editors: train, edit, evaluate")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for add in PARSERS.values():
+        add(sub)
     for name, sp in sub.choices.items():  # every command takes --threads (fit and edit choose by the work's size)
         if name not in ("edit", "fit"):
             sp.add_argument("--threads", type=int, default=None, help="torch threads (default: every core)")
@@ -483,7 +525,12 @@ def main(argv: list[str] | None = None) -> int:
 
     for name, sp in sub.choices.items():
         checks.apply_types(sp, {**INR_TYPES, **TYPES, **COMMAND_TYPES.get(name, {})})
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one `python -m gmn` subcommand; returns the exit code (2: a one-line error, 130: interrupted)."""
+    args = build_parser().parse_args(argv)
     try:
         if args.cmd not in ("edit", "fit") and args.threads is not None:
             from inr.threads import set_threads
