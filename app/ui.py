@@ -400,7 +400,9 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                     curve = gr.LinePlot(None, x="step", y="loss", color="split",
                                         color_map={"train": "#1f5fbf", "val": "#e8730c"},
                                         label="Loss: train (blue), validation (orange)", x_title="step",
-                                        y_title="loss (MSE)", elem_id="loss-plot", height=300)
+                                        y_title="loss (MSE)", elem_id="loss-plot", height=300,
+                                        color_title=" ",  # the colours are named in the label: no stray "split"
+                                        x_axis_format="d")  # whole steps: no tick like "121.000000"
                     gr.Markdown("### Evaluate, publish, delete")
                     with gr.Row():
                         eval_name = gr.Dropdown(H.evaluable(settings), label="Editor or finished run",
