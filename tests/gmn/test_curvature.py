@@ -158,7 +158,9 @@ def test_cli(tmp_path, capsys, sets):
     assert main(["curvature", str(inr), "--plain-only"]) == 0
     assert "pred mean" not in capsys.readouterr().out
     assert main(["curvature", str(tmp_path / "missing.safetensors")]) == 2
-    assert main(["curvature", str(inr), "--points", "0"]) == 2
+    with pytest.raises(SystemExit) as refused:  # an out-of-range count is refused by the parser (inr.checks)
+        main(["curvature", str(inr), "--points", "0"])
+    assert refused.value.code == 2
     assert main(["curvature", str(inr), "--predictor", str(inr)]) == 2  # an INR file is not a predictor
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a safetensors file")
