@@ -198,13 +198,6 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, on_val: Calla
             return state["step"] >= cfg.steps
         return budget is not None and state["elapsed"] >= budget
 
-    def validate() -> float:
-        editor.eval()
-        with torch.no_grad():
-            errs = [edit_loss(editor, _to(b, device), arch, grid, clamp=True) for b in val_batches]
-        editor.train()
-        return torch.cat(errs).mean().item()
-
     bar = None
     if progress and rank == 0:
         from tqdm import tqdm
@@ -216,19 +209,7 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, on_val: Calla
     while not done():
         step = state["step"]
         prog = step / cfg.steps if cfg.steps else state["elapsed"] / budget if budget else 0.0
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * _lr_factor(cfg, step, prog)
-        seed = (cfg.seed * 1_000_003 + step) * world + rank
-        idx = torch.randint(len(train_data), (cfg.batch,), generator=torch.Generator().manual_seed(seed))
-        batch = train_data.batch(idx, cfg.points, seed=seed)
-        if cfg.augment:
-            batch.params = sign_flip(batch.params, torch.Generator().manual_seed(seed + 17))
-        batch = _to(batch, device)
-        loss = edit_loss(model, batch, arch, grid, outside_weight=cfg.outside_weight).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(editor.parameters(), cfg.clip)
-        opt.step()
+        loss = _train_step(cfg, model, editor, opt, train_data, arch, grid, device, step, prog, world, rank)
         losses.append(loss.item())
         now, cnow = time.perf_counter(), clock()
         state["wall"] = state.get("wall", 0.0) + now - t_last
@@ -249,7 +230,7 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, on_val: Calla
             bar.refresh()
         if state["step"] % val_every == 0 or done() or stop:
             if rank == 0:
-                val = validate()
+                val = _validate(editor, val_batches, arch, grid, device)
                 entry = {"step": state["step"], "elapsed": round(state["elapsed"], 2), "wall": round(state["wall"], 2),
                          "train": sum(losses) / max(len(losses), 1), "val": val,
                          "lr": opt.param_groups[0]["lr"]}
@@ -274,18 +255,52 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, on_val: Calla
             break
     if bar is not None:
         bar.close()
-    if world > 1:  # DDP keeps replicas identical: check it, and record it for the tests and the card
-        import torch.distributed as dist
-
-        flat = torch.cat([p.detach().flatten().cpu() for p in editor.parameters()])
-        gathered = [torch.empty_like(flat) for _ in range(world)]
-        dist.all_gather(gathered, flat)
-        diff = max((g - gathered[0]).abs().max().item() for g in gathered)
-        if rank == 0:
-            (out / "ddp.json").write_text(json.dumps({"world": world, "max_abs_diff_between_ranks": diff}))
-            quiet(f"{world} ranks hold identical weights (max |Δ| = {diff:g})" if diff == 0 else
-                  f"warning: ranks differ by up to {diff:g}")
+    if world > 1:
+        _check_replicas(editor, out, rank, world, quiet)
     return state
+
+
+def _validate(editor: Editor, val_batches: list, arch, grid: torch.Tensor, device: torch.device) -> float:
+    """The editor's mean clamped edit loss over the validation batches (in eval mode, no gradients)."""
+    editor.eval()
+    with torch.no_grad():
+        errs = [edit_loss(editor, _to(b, device), arch, grid, clamp=True) for b in val_batches]
+    editor.train()
+    return torch.cat(errs).mean().item()
+
+
+def _train_step(cfg: TrainConfig, model, editor: Editor, opt, train_data: EditData, arch, grid: torch.Tensor,
+                device: torch.device, step: int, prog: float, world: int, rank: int) -> torch.Tensor:
+    """One optimiser step of `train` on this rank's batch of step `step` (lr scheduled by `prog`, the fraction of
+    the budget spent); returns the batch's mean loss (before the step)."""
+    for g in opt.param_groups:
+        g["lr"] = cfg.lr * _lr_factor(cfg, step, prog)
+    seed = (cfg.seed * 1_000_003 + step) * world + rank
+    idx = torch.randint(len(train_data), (cfg.batch,), generator=torch.Generator().manual_seed(seed))
+    batch = train_data.batch(idx, cfg.points, seed=seed)
+    if cfg.augment:
+        batch.params = sign_flip(batch.params, torch.Generator().manual_seed(seed + 17))
+    batch = _to(batch, device)
+    loss = edit_loss(model, batch, arch, grid, outside_weight=cfg.outside_weight).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(editor.parameters(), cfg.clip)
+    opt.step()
+    return loss
+
+
+def _check_replicas(editor: Editor, out: Path, rank: int, world: int, quiet: Callable[[str], None]) -> None:
+    """DDP keeps replicas identical: check it, and record it (OUT/ddp.json) for the tests and the card."""
+    import torch.distributed as dist
+
+    flat = torch.cat([p.detach().flatten().cpu() for p in editor.parameters()])
+    gathered = [torch.empty_like(flat) for _ in range(world)]
+    dist.all_gather(gathered, flat)
+    diff = max((g - gathered[0]).abs().max().item() for g in gathered)
+    if rank == 0:
+        (out / "ddp.json").write_text(json.dumps({"world": world, "max_abs_diff_between_ranks": diff}))
+        quiet(f"{world} ranks hold identical weights (max |Δ| = {diff:g})" if diff == 0 else
+              f"warning: ranks differ by up to {diff:g}")
 
 
 def _to(batch, device):
