@@ -263,25 +263,20 @@ def _budget(card: dict) -> str:
     return out
 
 
-def cmd_report(args) -> None:
-    from gmn.data import EditData
-    from gmn.editors import load_editor
+def _baseline_rows(test, val, B: int, paint: bool) -> tuple[list[list], dict, float | None, dict]:
+    """The report's rows without learning: no edit, the objective reached exactly (filters), Adam on the same B
+    points and on the full target (K = 1, 10, 100, lr tuned on val), nearest-point painting (paint). Returns
+    (rows, no-edit errors, the objective's floor or None for paint, {K: (Adam-on-points MSE, lr)})."""
     from gmn.evaluate import (
-        eval_set,
         nearest_point_paint,
         no_edit_errors,
         objective_floor,
         run_adam,
-        run_editor,
         tune_adam_lr,
         tune_nearest_alpha,
     )
 
-    torch.manual_seed(0)
-    paint = args.task == "paint"
-    test = eval_set(EditData.from_zoo(args.data, "test", args.task))
-    val = eval_set(EditData.from_zoo(args.data, "val", args.task, limit=200))
-    B = args.points
+    floor = None
     none = no_edit_errors(test)
     rows = [["no edit", "—", *_mse_cells([none], paint), "—", "—", "—"]]
     if not paint:
@@ -308,11 +303,19 @@ def cmd_report(args) -> None:
         rows.append([f"nearest-point painting (α {alpha:g}; a pixel image, not an INR)",
                      f"mask and target at {B} points", *_mse_cells([r], paint), "", "—", "—"])
         print(rows[-1], flush=True)
-    best_adam = min(v[0] for v in adam_pts.values())
+    return rows, none, floor, adam_pts
+
+
+def _learned_rows(args, test, B: int, paint: bool, best_adam: float, rows: list[list],
+                  test_mse: dict[Path, float]) -> tuple[list[Path], dict[str, list[dict]]]:
+    """One row per trained method (mean over its finished runs' best checkpoints), appended to `rows`; each
+    run's test MSE goes into `test_mse`. Returns (the runs' checkpoint paths, {method: per-run results})."""
+    from gmn.editors import load_editor
+    from gmn.evaluate import run_editor
+
     results: dict[str, list[dict]] = {}
     latency: dict[str, float] = {}
     overrides: dict[str, dict] = {}  # EditorConfig overrides of a variant (--model)
-    test_mse: dict[Path, float] = {}  # per run / shipped file
     budgets: dict[str, list[str]] = {}  # per method: each run's steps and CPU-minutes
     # only finished runs (done.json): an interrupted run resumes on the next `train` and is not reported
     runs = sorted(p.parent / "best.safetensors" for p in run_dir(args.data, args.task).glob("*/done.json"))
@@ -339,7 +342,16 @@ def cmd_report(args) -> None:
             rows.append([f"**{kind}** ({n} seed{'s' if n > 1 else ''})", info,
                          *_mse_cells(results[kind], paint), f"{m / best_adam:.2f}×", f"{latency[kind] * 1000:.2f}",
                          "; ".join(dict.fromkeys(budgets[kind]))])
-    # the shipped editors of this task and dataset (assets/editors), as their own rows
+    return runs, results
+
+
+def _shipped_rows(args, test, B: int, paint: bool, best_adam: float, rows: list[list],
+                  test_mse: dict[Path, float]) -> list[Path]:
+    """One row per shipped editor (assets/editors) of this task tested on this test zoo, appended to `rows`;
+    returns their files."""
+    from gmn.editors import load_editor
+    from gmn.evaluate import run_editor
+
     shipped = []
     for card_path in sorted((ROOT / "assets" / "editors").glob("*.json")):
         card = json.loads(card_path.read_text())
@@ -358,7 +370,11 @@ def cmd_report(args) -> None:
                      _info(editor.config.kind, args.task), *_mse_cells([r], paint), f"{r['mse'] / best_adam:.2f}×",
                      f"{r['seconds_per_inr'] * 1000:.2f}", _budget(card)])
         print(rows[-1], flush=True)
-    mse_cols = ["inside mask MSE", "outside MSE", "total MSE"] if paint else ["test MSE", "MSE to the objective"]
+    return shipped
+
+
+def _report_intro(args, test, B: int, paint: bool, floor: float | None) -> str:
+    """The report's opening paragraph: what the test is and how each number is measured."""
     if paint:
         intro = (
             f"Paint on test INRs with synthetic strokes: each test INR gets 1–3 brush strokes or ellipse blobs "
@@ -379,6 +395,85 @@ def cmd_report(args) -> None:
                  f"against the objective every method is given (the {args.task} of the INR's own render). Their "
                  f"difference is the fit's error seen through the filter: an edit that reaches the objective "
                  f"exactly scores {sci(floor)} against the reference (row 2). ")
+    return intro
+
+
+def _points_tables(args, test, val, B: int, paint: bool, results: dict[str, list[dict]], adam_pts: dict,
+                   runs: list[Path], shipped: list[Path], test_mse: dict[Path, float]) -> str:
+    """MSE against the number of points B (the best editor vs Adam on the same points) and, where the width-64
+    test zoo is built, the width transfer of every run and shipped editor."""
+    from gmn.data import EditData, zoo_path
+    from gmn.editors import load_editor
+    from gmn.evaluate import eval_set, no_edit_errors, run_adam, run_editor, tune_adam_lr
+
+    best_kind = min(results, key=lambda k: statistics.mean(r["mse"] for r in results[k]))
+    best_k = min(adam_pts, key=lambda k: adam_pts[k][0])
+    best_path = min((p for p in runs if method_of(p.parent.name) == best_kind),
+                    key=lambda p: load_editor(p)[1]["metrics"]["val_mse"])
+    editor, _ = load_editor(best_path)
+    # when the best editor reads no points (ws), also show the best one that reads gradients
+    grads = [k for k in results if k.split("-")[0] in ("gmn", "ws+gmn", "ng+gmn", "gmnpp")]
+    grad_kind = min(grads, key=lambda k: statistics.mean(r["mse"] for r in results[k])) if grads else None
+    grad_editor = None
+    if grad_kind and best_kind.split("-")[0] in ("ws", "ng"):
+        grad_editor = load_editor(min((p for p in runs if method_of(p.parent.name) == grad_kind),
+                                      key=lambda p: load_editor(p)[1]["metrics"]["val_mse"]))[0]
+    side = test.data.side
+    brows = []
+    for b in (16, 64, 256, side * side):
+        e = run_editor(editor, test, points=b)
+        g = [sci(run_editor(grad_editor, test, points=b)["mse"])] if grad_editor else []
+        lr, _ = tune_adam_lr(val, points=b, steps=best_k)
+        a = run_adam(test, points=b, steps=best_k, lr=lr)
+        inside = [sci(e["inside"]), sci(a["inside"])] if paint else []
+        brows.append([b if b < side * side else f"{b} (all pixels)", sci(e["mse"]), *g,
+                      f"{sci(a['mse'])} (lr {lr:g})", *inside, f"{e['mse'] / a['mse']:.2f}×"])
+        print("B", brows[-1], flush=True)
+    inside_cols = ["editor inside MSE", "Adam inside MSE"] if paint else []
+    grad_cols = [f"{grad_kind} MSE (reads the gradients)"] if grad_editor else []
+    body = (f"\n\nMSE against the number of sampled points B: the best editor ({best_kind}, "
+             f"`{best_path.parent.name}`) vs Adam on the same points (K={best_k}, lr tuned on val per B).\n\n"
+             + table(["B", "editor MSE", *grad_cols, "Adam on points MSE", *inside_cols, "ratio"], brows))
+
+    wide = zoo_path(args.data, "test-w64")  # an augmented dataset's is the real test images' zoo
+    if (wide / "zoo.json").exists():
+        wtest = eval_set(EditData.from_zoo(args.data, "test-w64", args.task))
+        wrows = []
+        for path in runs + shipped:
+            editor, _ = load_editor(path)
+            if editor.config.kind == "mlp":
+                continue
+            editor.config.widths = None  # measured even where it refuses other widths (that is the point)
+            m32 = test_mse[path]  # the width-32 figure of the table above
+            m64 = run_editor(editor, wtest, points=B)["mse"]
+            name = f"shipped `{path.stem}`" if path in shipped else path.parent.name
+            wrows.append([name, sci(m32), sci(m64), f"{m64 / m32:.2f}×"])
+        body += (f"\n\nWidth transfer: editors trained on width-32 INRs, applied to width-64 INRs of the same "
+                 f"test images (zoo `{wide.name}`, no edit {sci(no_edit_errors(wtest)['mse'])}). "
+                 f"Limit ≤ {WIDTH_LIMIT}× (above it `ship` makes the editor refuse other widths).\n\n"
+                 + table(["run", "width 32 MSE", "width 64 MSE", "ratio"], wrows))
+    return body
+
+
+def cmd_report(args) -> None:
+    """Evaluate every finished run of (data, task) and the shipped editors against the baselines on the test
+    split; writes the BENCHMARKS section `editors-DATA-TASK`."""
+    from gmn.data import EditData
+    from gmn.editors import load_editor
+    from gmn.evaluate import eval_set
+
+    torch.manual_seed(0)
+    paint = args.task == "paint"
+    test = eval_set(EditData.from_zoo(args.data, "test", args.task))
+    val = eval_set(EditData.from_zoo(args.data, "val", args.task, limit=200))
+    B = args.points
+    rows, none, floor, adam_pts = _baseline_rows(test, val, B, paint)
+    best_adam = min(v[0] for v in adam_pts.values())
+    test_mse: dict[Path, float] = {}  # per run / shipped file
+    runs, results = _learned_rows(args, test, B, paint, best_adam, rows, test_mse)
+    shipped = _shipped_rows(args, test, B, paint, best_adam, rows, test_mse)
+    mse_cols = ["inside mask MSE", "outside MSE", "total MSE"] if paint else ["test MSE", "MSE to the objective"]
+    intro = _report_intro(args, test, B, paint, floor)
     body = (
         f"{intro}{len(test.data)} test INRs; learned editors at their best-validation checkpoint; the "
         f"training budget of a row is that checkpoint's (steps and CPU-minutes of 1 process, 1 thread, "
@@ -392,53 +487,7 @@ def cmd_report(args) -> None:
         body += "\n\nFigures (mean test MSE from the table above):\n\n" + "\n".join(f"- {c}" for c in checks)
     # MSE against the number of points B: the best editor vs Adam on the same points
     if results:
-        best_kind = min(results, key=lambda k: statistics.mean(r["mse"] for r in results[k]))
-        best_k = min(adam_pts, key=lambda k: adam_pts[k][0])
-        best_path = min((p for p in runs if method_of(p.parent.name) == best_kind),
-                        key=lambda p: load_editor(p)[1]["metrics"]["val_mse"])
-        editor, _ = load_editor(best_path)
-        # when the best editor reads no points (ws), also show the best one that reads gradients
-        grads = [k for k in results if k.split("-")[0] in ("gmn", "ws+gmn", "ng+gmn", "gmnpp")]
-        grad_kind = min(grads, key=lambda k: statistics.mean(r["mse"] for r in results[k])) if grads else None
-        grad_editor = None
-        if grad_kind and best_kind.split("-")[0] in ("ws", "ng"):
-            grad_editor = load_editor(min((p for p in runs if method_of(p.parent.name) == grad_kind),
-                                          key=lambda p: load_editor(p)[1]["metrics"]["val_mse"]))[0]
-        side = test.data.side
-        brows = []
-        for b in (16, 64, 256, side * side):
-            e = run_editor(editor, test, points=b)
-            g = [sci(run_editor(grad_editor, test, points=b)["mse"])] if grad_editor else []
-            lr, _ = tune_adam_lr(val, points=b, steps=best_k)
-            a = run_adam(test, points=b, steps=best_k, lr=lr)
-            inside = [sci(e["inside"]), sci(a["inside"])] if paint else []
-            brows.append([b if b < side * side else f"{b} (all pixels)", sci(e["mse"]), *g,
-                          f"{sci(a['mse'])} (lr {lr:g})", *inside, f"{e['mse'] / a['mse']:.2f}×"])
-            print("B", brows[-1], flush=True)
-        inside_cols = ["editor inside MSE", "Adam inside MSE"] if paint else []
-        grad_cols = [f"{grad_kind} MSE (reads the gradients)"] if grad_editor else []
-        body += (f"\n\nMSE against the number of sampled points B: the best editor ({best_kind}, "
-                 f"`{best_path.parent.name}`) vs Adam on the same points (K={best_k}, lr tuned on val per B).\n\n"
-                 + table(["B", "editor MSE", *grad_cols, "Adam on points MSE", *inside_cols, "ratio"], brows))
-        from gmn.data import zoo_path
-
-        wide = zoo_path(args.data, "test-w64")  # an augmented dataset's is the real test images' zoo
-        if (wide / "zoo.json").exists():
-            wtest = eval_set(EditData.from_zoo(args.data, "test-w64", args.task))
-            wrows = []
-            for path in runs + shipped:
-                editor, _ = load_editor(path)
-                if editor.config.kind == "mlp":
-                    continue
-                editor.config.widths = None  # measured even where it refuses other widths (that is the point)
-                m32 = test_mse[path]  # the width-32 figure of the table above
-                m64 = run_editor(editor, wtest, points=B)["mse"]
-                name = f"shipped `{path.stem}`" if path in shipped else path.parent.name
-                wrows.append([name, sci(m32), sci(m64), f"{m64 / m32:.2f}×"])
-            body += (f"\n\nWidth transfer: editors trained on width-32 INRs, applied to width-64 INRs of the same "
-                     f"test images (zoo `{wide.name}`, no edit {sci(no_edit_errors(wtest)['mse'])}). "
-                     f"Limit ≤ {WIDTH_LIMIT}× (above it `ship` makes the editor refuse other widths).\n\n"
-                     + table(["run", "width 32 MSE", "width 64 MSE", "ratio"], wrows))
+        body += _points_tables(args, test, val, B, paint, results, adam_pts, runs, shipped, test_mse)
     if not paint and shipped:
         body += "\n\n" + _chain_table(EditData.from_zoo(args.data, "test", args.task, limit=128), shipped, B)
     copies = sorted({load_editor(p)[0].config.copies for p in runs} - {1})
