@@ -7,6 +7,7 @@
     python -m gmn eval --editor NAME_OR_PATH [--split test] [--points 64]
     python -m gmn editors                                                # list the registry
     python -m gmn curvature INR.safetensors [--points 128] [--predictor PATH]   # Fisher diagonal per layer
+    python -m gmn curvature --gpt TEXTFILE [--width 48 --heads 4 --layers 1 --steps 150 --seed S]  # of a small GPT
     python -m gmn fit IMAGE -o OUT.safetensors [--optimizer learned|adam] [--steps N] [--target-psnr DB]
     python -m gmn metatrain --out DIR [--minutes 30] [--no-gmn]          # meta-train the learned optimizer
     python -m gmn lm TEXTFILE --optimizer adam|learned [--steps N] [--target-loss L] [--seed S]  # small GPT
@@ -48,7 +49,10 @@ TYPES = {
     "es_sigma": checks.real(0, 10, open_low=True), "horizon": checks.integer(1, 100_000),
     "meta_lr": checks.real(0, 1, open_low=True),
 }
-COMMAND_TYPES = {"curvature": {"points": checks.integer(1, 65_536)}}
+COMMAND_TYPES = {"curvature": {
+    "points": checks.integer(1, 65_536), "width": checks.integer(4, 512), "heads": checks.integer(1, 64),
+    "layers": checks.integer(1, 8), "steps": checks.integer(0, 100_000), "sequences": checks.integer(2, 4096),
+    "reference": checks.integer(16, 65_536), "gpt": checks.nonempty}}
 MAX_MODEL_PARAMS = 100_000_000  # an editor or learned optimizer that --model sizes (400 MB of float32)
 
 
@@ -322,7 +326,42 @@ def _cmd_metatrain(args) -> None:
           f"({state['episode']} episodes, {state['cpu'] / 60:.1f} CPU-min)")
 
 
+def _cmd_curvature_gpt(args) -> None:
+    """`gmn curvature --gpt TEXTFILE`: plain estimator vs the transformer predictor, per map kind (DESIGN.md §13)."""
+    from .transformer import GPTConfig, load_text, text_path
+    from .transformer_curvature import SEQ, SHIPPED, compare_on_text, load_predictor
+
+    if args.inr is not None:
+        raise ValueError("give an INR file or --gpt TEXTFILE, not both")
+    if args.points is not None:
+        raise ValueError("--points is for INR files; with --gpt the gradient set has --sequences sequences")
+    if args.width % args.heads:
+        raise ValueError(f"--width {args.width} is not divisible by --heads {args.heads}")
+    text = load_text(checks.input_file(text_path(args.gpt), "text file", flag="--gpt"))
+    path = None if args.plain_only else Path(args.predictor or SHIPPED)
+    model = load_predictor(path)[0] if path is not None else None
+    cfg = GPTConfig(width=args.width, heads=args.heads, layers=args.layers, block=SEQ)
+    res = compare_on_text(text, cfg, steps=args.steps, seed=args.seed, predictor=model, sequences=args.sequences,
+                          reference=args.reference)
+    print(f"{Path(args.gpt).name}: GPT {args.width}w·{args.heads}h·{args.layers}L, {args.steps} Adam steps on the "
+          f"first 90% (last batch loss {res['train_loss']:.3f}); Fisher diagonal of the block maps from "
+          f"{args.sequences} held-out sequences of {SEQ} bytes vs the reference over {args.reference} "
+          f"(seed {args.seed})")
+    print(f"predictor: {path if model is not None else 'none (plain estimator only)'}")
+    print(f"{'map':6s} {'plain nMSE':>11s}" + (f" {'pred nMSE':>11s} {'change':>8s}" if model is not None else ""))
+    for kind, plain in res["plain"].items():
+        line = f"{kind:6s} {plain:11.4f}"
+        if model is not None:
+            pred = res["predictor"][kind]
+            line += f" {pred:11.4f} {100 * (pred / max(plain, 1e-30) - 1):+7.1f}%"
+        print(line)
+
+
 def _cmd_curvature(args) -> None:
+    if args.gpt is not None:
+        return _cmd_curvature_gpt(args)
+    if args.inr is None:
+        raise ValueError("give an INR file, or --gpt TEXTFILE for a small transformer")
     import torch
 
     from inr.files import load_inr
@@ -330,6 +369,7 @@ def _cmd_curvature(args) -> None:
     from .curvature import default_predictor, fisher_diagonal, load_predictor, output_gradients, uniform_points
 
     inr = load_inr(args.inr, allow_stack=False)
+    args.points = 128 if args.points is None else args.points
     if args.points < 1:
         raise ValueError(f"--points must be at least 1, got {args.points}")
     model = None
@@ -473,12 +513,20 @@ def _add_metatrain_parser(sub) -> None:
 
 def _add_curvature_parser(sub) -> None:
     """The `curvature` subcommand's options."""
-    p = sub.add_parser("curvature", help="per-layer Fisher diagonal of an INR (plain and predicted)")
-    p.add_argument("inr")
-    p.add_argument("--points", type=int, default=128, help="points uniform in [-1,1]^d (default 128)")
+    p = sub.add_parser("curvature", help="per-layer Fisher diagonal of an INR or a small GPT (plain and predicted)")
+    p.add_argument("inr", nargs="?", default=None, help="INR file (or give --gpt TEXTFILE)")
+    p.add_argument("--points", type=int, default=None, help="INR: points uniform in [-1,1]^d (default 128)")
     p.add_argument("--predictor", default=None, help="Fisher predictor file (default: the shipped one, if any)")
     p.add_argument("--plain-only", action="store_true", help="skip the learned predictor")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gpt", default=None, metavar="TEXTFILE",
+                   help="a GPT trained on this file's first 90%%: errors vs its Fisher on the held-out 10%%")
+    p.add_argument("--width", type=int, default=48, help="--gpt: model width (default 48)")
+    p.add_argument("--heads", type=int, default=4, help="--gpt: attention heads (default 4)")
+    p.add_argument("--layers", type=int, default=1, help="--gpt: blocks (default 1)")
+    p.add_argument("--steps", type=int, default=150, help="--gpt: Adam steps before capturing (default 150)")
+    p.add_argument("--sequences", type=int, default=16, help="--gpt: sequences in the gradient set (default 16)")
+    p.add_argument("--reference", type=int, default=512, help="--gpt: sequences of the reference Fisher (default 512)")
     p.set_defaults(run=_cmd_curvature)
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -47,6 +48,9 @@ from .transformer_gmn import (
 MAP_GROUPS = {"q": ("qk", "res"), "k": ("qk", "res"), "v": ("vo", "res"), "o": ("res", "vo"),
               "fc1": ("mlp", "res"), "fc2": ("res", "mlp")}
 PREDICTOR_FORMAT = "gmn-transformer-fisher-predictor"
+# the predictor bench/transformer_curvature.py trained (its card: assets/curvature/fisher-gpt.json)
+SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "curvature" / "fisher-gpt.safetensors"
+SEQ, POINTS, TARGET = 32, 16, 512  # the shipped predictor's sequence length, input and reference sequences
 
 # Fisher from gradient sets
 
@@ -276,3 +280,59 @@ def load_predictor(path) -> tuple[TransformerFisherPredictor, dict]:
     return load_module(path, PREDICTOR_FORMAT, "transformer Fisher predictor", ValueError,
                        lambda config: TransformerFisherPredictor(TransformerPredictorConfig.from_dict(config)))
 
+
+
+# `python -m gmn curvature --gpt TEXTFILE` (docs/DESIGN.md §13)
+
+
+def tensor_errors(pred: list[Tensor], target: list[Tensor]) -> list[float]:
+    """‖F̂_t − F_t‖² / ‖F_t‖² of every tensor t (the terms `item_nmse` averages)."""
+    return [((p - t).pow(2).sum() / t.pow(2).sum().clamp_min(1e-30)).item() for p, t in zip(pred, target, strict=True)]
+
+
+def kind_errors(layout: TransformerLayout, pred: list[Tensor], target: list[Tensor]) -> dict[str, float]:
+    """Mean normalised error per map kind (over its weights and biases in every block), and "total": the
+    mean over all block tensors (= `item_nmse`)."""
+    errs = tensor_errors(pred, target)
+    kinds = [m for m, _, _ in _tensors(layout)]
+    out = {m: sum(e for e, k in zip(errs, kinds, strict=True) if k == m) / kinds.count(m) for m in MAPS}
+    return out | {"total": sum(errs) / len(errs)}
+
+
+def compare_on_text(text: Tensor, config, *, steps: int, seed: int, predictor: TransformerFisherPredictor | None,
+                    sequences: int = POINTS, reference: int = TARGET, lr: float = 3e-3, batch: int = 16) -> dict:
+    """Train a gmn.transformer.GPT (`config`, seeded init) for `steps` Adam steps (lr, batch × SEQ bytes) on the
+    first 90% of `text` (int64 bytes (n,)); on the held-out last 10%, take the gradient set of `sequences`
+    random sequences and the reference Fisher over `reference` more (labels sampled from the model). Returns
+    {"plain": kind_errors, "predictor": kind_errors | None, "train_loss": last batch loss, "cpu_s": ...}."""
+    from .transformer import GPT, batches, lm_loss, split_text, windows
+
+    t0 = time.process_time()
+    train, val = split_text(text)
+    if len(train) < 2 or len(val) < 2:
+        raise ValueError(f"the text has {len(text)} bytes; it needs at least 20 (90% training, 10% held out)")
+    torch.manual_seed(seed)
+    model = GPT(config)
+    model.reset_parameters(torch.Generator().manual_seed(seed))
+    loss = float("nan")
+    if steps > 0:
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        it = batches(train, config.block, batch, torch.Generator().manual_seed(seed + 1))
+        for _ in range(steps):
+            x, y = next(it)
+            step_loss = lm_loss(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            step_loss.backward()
+            opt.step()
+            loss = step_loss.item()
+    T = min(config.block, len(val) - 1)
+    starts = torch.randint(0, len(val) - T, (sequences + reference,), generator=torch.Generator().manual_seed(seed + 2))
+    x, _ = windows(val, config.block, starts)  # (E + M, T)
+    item = make_item(model, x[:sequences], x[sequences:], seed + 3)
+    layout = TransformerLayout.for_gpt(model)
+    pred = None
+    if predictor is not None:
+        with torch.no_grad():
+            pred = kind_errors(layout, predictor(item.neurons, item.plain), item.target)
+    return {"plain": kind_errors(layout, item.plain, item.target), "predictor": pred, "train_loss": loss,
+            "cpu_s": time.process_time() - t0}

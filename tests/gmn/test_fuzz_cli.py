@@ -168,6 +168,7 @@ def test_fuzz_gmn_cli(tmp_path, monkeypatch, capsys):
     import gmn.metatrain
     import gmn.optim
     import gmn.train
+    import gmn.transformer_curvature
     import inr.tiles
     from gmn.__main__ import main
 
@@ -176,7 +177,8 @@ def test_fuzz_gmn_cli(tmp_path, monkeypatch, capsys):
 
     for mod, name in ((gmn.train, "train"), (gmn.metatrain, "metatrain"), (gmn.data, "ensure_zoo"),
                       (gmn.optim, "fit_learned"), (inr.tiles, "fit_photo"), (gmn.edit, "edit_inr"),
-                      (gmn.evaluate, "editor_eval_set"), (gmn.curvature, "fisher_diagonal")):
+                      (gmn.evaluate, "editor_eval_set"), (gmn.curvature, "fisher_diagonal"),
+                      (gmn.transformer_curvature, "compare_on_text")):
         monkeypatch.setattr(mod, name, trip)
     try:
         import gmn.lm
