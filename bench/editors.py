@@ -5,7 +5,7 @@ split against no edit, test-time Adam on the same points and Adam on the full ta
     python -m bench.editors report --task dilate --data mnist5k
     python -m bench.editors train  --task paint --data mnist5k --minutes 10 --kinds gmn,ws+probe+res,ws+gmn,ws --seeds 0
     python -m bench.editors report --task paint --data mnist5k
-    python -m bench.editors ship   --task dilate --data mnist5k --run ws-s0 --name dilate   # -> assets/editors
+    python -m gmn ship             --task dilate --data mnist5k --run ws-s0 --name dilate   # -> assets/editors
     python -m bench.editors paired --task paint --data tiles --editors 454d282:paint-color,paint-color --seeds 0,1,2,3,4
 
 `train` runs `python -m gmn train` once per (editor, seed) into $GMN_HOME/runs/bench/{data}-{task}/{kind}-s{seed}
@@ -35,8 +35,9 @@ from pathlib import Path
 import torch
 
 from bench.report import ROOT, table, write_section
+from gmn.release import WIDTH_LIMIT, bench_run_dir, found, sci, ship, stamp_widths, width_check
 from gmn.train import init_card
-from inr.home import in_home, runs_dir, say_where
+from inr.home import say_where
 
 KINDS = ["ws", "gmn", "ws+gmn", "ws+probe", "ws+probe+res", "gmnpp", "mlp"]
 SEEDED = {"ws", "gmn", "ws+gmn"}
@@ -53,17 +54,10 @@ INFO = {
 }
 
 
-WIDTH_LIMIT = 1.3  # width-64 / width-32 test MSE above which a shipped editor refuses other widths
-
 
 def run_dir(data: str, task: str) -> Path:
-    """The benchmark runs of one (data, task): $GMN_HOME/runs/bench/DATA-TASK (inr.home, outside the checkout)."""
-    return runs_dir("bench") / f"{data}-{task}"
-
-
-def _found(path: str) -> Path:
-    """A run file named relative to the data home (cards say `runs/bench/...`), else to the repo."""
-    return in_home(path) if in_home(path).exists() else ROOT / path
+    """The benchmark runs of one (data, task): $GMN_HOME/runs/bench/DATA-TASK (gmn.release, outside the checkout)."""
+    return bench_run_dir(data, task)
 
 
 def _plan(args) -> list[tuple[str, int]]:
@@ -121,14 +115,6 @@ def cmd_train(args) -> None:
             print(f"{rec['kind']} seed {rec['seed']}: {rec['wall_seconds']:.0f} s", flush=True)
     runs = [json.loads(p.read_text()) for p in sorted(run_dir(args.data, args.task).glob("*/done.json"))]
     (run_dir(args.data, args.task) / "runs.json").write_text(json.dumps(runs, indent=2))
-
-
-def sci(x: float) -> str:
-    """An MSE in scientific notation with 3 significant digits: 3.25e-2."""
-    if x == 0:
-        return "0"
-    mant, exp = f"{x:.2e}".split("e")
-    return f"{mant}e{int(exp)}"
 
 
 def _fmt(values: list[float]) -> str:
@@ -253,8 +239,8 @@ def _budget(card: dict) -> str:
     out = f"{m.get('steps')} steps, {card.get('training_minutes')} CPU-min, {card.get('data', {}).get('dataset')}"
     init = card.get("init")
     path = (card.get("train_config") or {}).get("init")
-    if path and _found(path).exists():  # read again: older cards lack `init`, or count only the last run
-        init = init_card(str(_found(path)))
+    if path and found(path).exists():  # read again: older cards lack `init`, or count only the last run
+        init = init_card(str(found(path)))
     if init:  # fine-tuned: the runs it started from cost this much too
         runs = init.get("runs", 1)
         what = ("the run it started from" if runs == 1
@@ -505,106 +491,13 @@ def cmd_report(args) -> None:
 
 
 def cmd_ship(args) -> None:
-    """Copy a finished run's best checkpoint to assets/editors/NAME with a card holding its test figures and the
-    commands that reproduce it."""
-    from gmn.data import EditData
-    from gmn.editors import load_editor, save_editor
-    from gmn.evaluate import eval_set, no_edit_errors, run_editor
-
+    """Alias of `python -m gmn ship` (gmn/release.py), kept for the commands recorded in older cards."""
     if not args.run or not args.name:
-        raise SystemExit("ship needs --run RUN_DIR_OR_NAME and --name NAME")
-    run = Path(args.run) if Path(args.run).is_dir() else run_dir(args.data, args.task) / args.run
-    run = run.resolve()
-    done = run / "done.json"
-    if not done.exists():
-        raise SystemExit(f"{run} has not finished (no done.json)")
-    editor, card = load_editor(run / "best.safetensors")
-    if card.get("task") != args.task:
-        raise SystemExit(f"{run} is a {card.get('task')} editor, not {args.task}")
-    torch.manual_seed(0)
-    test = eval_set(EditData.from_zoo(args.data, "test", args.task))
-    r, none = run_editor(editor, test, points=args.points), no_edit_errors(test)
-    metrics = dict(card.get("metrics", {}))
-    metrics["test_mse"] = round(r["mse"], 5)
-    if args.task == "paint":
-        metrics["test_inside_mse"], metrics["test_outside_mse"] = round(r["inside"], 5), round(r["outside"], 5)
-    else:  # against the filter of the INR's own render (the objective it is given)
-        metrics["test_objective_mse"] = round(r["objective"], 5)
-    metrics["test"] = (f"{args.data} test split, {len(test.data)} INRs, {args.points} points"
-                       + (", seeded synthetic strokes (seed 12345)" if args.task == "paint" else "")
-                       + f"; no edit {sci(none['mse'])} (BENCHMARKS.md, editors-{args.data}-{args.task})")
-    card["metrics"] = metrics
-    train_cmd = "python " + json.loads(done.read_text())["command"].replace(str(ROOT) + "/", "")
-    card["reproduce"] = (f"{train_cmd} && python -m bench.editors ship --task {args.task} --data {args.data} "
-                         f"--run {run.relative_to(ROOT) if run.is_relative_to(ROOT) else run} --name {args.name}")
-    init = (card.get("train_config") or {}).get("init")
-    if init:  # fine-tuned: what it started from, and the commands of the runs it started from first
-        fresh = init_card(str(_found(init))) if _found(init).exists() else card.get("init") or {}
-        card["init"] = {**fresh, "path": init}  # relative to the repo
-        card["reproduce"] = " && ".join([*_start_commands(_found(init)), card["reproduce"]])
-    if args.note:
-        card["note"] = args.note
-    else:
-        card.pop("note", None)
-    _stamp_widths(editor, card, args.data, args.task, r["mse"], args.points)
-    out = ROOT / "assets" / "editors" / f"{args.name}.safetensors"
-    save_editor(out, editor, card)
-    print(f"shipped {out.relative_to(ROOT)} ({out.stat().st_size / 1e3:.0f} kB): test MSE {sci(r['mse'])}, "
-          f"no edit {sci(none['mse'])}")
-
-
-def _start_commands(init: Path) -> list[str]:
-    """The training commands of the runs behind the editor file `init` (a run's best.safetensors), the first run
-    first (`gmn.train.init_chain`): a run fine-tuned from a fine-tuned run needs both. Where the chain starts at a
-    shipped file whose own start is not on this machine (a run folder restored from the shipped editor), the
-    training commands of that file's `reproduce` stand for it and for the runs before it."""
-    from gmn.train import init_chain
-
-    if not init.exists():
-        return []
-    chain = init_chain(init)
-    before = []
-    first = chain[0][1]
-    if first.get("init") and first.get("reproduce"):  # a shipped file whose own start is not here: its card's
-        before = [c for c in first["reproduce"].split(" && ") if "bench.editors ship " not in c]  # commands
-        chain = chain[1:]
-    done = [file.parent / "done.json" for file, _ in chain]
-    return before + ["python " + json.loads(d.read_text())["command"].replace(str(ROOT) + "/", "")
-                     for d in done if d.exists()]
-
-
-def _width_check(editor, data: str, task: str, m32: float, points: int) -> dict | None:
-    """Width transfer of one editor: its test MSE on width-64 INRs of the same test images (zoo
-    {data}-test-w64) against m32, its width-32 test MSE. None when that zoo is not built."""
-    from gmn.data import EditData, zoo_path
-    from gmn.evaluate import eval_set, run_editor
-
-    wide = zoo_path(data, "test-w64")  # an augmented dataset's is the real test images' zoo
-    if not (wide / "zoo.json").exists():
-        print(f"note: no {wide.name} zoo, width transfer not measured (python -m inr zoo --dataset "
-              f"{data.replace('-aug', '')} --split test --hidden 64 --out zoo/{wide.name})")
-        return None
-    torch.manual_seed(0)
-    refused, editor.config.widths = editor.config.widths, None  # measure it even where it refuses today
+        raise SystemExit("error: ship needs --run RUN_DIR_OR_NAME and --name NAME")
     try:
-        m64 = run_editor(editor, eval_set(EditData.from_zoo(data, "test-w64", task)), points=points)["mse"]
-    finally:
-        editor.config.widths = refused
-    return {"zoo": wide.name, "m32": m32, "m64": m64, "ratio": m64 / m32, "ok": m64 / m32 <= WIDTH_LIMIT}
-
-
-def _stamp_widths(editor, card: dict, data: str, task: str, m32: float, points: int) -> dict | None:
-    """An editor edits widths other than 32 only where it was measured to (≤ WIDTH_LIMIT× its width-32 test
-    MSE on width-64 INRs of the same test images); else its config refuses them. Writes the card's `widths`."""
-    w = _width_check(editor, data, task, m32, points)
-    if w is None:
-        return None
-    editor.config.widths = None if w["ok"] else [32]
-    card["widths"] = {"validated": [32, 64] if w["ok"] else [32],
-                      "note": f"test INRs fitted at width 64 (zoo {w['zoo']}): MSE {sci(w['m64'])} vs "
-                              f"{sci(m32)} at width 32 ({w['ratio']:.2f}×, limit {WIDTH_LIMIT}×)"
-                              + ("" if w["ok"] else "; the editor refuses other widths")}
-    return w
+        ship(args.task, args.data, args.run, args.name, points=args.points, note=args.note)
+    except ValueError as e:  # an unfinished run, another task's editor, an unreadable file
+        raise SystemExit(f"error: {e}") from None
 
 
 def cmd_widths(args) -> None:
@@ -623,8 +516,8 @@ def cmd_widths(args) -> None:
         torch.manual_seed(0)
         m32 = run_editor(editor, eval_set(EditData.from_zoo(data, "test", task)), points=args.points)["mse"]
         before = (card.get("widths") or {}).get("validated")
-        w = _stamp_widths(editor, card, data, task, m32, args.points) if args.stamp else \
-            _width_check(editor, data, task, m32, args.points)
+        w = stamp_widths(editor, card, data, task, m32, args.points) if args.stamp else \
+            width_check(editor, data, task, m32, args.points)
         if w is None:
             rows.append([f"`{path.stem}`", data, task, sci(m32), "not measured", "", ""])
             continue

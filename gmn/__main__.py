@@ -547,6 +547,21 @@ def _add_lm_parser(sub) -> None:
     add_lm_arguments(p)  # prints `loss X after N steps, T s`
 
 
+def _cmd_ship(args) -> None:
+    from .release import ship
+
+    ship(args.task, args.data, args.run_name, args.name, points=args.points, note=args.note)
+
+
+def _add_ship_parser(sub) -> None:
+    """The `ship` subcommand's options (gmn/release.py)."""
+    from .release import add_ship_arguments
+
+    p = sub.add_parser("ship", help="ship a finished benchmark run as assets/editors/NAME with its card")
+    add_ship_arguments(p)
+    p.set_defaults(run=_cmd_ship)
+
+
 PARSERS = {  # subcommand -> the function that adds its parser (each sets its handler as `run`)
     "train": _add_train_parser,
     "edit": _add_edit_parser,
@@ -557,6 +572,7 @@ PARSERS = {  # subcommand -> the function that adds its parser (each sets its ha
     "curvature": _add_curvature_parser,
     "apply": _add_apply_parser,
     "lm": _add_lm_parser,
+    "ship": _add_ship_parser,
 }
 
 

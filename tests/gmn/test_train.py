@@ -167,22 +167,22 @@ def test_outside_weight_scales_only_the_loss_outside_the_paint_mask(tiny_zoo, tm
 def test_start_commands_of_a_run_restored_from_a_shipped_file(tmp_path):
     """A run folder restored from a shipped editor (its own start not on the machine) stands for its chain with
     the training commands of the shipped card's `reproduce`; a run fine-tuned from it adds its own."""
-    from bench.editors import _start_commands
     from gmn.editors import Editor, EditorConfig
+    from gmn.release import start_commands
 
     editor = Editor(EditorConfig(kind="ws", task="paint"))
     shipped = {"task": "paint", "init": {"path": "runs/gone/best.safetensors", "steps": 5, "training_minutes": 1.0},
                "reproduce": "python -m gmn train A && python -m gmn train B && python -m bench.editors ship --run R"}
     (tmp_path / "restored").mkdir()
     save_editor(tmp_path / "restored" / "best.safetensors", editor, shipped)
-    assert _start_commands(tmp_path / "restored" / "best.safetensors") == ["python -m gmn train A",
-                                                                           "python -m gmn train B"]
+    assert start_commands(tmp_path / "restored" / "best.safetensors") == ["python -m gmn train A",
+                                                                          "python -m gmn train B"]
     (tmp_path / "next").mkdir()
     save_editor(tmp_path / "next" / "best.safetensors", editor,
                 {"task": "paint", "train_config": {"init": str(tmp_path / "restored" / "best.safetensors")}})
     (tmp_path / "next" / "done.json").write_text(json.dumps({"command": "-m gmn train C"}))
-    assert _start_commands(tmp_path / "next" / "best.safetensors")[-1] == "python -m gmn train C"
-    assert len(_start_commands(tmp_path / "next" / "best.safetensors")) == 3
+    assert start_commands(tmp_path / "next" / "best.safetensors")[-1] == "python -m gmn train C"
+    assert len(start_commands(tmp_path / "next" / "best.safetensors")) == 3
 
 
 def test_the_time_budget_counts_the_clock_it_is_given(tiny_zoo, tmp_path):
