@@ -201,11 +201,6 @@ def edit(settings: Settings, session: Session | None, editor_name: str, points=6
     return session
 
 
-def apply_again(settings: Settings, session: Session | None, editor_name: str, points=64, strength=1.0) -> Session:
-    """The same as `edit` (every edit applies to the INR shown, with fresh points); kept for the API."""
-    return edit(settings, session, editor_name, points, strength)
-
-
 def paint(settings: Settings, session: Session | None, value, editor_name: str | None = None, points=64,
           strength=1.0) -> Session:
     """Turn a painted stroke into a weight edit with a paint editor (the chosen one, else one made for the INR)."""

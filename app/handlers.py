@@ -3,7 +3,7 @@
     app.session   Session (the loaded INR and its history of steps), the per-session request lock
     app.sources   fit_image / load_example / load_inr_file (with the work bounds of an INR file)
     app.registry  the editors offered (gmn's registry + published ones), cards, the filter for an INR
-    app.editing   edit / apply_again / paint / restrength / undo / redo / goto / reset / downloads
+    app.editing   edit / paint / restrength / undo / redo / goto / reset / downloads
     app.paint     the Paint section's input → mask and colours
     app.views     what the edit tab shows (renders, target, change, points, GradMetaNet's view, metrics)
     app.colours   colour maps, titles and colour bars
@@ -40,7 +40,6 @@ from .admin import (  # noqa: F401
     runs_table,
 )
 from .editing import (  # noqa: F401
-    apply_again,
     details,
     downloads,
     edit,

@@ -430,7 +430,7 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                 return gr.JSON(None if value is None else json.dumps(value), visible=False)
 
             api_btn = {n: gr.Button(visible=False) for n in (
-                "fit", "load_inr", "edit", "apply_again", "paint", "strength", "undo", "redo", "goto", "refine",
+                "fit", "load_inr", "edit", "paint", "strength", "undo", "redo", "goto", "refine",
                 "reset",
                 "render", "download", "sensitivity", "list_editors", "admin_login", "admin_train", "admin_status",
                 "admin_stop", "admin_evaluate", "admin_publish", "admin_delete", "admin_list")}
@@ -583,11 +583,6 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
                 display = check_display(display)  # checked before anything changes
                 return show(background(H.edit(settings, st, editor, points, strength)), display, preview=True)
 
-        def do_again(st, editor, points, strength, display, request: gr.Request = None):
-            with exclusive(_key(request)):
-                display = check_display(display)  # checked before anything changes
-                return show(H.apply_again(settings, st, editor, points, strength), display, preview=True)
-
         def do_paint(st, painted, editor, points, strength, display, request: gr.Request = None):
             with exclusive(_key(request)):
                 display = check_display(display)  # checked before anything changes
@@ -729,7 +724,6 @@ def build(registry_dirs=None, published_dir=None, zoo_root=None, runs_dir=None) 
         one = gr.Number(1.0, visible=False)
         both("edit", do_edit, edit_btn.click, [state, editor, points, one, display], 4,
              defaults=(first, 64, 1.0, 256), then=then_watch, **edit_kw)
-        both("apply_again", do_again, None, None, 4, defaults=(first, 64, 1.0, 256), **edit_kw)
         no_painter = gr.State(None)  # the Paint button: the paint editor made for the INR (app.registry)
         both("paint", do_paint, paint_btn.click, [state, canvas, no_painter, points, one, display], 5,
              defaults=(None, None, 64, 1.0, 256), then=then_watch, **edit_kw)

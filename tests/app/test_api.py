@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DIGIT_PNG = ROOT / "assets" / "examples" / "mnist-test-0.png"
 DIGIT_INR = ROOT / "assets" / "examples" / "mnist-test-0.safetensors"
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")  # pandas deprecations inside gradio
-ENDPOINTS = ["fit", "load_inr", "edit", "apply_again", "paint", "strength", "undo", "redo", "goto", "refine", "reset",
+ENDPOINTS = ["fit", "load_inr", "edit", "paint", "strength", "undo", "redo", "goto", "refine", "reset",
              "render",
              "download", "sensitivity",
              "list_editors", "admin_login", "admin_train", "admin_status", "admin_stop", "admin_evaluate",
@@ -95,7 +95,7 @@ def test_fit_edit_strength_undo_reset_render_download(client):
     assert np.abs(img(out[2]) - img(out[0])).max() <= 1
     out = client.predict(1.0, 128, api_name="/strength")
     assert np.abs(img(out[2]) - e1).max() <= 1
-    out = client.predict("dilate", 32, 1.0, 128, api_name="/apply_again")
+    out = client.predict("dilate", 32, 1.0, 128, api_name="/edit")  # a second edit of the shown step
     assert "2 edit(s)" in out[6]
     out = client.predict(128, api_name="/undo")
     assert "1 edit(s)" in out[6]
