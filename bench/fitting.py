@@ -81,7 +81,7 @@ REPTILE = {"colour": {"dataset": "tiles", "inner_steps": 50, "outer_lr": 0.05, "
 def image_sets() -> dict:
     """{type: (test images (N, H, W, C), validation images for tuning, family)}; the photo tiles are the four
     photos' tiles in PHOTOS order (`tile_counts` says how many each)."""
-    from bench.tiles import photo
+    from bench.tiles_fit import photo
     from inr.datasets import load_dataset
 
     tiles = []
@@ -97,7 +97,7 @@ def image_sets() -> dict:
 
 def tile_counts() -> list[int]:
     """Tiles per photo of PHOTOS at the app's working size."""
-    from bench.tiles import photo
+    from bench.tiles_fit import photo
 
     return [photo(name, 256)[1].count for name in PHOTOS]
 

@@ -78,7 +78,7 @@ def _stroke(h: int, w: int, c: int, seed: int) -> tuple[torch.Tensor, torch.Tens
 
 def photo_case(name: str, size: int, seed: int) -> Case:
     """A photo's tiled fit at the app's working size (cached), with a stroke drawn from `seed`."""
-    from bench.tiles import photo
+    from bench.tiles_fit import photo
     from inr.files import load_inr, save_tiled
     from inr.tiles import fit_photo
 
