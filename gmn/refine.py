@@ -151,7 +151,7 @@ def refine(
     if n != grid.count:
         raise EditorError(f"the INR holds {n} SIRENs, its grid {grid.shape[0]}×{grid.shape[1]} = {grid.count}")
     if grid.image_size != (h, w):
-        raise EditorError(f"the objective is {h}×{w} px, the INR's grid {grid.image_size[0]}×{grid.image_size[1]}")
+        raise EditorError(f"the objective is {w}×{h} px, the INR's grid {grid.image_size[1]}×{grid.image_size[0]}")
     if c != arch.dim_out:
         raise EditorError(f"the objective has {c} channels, the INR {arch.dim_out}")
     if steps < 0:

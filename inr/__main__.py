@@ -135,7 +135,7 @@ def _cmd_render(args) -> None:
     set_threads(size[0] * size[1], args.threads)
     img = render_tiles(inr.params, inr.arch, inr.grid, size)[0] if inr.grid else render(inr.params, inr.arch, size)[0]
     save_png(img, args.output)
-    print(f"{args.output}: {size[0]}×{size[1]}, {inr.arch.dim_out} channel(s)")
+    print(f"{args.output}: {size[1]}×{size[0]}, {inr.arch.dim_out} channel(s)")
 
 
 def _cmd_info(args) -> None:

@@ -98,7 +98,7 @@ def to_size(img: np.ndarray, size: tuple[int, int], *, aspect: str = "crop") -> 
         raise ValueError(f"aspect must be 'crop' or 'stretch', got {aspect!r}")
     th, tw = size
     if th < 1 or tw < 1:
-        raise ValueError(f"size must be positive, got {th}×{tw}")
+        raise ValueError(f"size must be positive, got {tw}×{th}")
     h, w = img.shape[:2]
     if aspect == "crop" and h * tw != w * th:
         if h * tw > w * th:  # too tall: cut rows

@@ -68,7 +68,7 @@ class TileGrid:
             raise TileGridError(f"overlap must be an integer from 0 to tile - 1 = {self.tile - 1}, "
                                 f"got {self.overlap!r}")
         if self.tile > min(h, w):
-            raise TileGridError(f"tile of {self.tile} px is larger than the {h}×{w} image")
+            raise TileGridError(f"tile of {self.tile} px is larger than the {w}×{h} image")
         object.__setattr__(self, "image_size", (int(h), int(w)))
 
     @classmethod
@@ -76,7 +76,7 @@ class TileGrid:
         """The 1×1 grid of a plain INR fitted at `size`."""
         h, w = (size, size) if isinstance(size, int) else size
         if h != w:
-            raise TileGridError(f"a single INR covers a square image, got {h}×{w}")
+            raise TileGridError(f"a single INR covers a square image, got {w}×{h}")
         return cls((h, w), h, 0)
 
     @classmethod
@@ -144,11 +144,12 @@ class TileGrid:
         return grid
 
     def describe(self) -> str:
+        """One line for the user; sizes width×height as image tools write them (tiles: columns×rows)."""
         r, c = self.shape
         h, w = self.image_size
         if self.is_single:
-            return f"one SIREN over {h}×{w} px"
-        return f"{r}×{c} tiles of {self.tile}² px (overlap {self.overlap} px) over {h}×{w} px"
+            return f"one SIREN over {w}×{h} px"
+        return f"{c}×{r} tiles of {self.tile}² px (overlap {self.overlap} px) over {w}×{h} px"
 
     # rendering
 
@@ -367,6 +368,38 @@ class FitPlan:
         return to_size(img, self.grid.image_size, aspect=self.aspect)
 
 
+SMEAR_SIDE = 64  # a working shorter side below this (two tiles) loses most detail: the notice says how to raise it
+
+
+def _size_notice(height: int, width: int, h: int, w: int, size: int | None, tile: int) -> str:
+    """What the user is told when an image of height × width is fitted at h × w (sizes written width×height).
+
+    The shorter side is kept at one tile at least (`working_size`); where that would take the longer side past
+    MAX_PHOTO_SIZE the image is squeezed, and the notice says so and how to avoid it (crop). A thin working side
+    (under SMEAR_SIDE px, smaller than the image's own) comes with how to raise it: a larger --size / the app's
+    "Working resolution" (docs/DESIGN.md, "Tiled INRs")."""
+    over = size is None and max(height, width) > MAX_PHOTO_SIZE
+    why = f"over the {MAX_PHOTO_SIZE} px limit: downscaled to" if over else "fitted at"
+    long_in, short_in = max(height, width), min(height, width)
+    long_out, short_out = max(h, w), min(h, w)
+    if abs(long_in * short_out / (short_in * long_out) - 1) > 1 / short_out + 1 / long_out:  # beyond rounding
+        return (f"the image is {width}×{height}, {why} {w}×{h}: squeezed (aspect {long_in / short_in:.0f}:1 to "
+                f"{long_out / short_out:.0f}:1), as its shorter side must stay at least one {tile} px tile and its "
+                f"longer side at most {MAX_PHOTO_SIZE} px; crop it to at most {MAX_PHOTO_SIZE // tile}:1 to keep "
+                f"its aspect")
+    text = f"the image is {width}×{height}, {why} {w}×{h} (aspect kept)"
+    if short_out < min(SMEAR_SIDE, short_in):
+        top = min(MAX_PHOTO_SIZE, round(long_in * min(1.0, SMEAR_SIDE / short_in)))
+        if long_out < top:
+            text += (f"; its shorter side is only {short_out} px: raise the working size for more detail (--size N "
+                     f"up to {MAX_PHOTO_SIZE}, the app's \"Working resolution\"; {top} gives "
+                     f"{min(short_in, round(short_in * top / long_in))} px)")
+        else:
+            text += (f"; its shorter side is only {short_out} px at the {MAX_PHOTO_SIZE} px limit: crop it to a "
+                     f"less elongated part for more detail")
+    return text
+
+
 def plan_image(height: int, width: int, channels: int, *, size: int | None = None, tile: int = TILE,
                overlap: int = OVERLAP, requested_channels: int | None = None, aspect: str = "crop") -> FitPlan:
     """How an image of height × width × channels is fitted, for the app, `python -m inr fit` and `gmn fit`
@@ -387,7 +420,5 @@ def plan_image(height: int, width: int, channels: int, *, size: int | None = Non
             how = "centre-cropped" if aspect == "crop" else "stretched"
             notices.append(f"the image is {width}×{height}: {how} to a square for a single SIREN")
     elif (height, width) != (h, w):
-        over = size is None and max(height, width) > MAX_PHOTO_SIZE
-        why = f"over the {MAX_PHOTO_SIZE} px limit: downscaled to" if over else "fitted at"
-        notices.append(f"the image is {width}×{height}, {why} {w}×{h} (aspect kept)")
+        notices.append(_size_notice(height, width, h, w, size, grid.tile))
     return FitPlan(grid, recipe, out, aspect if grid.is_single else "stretch", (height, width), tuple(notices))

@@ -53,7 +53,7 @@ def test_tiled_photo_through_the_api(shipped_server, photo, tmp_path):
     # image, hidden, layers, resolution, steps, channels, display
     out = c.predict(handle_file(str(photo)), 32, 2, "128", 30, "auto", 192, api_name="/fit")
     original, _, edited, _, _, _, info, _canvas, uploaded = out
-    assert "5×3 tiles of 32² px" in info and "over 128×85 px" in info, info  # the aspect ratio is kept
+    assert "3×5 tiles of 32² px" in info and "over 85×128 px" in info, info  # the aspect ratio is kept
     assert _img(original).shape == (192, 128, 3) and _img(uploaded).shape == (192, 128, 3)
     assert "fit PSNR" in info and "against the uploaded image, both at the working size 85×128" in info, info
     fitted_vs_photo = np.abs(_img(original) - _img(uploaded)).mean()
@@ -133,4 +133,4 @@ def test_tiled_photo_in_the_browser(shipped_server, photo):
         pg.screenshot(path=str(artifacts / "tiles-photo-edited.png"), full_page=True)
         text = pg.inner_text("#info")
         b.close()
-    assert "contrast" in text and "4×3 tiles of 32² px" in text  # 96×64 px: kept as is (never upsampled), aspect kept
+    assert "contrast" in text and "3×4 tiles of 32² px" in text  # 96×64 px: kept as is (never upsampled), aspect kept

@@ -192,6 +192,13 @@ def test_border_continuity_of_smooth_random_tiles():
 # geometry
 
 
+def test_describe_writes_width_by_height():
+    """Sizes are written width×height (tiles: columns×rows) like the notices and image tools."""
+    assert TileGrid((48, 64), 32, 4).describe() == "3×2 tiles of 32² px (overlap 4 px) over 64×48 px"
+    assert TileGrid((128, 85), 32, 4).describe().endswith("over 85×128 px")
+    assert TileGrid.single(20).describe() == "one SIREN over 20×20 px"
+
+
 def test_grid_geometry():
     grid = TileGrid((256, 256), 32, 4)
     assert grid.shape == (9, 9) and grid.count == 81 and not grid.is_single
@@ -446,6 +453,29 @@ def test_plan_image_channels_and_notices():
     np.testing.assert_allclose(target[..., 1].numpy(), img[..., 0], atol=1e-6)
 
 
+def test_panorama_plans_keep_a_tile_on_the_shorter_side_and_say_how_to_raise_it():
+    """A 3000×400 panorama works at 1024×137 by default; asked at 256 it is 256×34 and the notice says how to
+    raise the working size; a 4000×60 strip keeps one 32 px tile on its shorter side, which takes the longer
+    side past 1024 px, so it is squeezed to 1024×32 and the notice says so (sizes written width×height)."""
+    from inr.tiles import plan_image
+
+    plan = plan_image(400, 3000, 3)
+    assert plan.grid.image_size == (137, 1024) and plan.notices == (
+        "the image is 3000×400, over the 1024 px limit: downscaled to 1024×137 (aspect kept)",)
+    plan = plan_image(400, 3000, 3, size=256)
+    assert plan.grid.image_size == (34, 256) and len(plan.notices) == 1
+    assert plan.notices[0].startswith("the image is 3000×400, fitted at 256×34 (aspect kept); its shorter side "
+                                      "is only 34 px: raise the working size")
+    assert "--size N up to 1024" in plan.notices[0]
+    assert "480 gives 64 px" in plan.notices[0] and plan_image(400, 3000, 3, size=480).grid.image_size == (64, 480)
+    for size in (None, 256):
+        plan = plan_image(60, 4000, 1, size=size)
+        assert plan.grid.image_size == (32, 1024) and plan.channels == 3 and len(plan.notices) == 2
+        assert "1024×32: squeezed (aspect 67:1 to 32:1)" in plan.notices[1] and "aspect kept" not in plan.notices[1]
+        assert "crop it to at most 32:1" in plan.notices[1]
+    assert "crop it to a less elongated part" in plan_image(40, 1200, 3).notices[0]  # 1024×34 at the limit
+
+
 @pytest.mark.parametrize("side,size,channels,tiled", [(28, 64, 3, True), (308, 20, 1, False)])
 def test_cli_and_app_make_the_same_plan(tmp_path, side, size, channels, tiled):
     """The two cases where the CLI and the app used to disagree (the CLI turned gray into RGB before
@@ -573,7 +603,7 @@ def test_cli_fit_render_info_tiled(tmp_path):
     assert inr.arch == ARCH and inr.n == 6 and inr.meta["fit"]["steps"] == 5
     r = run("info", out)
     assert r.returncode == 0, r.stderr
-    assert "grid: 2×3 tiles of 32² px (overlap 4 px) over 48×64 px" in r.stdout and "INRs in file: 6" in r.stdout
+    assert "grid: 3×2 tiles of 32² px (overlap 4 px) over 64×48 px" in r.stdout and "INRs in file: 6" in r.stdout
     r = run("render", out, "-o", tmp_path / "big.png", "--size", "128")
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "big.png").size == (128, 96)
