@@ -51,7 +51,7 @@ from bench.tiles_common import (
     stamp,
     tile_arch,
 )
-from bench.tiles_edit import cmd_edits, colour_editors, edits_body, render_tiles
+from bench.tiles_edit import cmd_edits, colour_editors, edits_body, render_photo
 from bench.tiles_fit import cmd_fits, fits_body, load_tiles, psnr_db
 from inr.home import say_where
 
@@ -71,10 +71,10 @@ def cmd_picture() -> None:
     rows, labels = [], []
     for name in ("astronaut", "coffee"):
         params, grid, image = load_tiles(name, 256)
-        orig = render_tiles(params, grid)
+        orig = render_photo(params, grid)
         target = filter_target(orig[None], feditor.config.task).target[0].float()
         e = edit_inr(params, arch, feditor, grid=grid, points=POINTS, seed=0)
-        rows.append([image, orig, target, render_tiles(e.params, grid)])
+        rows.append([image, orig, target, render_photo(e.params, grid)])
         labels.append([f"{name}: photo", f"tiled fit {psnr_db(orig, image):.1f} dB", f"target ({fname}, whole image)",
                        f"{fname} editor, MSE {e.mse:.1e}"])
     pname = "paint-color" if "paint-color" in paint else next(iter(paint), None)
@@ -82,12 +82,12 @@ def cmd_picture() -> None:
         peditor, _ = load_editor(resolve_editor(pname) if pname == "paint-color" else paint[pname])
         params, grid, image = load_tiles(TUNE_PHOTO, 256)
         h, w = grid.image_size
-        orig = render_tiles(params, grid)
+        orig = render_photo(params, grid)
         masks, colours = random_paint(STROKES, h, w, 3, generator=np.random.default_rng(STROKE_SEED))
         mask, colour = masks[0], colours[0]
         tgt = torch.where(mask > 0.5, colour.expand_as(orig), orig)
         e = edit_inr(params, arch, peditor, grid=grid, points=POINTS, mask=mask, paint=colour, seed=0)
-        ed = render_tiles(e.params, grid)
+        ed = render_photo(e.params, grid)
         m = mask[..., 0] > 0.5
         inside = float((ed - colour).pow(2)[m].mean())
         outside = float((ed - orig).pow(2)[~m].mean())

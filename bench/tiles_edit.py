@@ -128,7 +128,7 @@ def seam_ratio(render_hw, target, grid) -> float:
     return float(sq[band].mean() / sq[inner].mean().clamp_min(1e-12))
 
 
-def render_tiles(params, grid):
+def render_photo(params, grid):
     from inr.tiles import render_tiles
 
     return render_tiles(params, tile_arch(), grid)[0]
@@ -157,19 +157,19 @@ def filter_edits(ename: str, editor, fits: dict) -> dict:
     lr_for: dict = {}
     for name in [TUNE_PHOTO] + [p for p in PHOTOS if p != TUNE_PHOTO]:
         params, grid, image = fits[name]
-        orig = render_tiles(params, grid)
+        orig = render_photo(params, grid)
         t_obj = time.perf_counter()
         target = filter_target(orig[None], task).target[0].float()
         t_obj = time.perf_counter() - t_obj
         def mse(p, grid=grid, target=target) -> float:
-            return float((render_tiles(p, grid) - target).pow(2).mean())
+            return float((render_photo(p, grid) - target).pow(2).mean())
 
         r = {"none": float((orig - target).pow(2).mean()), "objective_ms": t_obj * 1000,
              "seam": {"fit (vs photo)": seam_ratio(orig, image, grid), "no edit": seam_ratio(orig, target, grid)}}
         eds = [edit_inr(params, arch, editor, grid=grid, points=POINTS, seed=s) for s in SEEDS]
         r["editor"] = med(e.mse for e in eds)
         r["editor_ms"] = med(e.seconds for e in eds) * 1000
-        r["seam"]["editor"] = med(seam_ratio(render_tiles(e.params, grid), target, grid) for e in eds)
+        r["seam"]["editor"] = med(seam_ratio(render_photo(e.params, grid), target, grid) for e in eds)
         # Adam on the editor's B points of every tile (the same draw: edit_inr's generator and order)
         per_tile = local = None
         pts: dict = {}
@@ -212,7 +212,7 @@ def filter_edits(ename: str, editor, fits: dict) -> dict:
             new = adam_on_full(params, arch, per_tile, local, steps=k_eq, lr=lr)
             full[(k_eq, lr, "eq")] = (mse(new), time.perf_counter() - t0, new)
         k100, lr100 = ADAM_KS[-1], lr_for[("full", ADAM_KS[-1])]
-        r["seam"][f"Adam full K = {k100}"] = seam_ratio(render_tiles(full[(k100, lr100)][2], grid), target, grid)
+        r["seam"][f"Adam full K = {k100}"] = seam_ratio(render_photo(full[(k100, lr100)][2], grid), target, grid)
         r["full"] = {"/".join(f"{x:g}" if isinstance(x, float) else str(x) for x in key):
                      {"mse": v[0], "ms": v[1] * 1000} for key, v in full.items()}
         out[name] = r
@@ -255,7 +255,7 @@ def paint_edits(ename: str, editor, fits: dict) -> dict:
     for name in [TUNE_PHOTO] + [p for p in PHOTOS if p != TUNE_PHOTO]:
         params, grid, _ = fits[name]
         h, w = grid.image_size
-        orig = render_tiles(params, grid)
+        orig = render_photo(params, grid)
         masks, colours = random_paint(STROKES, h, w, 3, generator=np.random.default_rng(STROKE_SEED))
         strokes = []
         adam: dict = {}
@@ -268,7 +268,7 @@ def paint_edits(ename: str, editor, fits: dict) -> dict:
 
             e = edit_inr(params, arch, editor, grid=grid, points=POINTS, mask=mask, paint=colour, seed=0)
             s = {"coverage": float(m.float().mean()), "tiles": int(len(e.tiles)), "none": errs(orig),
-                 "editor": errs(render_tiles(e.params, grid)), "editor_ms": e.seconds * 1000}
+                 "editor": errs(render_photo(e.params, grid)), "editor_ms": e.seconds * 1000}
             # Adam on the same points of the same touched tiles
             obj = paint_target(orig[None], mask[None], colour[None], lam)
             tiles = grid.touched(mask)
@@ -284,7 +284,7 @@ def paint_edits(ename: str, editor, fits: dict) -> dict:
                     new = [p.clone() for p in params]
                     for p, q in zip(new, sub):
                         p[tiles] = q
-                    adam.setdefault((k, lr), []).append({**errs(render_tiles(new, grid)), "ms": dt * 1000})
+                    adam.setdefault((k, lr), []).append({**errs(render_photo(new, grid)), "ms": dt * 1000})
             strokes.append(s)
         if name == TUNE_PHOTO:
             for k in ADAM_KS:
