@@ -147,7 +147,7 @@ def _filter_batch(params, grid, target, seed):
 
 def filter_edits(ename: str, editor, fits: dict) -> dict:
     """MSE to the whole-image target: no edit, the editor, Adam on its points and on the full target."""
-    from gmn.edit import _global_points, edit_inr
+    from gmn.edit import edit_inr, global_points
     from gmn.evaluate import adam_on_full, adam_on_points
     from gmn.objectives import filter_target
 
@@ -175,7 +175,7 @@ def filter_edits(ename: str, editor, fits: dict) -> dict:
         pts: dict = {}
         for s, e in zip(SEEDS, eds):
             per_tile, local, b = _filter_batch(params, grid, target, s)
-            assert torch.allclose(e.points, _global_points(b.x, torch.arange(grid.count), grid)), \
+            assert torch.allclose(e.points, global_points(b.x, torch.arange(grid.count), grid)), \
                 "the points differ from edit_inr's"
             w = torch.ones_like(b.target_pts[..., :1])
             for k in ADAM_KS:

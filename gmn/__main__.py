@@ -242,7 +242,7 @@ def _cmd_editors(args) -> None:
 
 
 def _cmd_fit(args) -> None:
-    from inr.__main__ import _cmd_fit as fit_by_recipe
+    from inr.__main__ import cmd_fit as fit_by_recipe
     from inr.files import save_inr
     from inr.images import load_image
     from inr.siren import SirenArch

@@ -162,7 +162,7 @@ def edit_inr(
     new, new_arch = apply_edit(params, dtheta, strength), edited_arch(arch, dtheta)
     out = render_tiles(new, new_arch, grid)
     mse = (out - obj.target).pow(2).mean().item()
-    return EditResult(new, dtheta, obj.target[0], mse, seconds, _global_points(batch.x, tiles, grid), (h, w), tiles,
+    return EditResult(new, dtheta, obj.target[0], mse, seconds, global_points(batch.x, tiles, grid), (h, w), tiles,
                       batch, new_arch, rounds)
 
 
@@ -190,7 +190,7 @@ def _editor_in_chunks(editor: Editor, batch: Batch, arch: SirenArch, chunk: int 
     return [[torch.cat(ts, 0) for ts in zip(*(p[r] for p in parts))] for r in range(len(parts[0]))]
 
 
-def _global_points(x: Tensor, tiles: Tensor, grid: TileGrid) -> Tensor:
+def global_points(x: Tensor, tiles: Tensor, grid: TileGrid) -> Tensor:
     """Tile-local coordinates (K, B, 2) → coordinates (K·B, 2) on the whole image's [-1, 1]²."""
     starts = torch.tensor(grid.windows(), dtype=x.dtype, device=x.device)[tiles]  # (K, 2) top-left (row, col)
     size = torch.tensor(grid.image_size, dtype=x.dtype, device=x.device)

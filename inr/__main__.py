@@ -38,7 +38,8 @@ TYPES = {
 }
 
 
-def _cmd_fit(args) -> None:
+def cmd_fit(args) -> None:
+    """`python -m inr fit`: fit an image by the fitting recipe (also `python -m gmn fit --optimizer adam`)."""
     from .files import save_tiled
     from .images import load_image
     from .siren import SirenArch
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("fit", help="fit a SIREN to an image")
     add_fit_arguments(p)
-    p.set_defaults(run=_cmd_fit)
+    p.set_defaults(run=cmd_fit)
 
     p = sub.add_parser("render", help="render an INR file to PNG")
     p.add_argument("inr")
