@@ -244,57 +244,15 @@ def metatrain(cfg: MetaTrainConfig, *, log: Callable[[str], None] = print, progr
         n, h, w, c = imgs.shape
         grid, target = coordinate_grid(h, w, device=device), imgs.reshape(n, h * w, c)
         ost = net.init_state(params)
-        losses, ok = [], True
         if cfg.estimator == "es":
-            fit_seed = cfg.seed * 1_000_003 + state["episode"]
-            grad, fitness = es_gradient(net, es_params, imgs, arch, cfg, gen, seed=fit_seed)
-            meta_opt.zero_grad(set_to_none=True)
-            for p, g in zip(es_params, grad):
-                p.grad = -g  # ascent on the fitness
-            meta_opt.step()
-            state["meta_step"] += 1
-            losses.append(-fitness / 10)  # in the TBPTT loss's units: −PSNR/10
-        for _ in range(0, cfg.horizon if cfg.estimator == "tbptt" else 0, cfg.unroll):
-            theta = [p.detach().requires_grad_(True) for p in params]
-            ost = ost.detach()
-            terms = []
-            for k in range(cfg.unroll + 1):
-                err = fit_loss(theta, arch, grid, target)  # (N,)
-                if k > 0:
-                    terms.append(torch.log10(err + 1e-10).mean())
-                if k == cfg.unroll:
-                    break
-                grads = torch.autograd.grad(err.sum(), theta, retain_graph=k > 0)
-                gfeat = None
-                if net.gmn is not None:
-                    x, t = sample_pixels(imgs, ocfg.points, gen)
-                    gfeat = net.gradient_features(theta, arch, x, t)
-                theta, ost = net.step(theta, list(grads), ost, gfeat)
-            meta_loss = torch.stack(terms).mean()
-            if not torch.isfinite(meta_loss):
-                ok = False
-                break
-            meta_opt.zero_grad(set_to_none=True)
-            meta_loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
-            meta_opt.step()
-            state["meta_step"] += 1
-            losses.append(meta_loss.item())
-            params = [p.detach() for p in theta]
-            if cfg.meta_steps is not None and state["meta_step"] >= cfg.meta_steps:
-                break  # an exact meta-step budget ends the episode early
+            losses, ok = [_es_step(net, meta_opt, es_params, imgs, arch, cfg, gen, state)], True
+        else:
+            losses, ok = _tbptt_episode(net, meta_opt, params, ost, imgs, arch, grid, target, gen, cfg, ocfg, state)
         state["episode"] += 1
         dc, dt = time.process_time() - c0, time.perf_counter() - t0
         state["cpu"] += dc
         state["wall"] += dt
-        rec = {"episode": state["episode"], "data": name, "meta_loss": sum(losses) / max(len(losses), 1),
-               "final_psnr": -10 * losses[-1] if losses else None, "finite": ok,
-               "alpha": net.alpha.item(), "beta": net.beta.item(), "mu": net.mu.item(),
-               "cpu_min": state["cpu"] / 60, "meta_step": state["meta_step"]}
-        if net.schedule is not None:
-            rec["schedule"] = [round(x, 4) for x in net.schedule.tolist()]
-        if net.log_layer_alpha is not None:
-            rec["layer_log_alpha"] = [round(x, 4) for x in net.log_layer_alpha.tolist()]
+        rec = _episode_record(net, state, name, losses, ok)
         if state["episode"] % cfg.val_every == 0 or done():
             v = _validate(net, val, cfg)
             rec["val_psnr"] = v
@@ -311,6 +269,71 @@ def metatrain(cfg: MetaTrainConfig, *, log: Callable[[str], None] = print, progr
     if bar is not None:
         bar.close()
     return state
+
+
+def _es_step(net: LearnedOptimizer, meta_opt, es_params: list, imgs: torch.Tensor, arch: SirenArch,
+             cfg: MetaTrainConfig, gen: torch.Generator, state: dict) -> float:
+    """One evolution-strategies meta-step on this episode's images (whole fits scored); returns its loss in the
+    TBPTT loss's units (−PSNR/10). Counts the meta-step in `state`."""
+    fit_seed = cfg.seed * 1_000_003 + state["episode"]
+    grad, fitness = es_gradient(net, es_params, imgs, arch, cfg, gen, seed=fit_seed)
+    meta_opt.zero_grad(set_to_none=True)
+    for p, g in zip(es_params, grad):
+        p.grad = -g  # ascent on the fitness
+    meta_opt.step()
+    state["meta_step"] += 1
+    return -fitness / 10  # in the TBPTT loss's units: −PSNR/10
+
+
+def _tbptt_episode(net: LearnedOptimizer, meta_opt, params: list, ost, imgs: torch.Tensor, arch: SirenArch,
+                   grid: torch.Tensor, target: torch.Tensor, gen: torch.Generator, cfg: MetaTrainConfig,
+                   ocfg: LearnedOptimizerConfig, state: dict) -> tuple[list[float], bool]:
+    """One episode of truncated backpropagation: cfg.horizon fit steps in unrolls of cfg.unroll, one meta-step
+    each (counted in `state`). Returns (the unrolls' meta-losses, False when one was not finite)."""
+    losses, ok = [], True
+    for _ in range(0, cfg.horizon, cfg.unroll):
+        theta = [p.detach().requires_grad_(True) for p in params]
+        ost = ost.detach()
+        terms = []
+        for k in range(cfg.unroll + 1):
+            err = fit_loss(theta, arch, grid, target)  # (N,)
+            if k > 0:
+                terms.append(torch.log10(err + 1e-10).mean())
+            if k == cfg.unroll:
+                break
+            grads = torch.autograd.grad(err.sum(), theta, retain_graph=k > 0)
+            gfeat = None
+            if net.gmn is not None:
+                x, t = sample_pixels(imgs, ocfg.points, gen)
+                gfeat = net.gradient_features(theta, arch, x, t)
+            theta, ost = net.step(theta, list(grads), ost, gfeat)
+        meta_loss = torch.stack(terms).mean()
+        if not torch.isfinite(meta_loss):
+            ok = False
+            break
+        meta_opt.zero_grad(set_to_none=True)
+        meta_loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
+        meta_opt.step()
+        state["meta_step"] += 1
+        losses.append(meta_loss.item())
+        params = [p.detach() for p in theta]
+        if cfg.meta_steps is not None and state["meta_step"] >= cfg.meta_steps:
+            break  # an exact meta-step budget ends the episode early
+    return losses, ok
+
+
+def _episode_record(net: LearnedOptimizer, state: dict, name: str, losses: list[float], ok: bool) -> dict:
+    """The log line of an episode: its data, mean meta-loss, final PSNR, the step-size parameters, budget spent."""
+    rec = {"episode": state["episode"], "data": name, "meta_loss": sum(losses) / max(len(losses), 1),
+           "final_psnr": -10 * losses[-1] if losses else None, "finite": ok,
+           "alpha": net.alpha.item(), "beta": net.beta.item(), "mu": net.mu.item(),
+           "cpu_min": state["cpu"] / 60, "meta_step": state["meta_step"]}
+    if net.schedule is not None:
+        rec["schedule"] = [round(x, 4) for x in net.schedule.tolist()]
+    if net.log_layer_alpha is not None:
+        rec["layer_log_alpha"] = [round(x, 4) for x in net.log_layer_alpha.tolist()]
+    return rec
 
 
 def _card(cfg: MetaTrainConfig, state: dict, ocfg: LearnedOptimizerConfig) -> dict:
