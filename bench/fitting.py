@@ -31,7 +31,7 @@ a 300-step fit; the median over images (images that never reach it count as not 
 reached within 300 steps. Time: one torch thread (the app's setting for these sizes, `inr.threads`), CPU
 seconds per step measured for each method at the app's batch (16 tiles; one face or digit) times the steps;
 for whole photos the sum over tile groups. Meta-training and timing are CPU time because the machine is
-shared (see bench/tiles.py, Clock).
+shared (see bench/tiles_fit.py, Clock).
 
 Editability: each method fits the editors' own test images (tiles-test regions, MNIST-5k test digits) with the
 recipe's budget (150 steps, tiles stopping at 40 dB), and the shipped `contrast` / `dilate` editors edit them;
