@@ -3,7 +3,7 @@
     jobs = Jobs(runs_dir, zoo_root)
     jobs.start("dilate-1", TrainConfig(...))   # runs gmn.train.train in a thread
     jobs.status()                               # dict: state, run, step, progress, history, log
-    jobs.stop()                                 # asks train() to stop after the current step
+    jobs.stop()                                 # stops the zoo build at once, else train() after its step
 
 Each run lives in runs_dir/RUN: job.json (its TrainConfig), plus what gmn.train writes
 (last.safetensors checkpoint, best.safetensors + best.json, log.jsonl). Starting a run whose
@@ -15,7 +15,13 @@ The CPU-minute budget counts the training thread's own CPU time (`time.thread_ti
 `gmn.train.train` as its `clock`), so edits and other requests served meanwhile do not
 eat it; with GMN_APP_THREADS = 1 (the default) torch's math runs in that thread too. Progress is
 steps / step budget or CPU time / time budget over the whole run (a resumed run goes on from
-where it was), and stays below 100 % until the job is done.
+where it was), and stays below 100 % until the job is done. The CPU time before the first step and in
+validations is not counted (train() does not count it either), so the bar follows train()'s own budget.
+
+A dataset whose zoos are not on this machine is built first (`gmn.data.ensure_zoo`, every core): the status's
+`phase` is "data" and its `data` line reads "building zoo NAME · k/N INRs" (the bar shows that build's
+fraction), then "train". Stop ends a zoo build within a second or so (the shards written are kept, so the next
+start resumes it) and a training run after its current step.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
+from gmn.data import ensure_zoo, zoo_path
 from gmn.train import TrainConfig, train
+from inr.zoo import ZooStopped
 
 IGNORED_ON_RESUME = ("out", "zoo_root")  # not settings of the run
 
@@ -86,6 +94,7 @@ class Jobs:
             self._stop.clear()
             self._status = {"state": "running", "run": run, "step": history[-1]["step"] if history else 0,
                             "progress": 0.0, "history": history, "log": [], "error": None, "resumed": resumed,
+                            "phase": "train", "data": "",
                             "config": asdict(cfg), "started": time.time(), "notice": notice,
                             "elapsed": history[-1].get("elapsed", 0.0) if history else 0.0}
             self._thread = threading.Thread(target=self._work, args=(cfg,), name=f"train-{run}", daemon=True)
@@ -93,6 +102,7 @@ class Jobs:
         return self.status()
 
     def stop(self) -> dict:
+        """Ask the running job to stop: a zoo build at once, a training run after its current step."""
         if self.running():
             self._stop.set()
             self._status["state"] = "stopping"
@@ -104,9 +114,12 @@ class Jobs:
         return self.status()
 
     def status(self) -> dict:
+        """A copy of the job's status: state, run, phase, data, step, progress, history, the last log lines."""
         s = dict(self._status)
         s["history"] = list(s["history"])
         s["log"] = list(s["log"][-20:])
+        if s.get("phase") == "data" and s.get("data"):
+            s["log"].append(s["data"])  # the line shown before the first step says how far the build is
         return s
 
     def runs(self) -> list[dict]:
@@ -123,17 +136,43 @@ class Jobs:
 
     # the worker
 
+    def _build_data(self, cfg: TrainConfig) -> bool:
+        """Build the missing train/val zoos of cfg.data with a progress line; False when stopped meanwhile."""
+        s = self._status
+        for split in ("train", "val"):
+            name = zoo_path(cfg.data, split, cfg.zoo_root).name
+            if (zoo_path(cfg.data, split, cfg.zoo_root) / "zoo.json").exists():
+                continue
+            s["phase"] = "data"
+
+            def on_progress(done: int, total: int, name: str = name) -> None:
+                s["data"] = f"building zoo {name} · {done}/{total} INRs"
+                s["progress"] = min(0.99, done / max(total, 1))
+
+            on_progress(0, 0)
+            try:
+                ensure_zoo(cfg.data, split, cfg.zoo_root, log=lambda line: s["log"].append(line),
+                           should_stop=self._stop.is_set, on_progress=on_progress)
+            except ZooStopped as e:
+                s["log"].append(str(e))
+                return False
+        s["phase"], s["data"], s["progress"] = "train", "", 0.0
+        return True
+
     def _work(self, cfg: TrainConfig) -> None:
         s = self._status
         start_step = s["step"]
-        elapsed0, cpu0 = s["elapsed"], time.thread_time()
+        base = s["elapsed"]  # train()'s own CPU seconds at its last validation
+        mark = None  # thread_time() when that count was taken (the first step, then each validation)
         calls = 0
 
         def should_stop() -> bool:  # called once per training step, in the training thread
-            nonlocal calls
+            nonlocal calls, mark
             calls += 1
+            now = time.thread_time()
+            mark = now if mark is None else mark  # the data loading before the first step is not the budget's
             s["step"] = max(s["step"], start_step + calls)
-            s["elapsed"] = elapsed0 + time.thread_time() - cpu0
+            s["elapsed"] = base + now - mark
             if cfg.steps:
                 done = s["step"] / cfg.steps
             else:
@@ -142,10 +181,15 @@ class Jobs:
             return self._stop.is_set()
 
         def on_val(entry: dict) -> None:
+            nonlocal base, mark
             s["history"].append(entry)
             s["step"] = entry["step"]
+            base, mark = entry.get("elapsed", s["elapsed"]), time.thread_time()  # validation is not the budget's
 
         try:  # the budget is this (training) thread's CPU time
+            if not self._build_data(cfg):
+                s["state"] = "stopped"
+                return
             train(cfg, log=lambda line: s["log"].append(line), on_val=on_val, should_stop=should_stop,
                   clock=time.thread_time)
             s["state"] = "stopped" if self._stop.is_set() else "done"

@@ -9,6 +9,7 @@ for every batch from a seeded generator.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,15 +47,19 @@ def zoo_path(dataset: str, split: str, root: str | Path | None = None) -> Path:
     return Path(root or zoo_dir()) / f"{dataset}-{split}"
 
 
-def ensure_zoo(dataset: str, split: str, root: str | Path | None = None, *, log=print) -> Path:
-    """Path of the zoo of dataset/split, building it first if it is not there."""
+def ensure_zoo(dataset: str, split: str, root: str | Path | None = None, *, log=print,
+               should_stop: Callable[[], bool] | None = None,
+               on_progress: Callable[[int, int], None] | None = None) -> Path:
+    """Path of the zoo of dataset/split, building it first if it is not there. should_stop / on_progress(done,
+    total INRs) go to `inr.zoo.build_zoo` (a stop raises `inr.zoo.ZooStopped`; the shards written are kept)."""
     path = zoo_path(dataset, split, root)
     if split != "train":
         dataset = SHARED_EVAL.get(dataset, dataset)
     if not (path / "zoo.json").exists():
         log(f"building zoo {path} (one-time, resumable)")
+        # every core, as `python -m inr zoo` (docs/DESIGN.md §15)
         build_zoo(dataset, split, path, arch=DATA_ARCH.get(dataset), processes=default_processes(), progress=False,
-                  log=log)  # every core, as `python -m inr zoo` (docs/DESIGN.md §15)
+                  log=log, should_stop=should_stop, on_progress=on_progress)
     return path
 
 

@@ -12,13 +12,21 @@ left to build are dealt to P single-thread processes started by torch.distribute
 (the engine of torchrun), each fitting its shards by `inr.fit.fit_streamed`; under
 `torchrun --nproc_per_node P` itself, rank r fits shards r, r + P, ... (gloo) and rank 0 writes
 zoo.json. Zoos default to the data home (`inr.home.zoo_dir`; docs/DESIGN.md §15).
+
+A build can be stopped (`should_stop`, polled between shards and inside each shard's fit, about 20 times a
+second): the shard being fitted is dropped, the shards written stay (a rerun resumes) and `ZooStopped` is
+raised. The processes of a multi-process build see the stop as a file the parent writes in the zoo folder.
+`on_progress(done, total)` reports INRs fitted (shards on disk plus the fraction of the ones being fitted).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -33,6 +41,10 @@ ZOO_LR = ZOO_RECIPE.lr
 ZOO_STEPS = ZOO_RECIPE.steps
 # the photo-tile zoo is fitted exactly as the tiles of a user's photo are (inr.tiles.fit_photo)
 RECIPES = {"tiles": TILE_RECIPE}
+
+
+class ZooStopped(RuntimeError):
+    """A zoo build stopped by its `should_stop` before every shard was written (the written ones are kept)."""
 
 
 def recipe_for(dataset: str) -> FitRecipe:
@@ -77,20 +89,36 @@ def _shard_done(out: Path, i: int, n_shards: int, rank: int, log) -> bool:
 
 def _fit_shards(images: torch.Tensor, out: Path, todo: list[int], *, dataset: str, split: str, arch: SirenArch,
                 recipe: FitRecipe, shard_size: int, seed: int, rank: int, progress: bool, log,
-                streamed: bool = True) -> None:
+                streamed: bool = True, should_stop: Callable[[], bool] | None = None,
+                on_shard: Callable[[float], None] | None = None) -> bool:
     """Fit and write the shards `todo` of `images` (N, H, W, C), logging INRs per second as it goes. `streamed`:
     by `inr.fit.fit_streamed` (the same optimisation as `fit_recipe`, written out, in cache-sized groups: about
-    1.5x less CPU per digit; photo tiles are fitted by it too), else by `fit_recipe` (autograd, as before)."""
+    1.5x less CPU per digit; photo tiles are fitted by it too), else by `fit_recipe` (autograd, as before).
+    should_stop() is polled between shards and (streamed) inside each fit; on_shard(INRs fitted so far, as a
+    float: the shard being fitted counts by its fraction done). Returns False when stopped (that shard unwritten)."""
     n_shards = (len(images) + shard_size - 1) // shard_size
     t0, fitted = time.perf_counter(), 0
     for i in todo:
+        if should_stop is not None and should_stop():
+            return False
         chunk = images[i * shard_size : (i + 1) * shard_size]
         cpu0 = time.process_time()
         shard_seed = seed * 1_000_003 + i
+        cut = []  # set when the fit was stopped before its last step
         if streamed:
-            res = fit_streamed(chunk, arch, recipe, seed=shard_seed)
+            def callback(frac: float, _mse, base: int = fitted, k: int = len(chunk), cut: list = cut) -> bool:
+                if on_shard is not None:
+                    on_shard(base + frac * k)
+                if frac < 1 and should_stop is not None and should_stop():
+                    cut.append(True)
+                return bool(cut)
+
+            watched = should_stop is not None or on_shard is not None
+            res = fit_streamed(chunk, arch, recipe, seed=shard_seed, callback=callback if watched else None)
         else:
             res = fit_recipe(chunk, arch, recipe, seed=shard_seed, progress=progress and rank == 0)
+        if cut:
+            return False  # a fit cut short is not a shard of the zoo's recipe: rebuilt on the next run
         cpu = time.process_time() - cpu0
         save_stack(
             shard_path(out, i),
@@ -113,13 +141,31 @@ def _fit_shards(images: torch.Tensor, out: Path, todo: list[int], *, dataset: st
             f"min {res.psnr.min():.2f} dB, {res.seconds:.1f} s ({len(chunk) / res.seconds:.1f} INRs/s; this "
             f"process {fitted} INRs at {rate:.1f} INRs/s)"
         )
+        if on_shard is not None:
+            on_shard(float(fitted))
+    return True
 
 
+def _quiet_on_ctrl_c(worker: Callable) -> Callable:
+    """A worker process that ends quietly on Ctrl-C once it runs (exit code 130, no traceback; the parent says
+    how to resume, the shards written so far are kept)."""
+    @functools.wraps(worker)
+    def run(*args, **kwargs):
+        try:
+            return worker(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise SystemExit(130) from None
+
+    return run
+
+
+@_quiet_on_ctrl_c
 def _worker(images_file: str, dataset: str, split: str, out: str, arch: dict, recipe: dict, shard_size: int,
-            seed: int, todo: list[int], progress: bool, streamed: bool) -> None:
+            seed: int, todo: list[int], progress: bool, streamed: bool, stop_file: str) -> None:
     """One process of a multi-process build (started by torch.distributed's elastic launcher, as torchrun
     starts its workers): rank r of P fits the shards todo[r], todo[r + P], ... on one thread, reading the
-    split's images from `images_file` (written once by the parent, so no process rebuilds the dataset)."""
+    split's images from `images_file` (written once by the parent, so no process rebuilds the dataset); it
+    stops, between shards or inside a fit, once `stop_file` exists."""
     from safetensors import safe_open
 
     torch.set_num_threads(1)
@@ -129,12 +175,16 @@ def _worker(images_file: str, dataset: str, split: str, out: str, arch: dict, re
     fields = {k: v for k, v in recipe.items() if k in ("steps", "lr", "target_psnr")}
     _fit_shards(images, Path(out), todo[rank::world], dataset=dataset, split=split, arch=SirenArch.from_dict(arch),
                 recipe=FitRecipe(**fields), shard_size=shard_size, seed=seed, rank=rank, progress=progress,
-                log=lambda m: print(m, flush=True), streamed=streamed)
+                log=lambda m: print(m, flush=True), streamed=streamed,
+                should_stop=lambda: os.path.exists(stop_file))
 
 
-def _launch(processes: int, images: torch.Tensor, out: Path, *args) -> None:
+def _launch(processes: int, images: torch.Tensor, out: Path, *args, should_stop: Callable[[], bool] | None = None,
+            on_poll: Callable[[], None] | None = None) -> bool:
     """Run `_worker` in `processes` local processes through torch.distributed's elastic launcher (the engine
-    behind torchrun); a failed worker fails the build (the shards it wrote are kept, so a rerun resumes)."""
+    behind torchrun); a failed worker fails the build (the shards it wrote are kept, so a rerun resumes).
+    A watcher thread calls on_poll() and polls should_stop() 5 times a second; a stop writes the workers' stop
+    file. Returns False when stopped."""
     import uuid
 
     from safetensors.torch import save_file
@@ -144,10 +194,28 @@ def _launch(processes: int, images: torch.Tensor, out: Path, *args) -> None:
     save_file({"images": images.contiguous()}, str(images_file))
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=images_file.stem[1:],
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.5)
+    stop_file = out / f".stop-{images_file.stem[8:]}"
+    stopped, finished = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        while not finished.wait(0.2):
+            if on_poll is not None:
+                on_poll()
+            if should_stop is not None and should_stop():
+                stop_file.touch()
+                stopped.set()
+                return
+
+    watcher = threading.Thread(target=watch, name="zoo-stop-watcher", daemon=True)
+    watcher.start()
     try:
-        elastic_launch(config, _worker)(str(images_file), *args)
+        elastic_launch(config, _worker)(str(images_file), *args, str(stop_file))
     finally:
+        finished.set()
+        watcher.join()
         images_file.unlink(missing_ok=True)
+        stop_file.unlink(missing_ok=True)
+    return not stopped.is_set()
 
 
 def build_zoo(
@@ -167,13 +235,17 @@ def build_zoo(
     streamed: bool = True,
     progress: bool = True,
     log=print,
+    should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict | None:
     """Fit every image of `dataset`/`split` by `recipe` (default: the dataset's, `recipe_for`; `steps`
     and `lr` override it) and store the zoo in `out` (default: the data home's zoo/DATASET-SPLIT, `inr.home`).
     `processes` > 1 fits the shards left to build in that many single-thread processes (torch.distributed's
     launcher; the INRs are the same as with one process); under torchrun its processes share the shards.
     `streamed=False` fits by `fit_recipe` (autograd; the build before `fit_streamed`; the INRs agree up to float
-    rounding). Returns the index (on rank 0; None on other ranks)."""
+    rounding). should_stop() ends the build within a fraction of a second of fitting (raising ZooStopped; the
+    shards written are kept); on_progress(done, total) gets the INRs fitted of the split's total as it goes.
+    Returns the index (on rank 0; None on other ranks)."""
     recipe = (recipe or recipe_for(dataset)).replace(steps=steps, lr=lr)
     rank, world = _dist()
     if threads:
@@ -193,13 +265,28 @@ def build_zoo(
     todo = [i for i in range(n_shards) if i % world == rank and not _shard_done(out, i, n_shards, rank, log)]
     todo_inrs = sum(len(images[i * shard_size : (i + 1) * shard_size]) for i in todo)
     processes = min(processes, len(todo))
+    total, before = len(images), len(images) - todo_inrs * world  # INRs of the split, INRs already on disk
+
+    def report(done: float) -> None:
+        if on_progress is not None:
+            on_progress(min(total, before + int(done)), total)
+
+    def poll() -> None:  # a multi-process build: count the shards on disk
+        report(sum(min(shard_size, total - i * shard_size) for i in todo if shard_path(out, i).exists()))
+
+    report(0)
     if world == 1 and processes > 1:
         log(f"zoo: fitting {len(todo)} shards ({todo_inrs} INRs) in {processes} processes")
-        _launch(processes, images, out, dataset, split, str(out), arch.to_dict(), recipe.to_dict(), shard_size, seed,
-                todo, progress, streamed)
+        built = _launch(processes, images, out, dataset, split, str(out), arch.to_dict(), recipe.to_dict(),
+                        shard_size, seed, todo, progress, streamed, should_stop=should_stop, on_poll=poll)
     else:
-        _fit_shards(images, out, todo, dataset=dataset, split=split, arch=arch, recipe=recipe, shard_size=shard_size,
-                    seed=seed, rank=rank, progress=progress, log=log, streamed=streamed)
+        built = _fit_shards(images, out, todo, dataset=dataset, split=split, arch=arch, recipe=recipe,
+                            shard_size=shard_size, seed=seed, rank=rank, progress=progress, log=log,
+                            streamed=streamed, should_stop=should_stop, on_shard=report)
+    if not built:
+        raise ZooStopped(f"zoo build stopped: {sum(shard_path(out, i).exists() for i in range(n_shards))} of "
+                         f"{n_shards} shards of {out} are on disk (a rerun resumes)")
+    report(total)
     if world > 1:
         import torch.distributed as dist
 

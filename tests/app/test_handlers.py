@@ -408,3 +408,62 @@ def test_admin_says_what_data_a_dataset_needs(tmp_path, tiny_zoo):
          "log": ["building zoo /x/lfw-train (one-time, resumable)"]}
     assert "preparing: `building zoo /x/lfw-train" in _status_md(s)
     assert "preparing" not in _status_md({**s, "history": [{"step": 2, "val": 0.1}]})
+
+
+def test_zoo_build_reports_progress_stops_between_shards_and_resumes(tmp_path, monkeypatch):
+    """build_zoo (one process) reports INRs fitted as it goes, stops before the next shard when asked (ZooStopped,
+    no zoo.json, the shard written kept), and a rerun resumes to the same zoo as an uninterrupted build."""
+    import inr.zoo as Z
+    from inr.fit import ZOO_RECIPE
+
+    images = torch.rand(24, 8, 8, 1, generator=torch.Generator().manual_seed(3))
+    monkeypatch.setattr(Z, "load_dataset", lambda dataset, split: images)
+    recipe = ZOO_RECIPE.replace(steps=12)
+    seen: list[tuple[int, int]] = []
+    with pytest.raises(Z.ZooStopped, match="1 of 3 shards"):
+        Z.build_zoo("lfw", "train", tmp_path / "a", recipe=recipe, shard_size=10, progress=False, log=lambda m: None,
+                    should_stop=lambda: Z.shard_path(tmp_path / "a", 0).exists(),
+                    on_progress=lambda d, t: seen.append((d, t)))
+    assert seen[0] == (0, 24) and seen[-1] == (10, 24) and all(t == 24 for _, t in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert not (tmp_path / "a" / "zoo.json").exists() and Z.shard_path(tmp_path / "a", 0).exists()
+    seen.clear()
+    Z.build_zoo("lfw", "train", tmp_path / "a", recipe=recipe, shard_size=10, progress=False, log=lambda m: None,
+                on_progress=lambda d, t: seen.append((d, t)))
+    assert seen[0] == (10, 24) and seen[-1] == (24, 24)  # the shard on disk counts from the start
+    Z.build_zoo("lfw", "train", tmp_path / "b", recipe=recipe, shard_size=10, progress=False, log=lambda m: None)
+    a, b = Z.load_zoo(tmp_path / "a"), Z.load_zoo(tmp_path / "b")
+    assert all(torch.equal(p, q) for p, q in zip(a[0], b[0]))
+
+
+def test_stop_ends_the_data_build_at_once_and_the_status_says_how_far_it_is(tmp_path, monkeypatch):
+    """A job on a dataset whose zoo is missing builds it first (every core, the multi-process launcher) with its
+    own line "building zoo NAME · k/N INRs"; Stop ends it inside the shards' fits (each would take hours here),
+    keeps no stop file, writes no zoo.json and leaves the job "stopped"."""
+    import inr.zoo as Z
+    from app.ui import _status_md
+    from inr.fit import ZOO_RECIPE
+
+    images = torch.rand(260, 8, 8, 1, generator=torch.Generator().manual_seed(4))  # 2 shards of at most 250
+    monkeypatch.setattr(Z, "load_dataset", lambda dataset, split: images)
+    monkeypatch.setitem(Z.RECIPES, "lfw", ZOO_RECIPE.replace(steps=10**7, target_psnr=None))  # never finishes
+    zoo = tmp_path / "zoo"
+    jobs = Jobs(tmp_path / "runs", zoo)
+    cfg = TrainConfig(task="erode", data="lfw", editor="ws", steps=3, limit=8, val_size=4, batch=4, points=8,
+                      model=dict(TINY))
+    jobs.start("z", cfg)
+    t0 = time.time()
+    while not jobs.status()["data"].endswith("/260 INRs") and jobs.running() and time.time() - t0 < 60:
+        time.sleep(0.1)
+    s = jobs.status()
+    assert s["phase"] == "data" and s["data"] == "building zoo lfw-train · 0/260 INRs", s
+    assert s["log"][-1] == s["data"] and s["progress"] < 1.0
+    assert "building zoo lfw-train · 0/260 INRs · 0%" in _status_md(s) and "step 0" not in _status_md(s)
+    time.sleep(3.0)  # the workers start and fit
+    jobs.stop()
+    s = jobs.wait(60)
+    assert not jobs.running() and s["state"] == "stopped", s
+    log = " ".join(s["log"])
+    assert "zoo build stopped: 0 of 2 shards" in log and not s["history"], log
+    assert ("in 2 processes" in log) == (Z.default_processes() > 1), log  # the launcher's workers, where cores allow
+    assert not (zoo / "lfw-train" / "zoo.json").exists() and not list((zoo / "lfw-train").glob(".*"))
