@@ -20,6 +20,7 @@ QUICK = [
     ["bench.tiles"],  # 10-16 min the first time, ~2 min after (fits cached in $GMN_HOME/cache/tiles/): tiled photos
     ["bench.fitting", "report"],  # ~20 min: steps and time to 30/35/40 dB per fitting method; editability
     ["bench.curves"],  # seconds: the shipped editors' learning curves
+    ["bench.structure"],  # a second: the longest function and the largest config of HEAD (issue 27)
     ["bench.paper_sizes"],  # ~8 min: the paper's editor sizes, their file, forward and training-step cost here
     ["bench.editor_resolution"],  # ~15 min the first time, ~10 s cached: colour editors at 256/512/1024 px
 ]
