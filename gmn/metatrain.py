@@ -233,11 +233,14 @@ def metatrain(cfg: MetaTrainConfig, *, log: Callable[[str], None] = print, progr
             return True
         return cfg.minutes is not None and state["cpu"] >= cfg.minutes * 60
 
-    logf = open(out / "log.jsonl", "a")
+    def write_log(rec: dict) -> None:  # opened per record: an interrupt before the first leaves no empty log
+        with open(out / "log.jsonl", "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+
     if state["best_val"] is None:  # the starting point (Adam with lr α) is a candidate too
         state["best_val"], state["best_episode"] = _validate(net, val, cfg), 0
         save_optimizer(out / "best.safetensors", net, _card(cfg, state, ocfg))
-        logf.write(json.dumps({"episode": 0, "val_psnr": state["best_val"]}) + "\n")
+        write_log({"episode": 0, "val_psnr": state["best_val"]})
     while not done():
         c0, t0 = time.process_time(), time.perf_counter()
         name, imgs, arch, params, gen = _episode_data(cfg, data, state["episode"], device)
@@ -259,13 +262,11 @@ def metatrain(cfg: MetaTrainConfig, *, log: Callable[[str], None] = print, progr
             if state["best_val"] is None or v > state["best_val"]:
                 state["best_val"], state["best_episode"] = v, state["episode"]
                 save_optimizer(out / "best.safetensors", net, _card(cfg, state, ocfg))
-        logf.write(json.dumps(rec) + "\n")
-        logf.flush()
+        write_log(rec)
         log(json.dumps(rec))
         _save_state(last, net, meta_opt, state)
         if bar is not None:
             bar.update(dc / 60)
-    logf.close()
     if bar is not None:
         bar.close()
     return state

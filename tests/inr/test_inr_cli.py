@@ -256,3 +256,34 @@ def test_ctrl_c_in_a_long_job_is_a_clean_resumable_exit(tmp_path, monkeypatch, c
     rc, err = cli(main, ["zoo", "--out", tmp_path / "zoo"], capsys)
     assert rc == 130 and err.strip().splitlines() == [err.strip()] and "the same command resumes" in err, err
     assert "Traceback" not in err
+
+    # a worker process of a multi-process build (inr.zoo._worker) ends quietly: exit 130, no traceback
+    import inspect
+
+    from safetensors.torch import save_file
+
+    from inr.siren import SirenArch
+
+    save_file({"images": torch.zeros(2, 28, 28, 1)}, str(tmp_path / "images.safetensors"))
+    given = {"images_file": str(tmp_path / "images.safetensors"), "dataset": "mnist5k", "split": "train",
+             "out": str(tmp_path / "zoo"), "arch": SirenArch(hidden=8).to_dict(), "recipe": {}, "shard_size": 2,
+             "seed": 0, "todo": [0], "progress": False, "streamed": True}
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setattr(inr.zoo, "_fit_shards", interrupted)
+    names = inspect.signature(inr.zoo._worker).parameters
+    if kind == "keyboard":  # (the launcher's SignalException is raised in the parent, never in a worker)
+        with pytest.raises(SystemExit) as stop:
+            inr.zoo._worker(**{n: given.get(n, str(tmp_path / n)) for n in names})
+        worker_err = capsys.readouterr().err
+        assert stop.value.code == 130 and "Traceback" not in worker_err, worker_err
+
+    # gmn metatrain interrupted before its first validation leaves no empty log.jsonl
+    import gmn.metatrain
+    from gmn.__main__ import main as gmn_main
+
+    monkeypatch.setattr(gmn.metatrain, "load_dataset", lambda *a: torch.zeros(2, 28, 28, 1))
+    monkeypatch.setattr(gmn.metatrain, "_validate", interrupted)
+    rc, err = cli(gmn_main, ["metatrain", "--out", tmp_path / "meta", "--threads", "1"], capsys)
+    assert rc == 130 and "Traceback" not in err and "the same command resumes" in err, err
+    assert (tmp_path / "meta").is_dir() and not (tmp_path / "meta" / "log.jsonl").exists()
