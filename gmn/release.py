@@ -149,7 +149,7 @@ def add_ship_arguments(p) -> None:
     """The options of `python -m gmn ship` (--run is read as `args.run_name`: `args.run` is the handler)."""
     p.add_argument("--task", default="dilate")
     p.add_argument("--data", default="mnist5k")
-    p.add_argument("--run", dest="run_name", required=True,
+    p.add_argument("--run", dest="run_name", metavar="RUN", required=True,
                    help="a run folder, or a run name under $GMN_HOME/runs/bench/DATA-TASK")
     p.add_argument("--name", required=True, help="the file name in assets/editors")
     p.add_argument("--points", type=int, default=64)
