@@ -120,8 +120,30 @@ def check_admin(password, client: str = "local", guard: PasswordGuard | None = N
     guard.succeeded(client)
 
 
-def admin_publish(settings: Settings, password, run, name, client: str = "local") -> tuple[list[dict], str]:
-    """Copy runs/RUN/best.safetensors (+ card) into the published folder as NAME; returns (registry, name)."""
+PUBLISH_CONFIRM_SECONDS = 60.0  # a second Publish of the same run and name within this replaces the published one
+_publish_pending: dict[tuple[str, str], tuple[str, float]] = {}  # (client, name) -> (run, time of the first press)
+_publish_lock = threading.Lock()
+
+
+def _confirm_replace(client: str, run: str, name: str) -> None:
+    """Two-step Publish over an editor already published as `name`: the first press asks (gr.Error, nothing
+    copied), a second press by the same client, same run and name within PUBLISH_CONFIRM_SECONDS replaces it."""
+    now = time.monotonic()
+    with _publish_lock:
+        asked = _publish_pending.pop((client, name), None)
+        if asked is not None and asked[0] == run and now - asked[1] <= PUBLISH_CONFIRM_SECONDS:
+            return
+        _publish_pending[(client, name)] = (run, now)
+    raise gr.Error(f"an editor is already published as {name!r}: press Publish again within "
+                   f"{PUBLISH_CONFIRM_SECONDS:.0f} s to replace it with the best editor of run {run!r}, or choose "
+                   "another name")
+
+
+def admin_publish(settings: Settings, password, run, name, client: str = "local",
+                  replace: bool = False) -> tuple[list[dict], str]:
+    """Copy runs/RUN/best.safetensors (+ card) into the published folder as NAME; returns (registry, name).
+    Over an editor already published as NAME it asks first (`_confirm_replace`: press again to replace) unless
+    `replace`."""
     check_admin(password, client)
     run, name = V.name(run, "run"), V.name(name)
     src = Path(settings.runs_dir) / run / "best.safetensors"
@@ -135,6 +157,8 @@ def admin_publish(settings: Settings, password, run, name, client: str = "local"
         if (Path(d) / f"{name}.safetensors").exists():
             raise gr.Error(f"{name!r} is a shipped editor's name; choose another")
     dst = Path(settings.published_dir)
+    if (dst / f"{name}.safetensors").exists() and not replace:
+        _confirm_replace(client, run, name)
     dst.mkdir(parents=True, exist_ok=True)
     for suffix in (".json", ".safetensors"):  # the weights last: the registry lists *.safetensors
         s = src.with_suffix(suffix)

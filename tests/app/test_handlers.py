@@ -467,3 +467,38 @@ def test_stop_ends_the_data_build_at_once_and_the_status_says_how_far_it_is(tmp_
     assert "zoo build stopped: 0 of 2 shards" in log and not s["history"], log
     assert ("in 2 processes" in log) == (Z.default_processes() > 1), log  # the launcher's workers, where cores allow
     assert not (zoo / "lfw-train" / "zoo.json").exists() and not list((zoo / "lfw-train").glob(".*"))
+
+
+def test_publish_over_a_published_name_asks_first_and_a_second_press_replaces(tmp_path, monkeypatch):
+    """Publishing a run as a name already published copies nothing and asks; the same client pressing again
+    (same run, same name, within the confirmation window) replaces it; another run, another client or a late
+    press asks again; replace=True (API) replaces at once; a new name publishes at once."""
+    import app.admin as A
+
+    monkeypatch.setenv("GMN_ADMIN_PASSWORD", PASSWORD)
+    settings = H.Settings(registry_dirs=[], published_dir=tmp_path / "pub", runs_dir=tmp_path / "runs")
+    for run, seed in (("r1", 0), ("r2", 1)):
+        (tmp_path / "runs" / run).mkdir(parents=True)
+        save_editor(tmp_path / "runs" / run / "best.safetensors", tiny_editor("dilate", seed=seed))
+    weights = {r: (tmp_path / "runs" / r / "best.safetensors").read_bytes() for r in ("r1", "r2")}
+    published = tmp_path / "pub" / "mine.safetensors"
+    rows, name = H.admin_publish(settings, PASSWORD, "r1", "mine", client="a")  # a new name: no question
+    assert name == "mine" and "mine" in {r["name"] for r in rows} and published.read_bytes() == weights["r1"]
+    ask = "already published as 'mine': press Publish again within 60 s to replace it with the best editor of run 'r2'"
+    with pytest.raises(gr.Error, match=ask):
+        H.admin_publish(settings, PASSWORD, "r2", "mine", client="a")
+    assert published.read_bytes() == weights["r1"]  # nothing copied yet
+    for other in (("r1", "a"), ("r2", "b")):  # another run, or another client, does not confirm the question
+        with pytest.raises(gr.Error, match="already published"):
+            H.admin_publish(settings, PASSWORD, other[0], "mine", client=other[1])
+    with pytest.raises(gr.Error, match="already published"):
+        H.admin_publish(settings, PASSWORD, "r2", "mine", client="a")  # r1 was asked last for client a
+    H.admin_publish(settings, PASSWORD, "r2", "mine", client="a")  # the second press replaces
+    assert published.read_bytes() == weights["r2"]
+    monkeypatch.setattr(A, "PUBLISH_CONFIRM_SECONDS", -1.0)  # a press after the window asks again
+    for _ in range(2):
+        with pytest.raises(gr.Error, match="already published"):
+            H.admin_publish(settings, PASSWORD, "r1", "mine", client="a")
+    assert published.read_bytes() == weights["r2"]
+    H.admin_publish(settings, PASSWORD, "r1", "mine", client="a", replace=True)
+    assert published.read_bytes() == weights["r1"]
