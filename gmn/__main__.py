@@ -70,7 +70,7 @@ def _check_model(model: dict, build, what: str) -> None:
         with torch.device("meta"):
             module = build()
     except (TypeError, ValueError, KeyError, RuntimeError, EditorError) as e:
-        raise EditorError(f"--model does not describe {what}: {str(e).splitlines()[0] if str(e) else e!r}") from None
+        raise EditorError(f"--model does not describe {what}: {(str(e).splitlines() or [repr(e)])[0]}") from None
     n = sum(p.numel() for p in module.parameters())
     if n > MAX_MODEL_PARAMS:
         raise EditorError(f"--model describes {what} of {n:,} parameters; at most {MAX_MODEL_PARAMS:,}")

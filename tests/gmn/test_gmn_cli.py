@@ -116,7 +116,8 @@ def tripwire(monkeypatch):
     (["fit", "DIGIT", "-o", "OUT", "--lr", "1e100"], "--lr"),
     (["train", "--model", "-1", "--out", "OUTDIR"], "--model"),
     (["train", "--model", '{"hidden": 1e309}', "--out", "OUTDIR"], "--model"),
-    (["train", "--model", '{"hidden": -3}', "--out", "OUTDIR"], "--model does not describe"),
+    (["train", "--model", '{"hidden": -3}', "--out", "OUTDIR"],  # the reason as torch says it, not its repr
+     "--model does not describe a ws+gmn editor: Trying to create tensor with negative dimension"),
     (["train", "--model", '{"hidden": 20000}', "--out", "OUTDIR"], "parameters; at most"),
     (["train", "--model", '{"hidden": 100000}', "--out", "OUTDIR"], "hidden = 100000 is out of range"),
     (["train", "--model", '{"task": "erode"}', "--out", "OUTDIR"], "--model cannot set task"),
