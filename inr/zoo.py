@@ -161,11 +161,12 @@ def _quiet_on_ctrl_c(worker: Callable) -> Callable:
 
 @_quiet_on_ctrl_c
 def _worker(images_file: str, dataset: str, split: str, out: str, arch: dict, recipe: dict, shard_size: int,
-            seed: int, todo: list[int], progress: bool, streamed: bool, stop_file: str) -> None:
+            seed: int, todo: list[int], progress: bool, streamed: bool, stop_file: str, progress_file: str) -> None:
     """One process of a multi-process build (started by torch.distributed's elastic launcher, as torchrun
     starts its workers): rank r of P fits the shards todo[r], todo[r + P], ... on one thread, reading the
     split's images from `images_file` (written once by the parent, so no process rebuilds the dataset); it
-    stops, between shards or inside a fit, once `stop_file` exists."""
+    stops, between shards or inside a fit, once `stop_file` exists, and writes the INRs it has fitted to
+    `progress_file`-RANK about twice a second (for the parent's progress line)."""
     from safetensors import safe_open
 
     torch.set_num_threads(1)
@@ -173,18 +174,28 @@ def _worker(images_file: str, dataset: str, split: str, out: str, arch: dict, re
     with safe_open(images_file, framework="pt") as fh:
         images = fh.get_tensor("images")  # (n, H, W, C)
     fields = {k: v for k, v in recipe.items() if k in ("steps", "lr", "target_psnr")}
+    mine, last = Path(f"{progress_file}-{rank}"), [0.0]
+
+    def on_shard(done: float) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.5:
+            last[0] = now
+            tmp = mine.with_name(mine.name + ".tmp")
+            tmp.write_text(f"{done:.1f}")
+            os.replace(tmp, mine)
+
     _fit_shards(images, Path(out), todo[rank::world], dataset=dataset, split=split, arch=SirenArch.from_dict(arch),
                 recipe=FitRecipe(**fields), shard_size=shard_size, seed=seed, rank=rank, progress=progress,
                 log=lambda m: print(m, flush=True), streamed=streamed,
-                should_stop=lambda: os.path.exists(stop_file))
+                should_stop=lambda: os.path.exists(stop_file), on_shard=on_shard)
 
 
 def _launch(processes: int, images: torch.Tensor, out: Path, *args, should_stop: Callable[[], bool] | None = None,
-            on_poll: Callable[[], None] | None = None) -> bool:
+            on_poll: Callable[[float], None] | None = None) -> bool:
     """Run `_worker` in `processes` local processes through torch.distributed's elastic launcher (the engine
     behind torchrun); a failed worker fails the build (the shards it wrote are kept, so a rerun resumes).
-    A watcher thread calls on_poll() and polls should_stop() 5 times a second; a stop writes the workers' stop
-    file. Returns False when stopped."""
+    A watcher thread calls on_poll(INRs the workers have fitted so far) and polls should_stop() 5 times a
+    second; a stop writes the workers' stop file. Returns False when stopped."""
     import uuid
 
     from safetensors.torch import save_file
@@ -194,13 +205,22 @@ def _launch(processes: int, images: torch.Tensor, out: Path, *args, should_stop:
     save_file({"images": images.contiguous()}, str(images_file))
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=images_file.stem[1:],
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.5)
-    stop_file = out / f".stop-{images_file.stem[8:]}"
+    stop_file, progress_file = out / f".stop-{images_file.stem[8:]}", out / f".progress-{images_file.stem[8:]}"
     stopped, finished = threading.Event(), threading.Event()
+
+    def fitted() -> float:
+        total = 0.0
+        for f in out.glob(progress_file.name + "-*"):
+            try:
+                total += 0.0 if f.name.endswith(".tmp") else float(f.read_text())
+            except (OSError, ValueError):  # replaced meanwhile: counted at the next poll
+                pass
+        return total
 
     def watch() -> None:
         while not finished.wait(0.2):
             if on_poll is not None:
-                on_poll()
+                on_poll(fitted())
             if should_stop is not None and should_stop():
                 stop_file.touch()
                 stopped.set()
@@ -209,12 +229,14 @@ def _launch(processes: int, images: torch.Tensor, out: Path, *args, should_stop:
     watcher = threading.Thread(target=watch, name="zoo-stop-watcher", daemon=True)
     watcher.start()
     try:
-        elastic_launch(config, _worker)(str(images_file), *args, str(stop_file))
+        elastic_launch(config, _worker)(str(images_file), *args, str(stop_file), str(progress_file))
     finally:
         finished.set()
         watcher.join()
         images_file.unlink(missing_ok=True)
         stop_file.unlink(missing_ok=True)
+        for f in out.glob(progress_file.name + "-*"):
+            f.unlink(missing_ok=True)
     return not stopped.is_set()
 
 
@@ -271,8 +293,8 @@ def build_zoo(
         if on_progress is not None:
             on_progress(min(total, before + int(done)), total)
 
-    def poll() -> None:  # a multi-process build: count the shards on disk
-        report(sum(min(shard_size, total - i * shard_size) for i in todo if shard_path(out, i).exists()))
+    def poll(fitted: float) -> None:  # a multi-process build: what the workers say, at least the shards on disk
+        report(max(fitted, sum(min(shard_size, total - i * shard_size) for i in todo if shard_path(out, i).exists())))
 
     report(0)
     if world == 1 and processes > 1:
