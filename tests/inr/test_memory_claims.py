@@ -4,9 +4,9 @@ Each reader (inr.files.load_inr on single and tiled files, gmn.editors.load_edit
 and the `inr info` / `inr render` commands run on files whose metadata claims huge sizes (10⁷ layers or
 width, image_size 4096², grids of 10⁶ tiles, editor and optimizer widths of 60,000; renders asked at 4096 px)
 in one subprocess whose address space is limited to its own baseline (Python + torch + the project, measured
-after a warm-up) plus 500 MB (RLIMIT_AS). Each case must end refused (the reader's own error; exit 2 for a command) or done (exit 0),
-with no traceback, MemoryError or failed allocation; the peak resident memory of each case (VmHWM after
-resetting it through /proc/self/clear_refs) must stay under 500 MB above the baseline as well.
+after a warm-up) plus 500 MB (RLIMIT_AS). Each case must end refused (the reader's own error; exit 2 for a
+command) or done (exit 0), with no traceback, MemoryError or failed allocation; the peak resident memory of
+each case (VmHWM after resetting it through /proc/self/clear_refs) must stay under 500 MB above the baseline.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def set_meta(src: Path, dst: Path, **changes) -> None:
 
 
 def set_config(src: Path, dst: Path, key: str = "config", **changes) -> None:
-    """Copy an editor / optimizer file with entries of its JSON `config` (nested via "arch.hidden") replaced."""
+    """Copy an editor / optimizer file with entries of its JSON `config` (nested: "arch__hidden") replaced."""
     with safe_open(str(src), framework="pt") as fh:
         config = json.loads(fh.metadata()[key])
     for k, v in changes.items():
@@ -148,13 +148,16 @@ def make_cases(work: Path) -> list[dict]:
         size = "1024" if expect == "either" else "4096"  # the accepted file at the app's largest display
         cases.append({"name": f"inr render {name}", "kind": "cli", "expect": expect,
                       "argv": ["render", str(path), "-o", str(work / f"out-{i}.png"), "--size", size]})
-    editor = ROOT / "assets" / "editors" / "dilate.safetensors"  # 1.1 MB, the smallest shipped editor
-    for i, changes in enumerate([{"hidden": 60000}, {"ng_node": 60000, "ng_blocks": 64}, {"lowrank": 60000, "theta_channels": 60000},
-                                 {"copies": 64, "points": 60000}, {"arch__hidden": 60000, "arch__layers": 64},
-                                 {"hidden": 10**7}]):
+    shipped = ROOT / "assets" / "editors"
+    ng, ws = shipped / "dilate.safetensors", shipped / "erode-inplace.safetensors"  # ng+gmn (1.1 MB), ws (100 KB)
+    editors = [(ng, {"hidden": 60000}), (ng, {"ng_node": 60000, "ng_blocks": 64}),
+               (ng, {"lowrank": 60000, "theta_channels": 60000}), (ng, {"copies": 64, "points": 60000}),
+               (ng, {"arch__hidden": 60000, "arch__layers": 64}), (ng, {"hidden": 10**7}),
+               (ws, {"ws_hidden": 60000}), (ws, {"ws_layers": 64, "ws_hidden": 4096})]
+    for i, (src, changes) in enumerate(editors):
         path = work / f"editor-{i}.safetensors"
-        set_config(editor, path, **changes)
-        cases.append({"name": f"load_editor {changes}", "kind": "editor", "path": str(path),
+        set_config(src, path, **changes)
+        cases.append({"name": f"load_editor {src.stem} {changes}", "kind": "editor", "path": str(path),
                       "expect": "refused"})
     optimizer = ROOT / "assets" / "optimizers" / "learned.safetensors"
     for i, changes in enumerate([{"hidden": 60000}, {"gmn": True, "gmn_hidden": 60000}, {"depth": 64},
@@ -165,7 +168,7 @@ def make_cases(work: Path) -> list[dict]:
                       "expect": "refused"})
     for c in cases:
         p = Path(c.get("path") or c["argv"][1])
-        assert p.stat().st_size < 2**20 or p.name.startswith("editor-"), p
+        assert p.stat().st_size < 2**20 or c["name"].startswith("load_editor dilate"), p
     return cases
 
 
