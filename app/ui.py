@@ -649,8 +649,9 @@ def fit_panel(c: SimpleNamespace, thumbs: list) -> None:
             c.layers = gr.Slider(1, 5, value=H.DEFAULT_LAYERS, step=1, label="Sine layers")
             c.resolution = gr.Dropdown(["auto", "28", "32", "128", "256", "512", "1024"], value="auto",
                                        label="Working resolution (longer side)",
-                                       info="auto: 256 for photos (9×9 tiles of 32 px), an image of at most 32 px "
-                                            "keeps its size (one SIREN)")
+                                       info="auto: a photo's own size up to 1024 px (larger ones are downscaled, "
+                                            "with a notice), as tiles of 32 px; an image of at most 32 px keeps "
+                                            "its size (one SIREN)")
             c.steps = gr.Slider(10, 2000, value=H.DEFAULT_STEPS, step=10, label="Fit steps", elem_id="fit-steps")
             c.colour = gr.Radio(["auto", "gray", "colour"], value="auto", label="Channels",
                                 info="auto: photos as colour tiles (gray ones with R = G = B), small gray images "
