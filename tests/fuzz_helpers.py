@@ -15,9 +15,15 @@ from collections import Counter
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import numpy as np
 import torch
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from PIL import Image
+
+from inr.files import save_inr, save_tiled
+from inr.siren import SirenArch, init_params
+from inr.tiles import TileGrid
 
 LONG = int(os.environ.get("GMN_FUZZ_EXAMPLES", "0"))
 
@@ -130,3 +136,16 @@ JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8), containers,
     max_leaves=8,
 )
+
+
+def fixtures(work: Path) -> None:
+    """Small valid inputs and awkward paths in `work`."""
+    (work / "dir").mkdir()
+    (work / "link").symlink_to(work / "dir")
+    os.mkfifo(work / "fifo")
+    arch = SirenArch(hidden=8)
+    save_inr(work / "digit.safetensors", init_params(arch, 1), arch, image_size=[8, 8])
+    grid = TileGrid((40, 40), 32, 4)
+    save_tiled(work / "tiled.safetensors", init_params(SirenArch(hidden=8, dim_out=3), grid.count),
+               SirenArch(hidden=8, dim_out=3), grid)
+    Image.fromarray((np.random.default_rng(0).random((12, 12)) * 255).astype(np.uint8)).save(work / "digit.png")

@@ -16,40 +16,27 @@ and prints the counts (pytest -s).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import torch
 from fuzz_helpers import JSON, WorkStarted, cli_case, hostile_values, profile, run_cli, subparsers
+from fuzz_helpers import fixtures as common_fixtures
 from hypothesis import given
 from hypothesis import strategies as st
-from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from gmn.editors import Editor, EditorConfig, EditorError, load_editor, save_editor
-from inr.files import save_inr, save_tiled
-from inr.siren import SirenArch, init_params
-from inr.tiles import TileGrid
 
 SMALL = dict(hidden=8, interaction_layers=1, deepsets_layers=1, lowrank=2, theta_channels=2, ws_hidden=4,
              ws_layers=2)
 
 
 def fixtures(work: Path) -> None:
-    """Small valid inputs and awkward paths in `work`."""
-    (work / "dir").mkdir()
-    (work / "link").symlink_to(work / "dir")
-    os.mkfifo(work / "fifo")
-    arch = SirenArch(hidden=8)
-    save_inr(work / "digit.safetensors", init_params(arch, 1), arch, image_size=[8, 8])
-    grid = TileGrid((40, 40), 32, 4)
-    save_tiled(work / "tiled.safetensors", init_params(SirenArch(hidden=8, dim_out=3), grid.count),
-               SirenArch(hidden=8, dim_out=3), grid)
-    Image.fromarray((np.random.default_rng(0).random((12, 12)) * 255).astype(np.uint8)).save(work / "digit.png")
+    """The shared small inputs and awkward paths (fuzz_helpers.fixtures), and a small editor file."""
+    common_fixtures(work)
     save_editor(work / "editor.safetensors", Editor(EditorConfig(kind="ws+gmn", task="dilate", **SMALL)))
 
 

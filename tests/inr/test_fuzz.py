@@ -16,39 +16,21 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import time
 from collections import Counter
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from fuzz_helpers import JSON, WorkStarted, cli_case, hostile_values, profile, run_cli, subparsers
+from fuzz_helpers import JSON, WorkStarted, cli_case, fixtures, hostile_values, profile, run_cli, subparsers
 from hypothesis import given
 from hypothesis import strategies as st
-from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from inr.errors import InrFileError
-from inr.files import load_inr, save_inr, save_tiled
-from inr.siren import SirenArch, init_params
-from inr.tiles import TileGrid
-
-
-def fixtures(work: Path) -> None:
-    """Small valid inputs and awkward paths in `work`."""
-    (work / "dir").mkdir()
-    (work / "link").symlink_to(work / "dir")
-    os.mkfifo(work / "fifo")
-    arch = SirenArch(hidden=8)
-    save_inr(work / "digit.safetensors", init_params(arch, 1), arch, image_size=[8, 8])
-    grid = TileGrid((40, 40), 32, 4)
-    save_tiled(work / "tiled.safetensors", init_params(SirenArch(hidden=8, dim_out=3), grid.count),
-               SirenArch(hidden=8, dim_out=3), grid)
-    Image.fromarray((np.random.default_rng(0).random((12, 12)) * 255).astype(np.uint8)).save(work / "digit.png")
+from inr.files import load_inr
 
 
 def test_fuzz_inr_cli(tmp_path, monkeypatch, capsys):
